@@ -1,0 +1,1 @@
+"""Shared infrastructure for Triple Academy services. No business logic lives here."""

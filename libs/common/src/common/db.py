@@ -1,0 +1,109 @@
+"""Async SQLAlchemy per service: PostgreSQL (own schema via search_path) or a SQLite file."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on both backends (SQLite drops the offset otherwise)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def engine_options(url: str, schema: str | None, pool_size: int = 10) -> dict[str, Any]:
+    """Connection arguments shared by the app engine and the migration engine."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if schema:
+        options["connect_args"] = {"options": f"-csearch_path={schema}"}
+    if "+psycopg" in url and not url.startswith("sqlite"):
+        options["pool_size"] = pool_size
+        options["max_overflow"] = pool_size
+    return options
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def ensure_sqlite_dir(url: str) -> None:
+    """Create the folder of a SQLite file URL so a fresh checkout just runs."""
+    prefix = url.split(":///", 1)
+    if url.startswith("sqlite") and len(prefix) == 2 and prefix[1] not in ("", ":memory:"):
+        Path(prefix[1]).parent.mkdir(parents=True, exist_ok=True)
+
+
+class Database:
+    """Engine and session factory of one service; opened in lifespan, never at import."""
+
+    def __init__(self, url: str, schema: str | None = None, pool_size: int = 10) -> None:
+        ensure_sqlite_dir(url)
+        self.url = url
+        self.schema = schema
+        self.engine: AsyncEngine = create_async_engine(url, **engine_options(url, schema, pool_size))
+        if url.startswith("sqlite"):
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._after_commit_hooks: list[Callable[[AsyncSession], None]] = []
+
+    def on_commit(self, hook: Callable[[AsyncSession], None]) -> None:
+        """Run `hook(session)` after each commit of a `transaction()` (e.g. wake the outbox relay)."""
+        self._after_commit_hooks.append(hook)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commit on success, roll back on any error."""
+        async with self.sessionmaker() as session, session.begin():
+            yield session
+        for hook in self._after_commit_hooks:
+            hook(session)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A read-only style session; callers commit explicitly if they write."""
+        async with self.sessionmaker() as session:
+            yield session
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,7 @@
+"""Integration events: envelope, transactional outbox, inbox, and two transports behind one interface."""
+
+from common.events.bus import EventBus, EventHandler
+from common.events.envelope import Envelope
+from common.events.outbox import add_event
+
+__all__ = ["Envelope", "EventBus", "EventHandler", "add_event"]

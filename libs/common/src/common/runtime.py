@@ -1,0 +1,112 @@
+"""Everything a service holds while it runs, opened in its lifespan and closed on shutdown."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from common import migrations
+from common.cache import Cache, open_cache
+from common.db import Database
+from common.events.bus import EventBus, InProcessBus
+from common.events.consumer import HandlerMap, InboxConsumer
+from common.events.outbox import OutboxRelay
+from common.events.rabbitmq import RabbitMQBus
+from common.http import ServiceClient, ServiceTokenProvider
+from common.observability.logging import configure_logging
+from common.observability.tracing import configure_tracing
+from common.security import JWKSVerifier
+from common.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: ServiceSettings
+    db: Database
+    cache: Cache
+    bus: EventBus
+    http: httpx.AsyncClient
+    verifier: JWKSVerifier
+    tokens: ServiceTokenProvider | None
+    relay: OutboxRelay
+    health_checks: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    # Service-specific resources (payment provider, storage...) opened by the service itself.
+    resources: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, target: str) -> ServiceClient:
+        """A client for another service ('catalog', 'billing', ...) with this service's token."""
+        base_url = getattr(self.settings, f"{target}_url")
+        return ServiceClient(self.http, base_url, target, self.tokens,
+                             timeout=self.settings.http_timeout_seconds,
+                             retries=self.settings.http_retries)
+
+
+def open_bus(settings: ServiceSettings) -> EventBus:
+    if settings.broker_url:
+        return RabbitMQBus(settings.broker_url, settings.broker_exchange,
+                           queue_prefix=settings.broker_queue_prefix,
+                           service=settings.service_name,
+                           max_attempts=settings.broker_max_attempts,
+                           retry_delay_ms=settings.broker_retry_delay_ms)
+    return InProcessBus()
+
+
+@asynccontextmanager
+async def open_runtime(settings: ServiceSettings, *, migrations_dir: Path, handlers: HandlerMap,
+                       bus: EventBus | None = None,
+                       http_transport: httpx.AsyncBaseTransport | None = None,
+                       ) -> AsyncIterator[Runtime]:
+    """Open db, cache, bus, HTTP, verifier and relay; subscribe the service's event handlers.
+
+    A `bus` passed in is shared (embedded mode) and owned by the caller.
+    """
+    name = settings.service_name
+    configure_logging(name, settings.log_level, settings.log_json)
+    configure_tracing(name, settings.otlp_endpoint)
+    if settings.should_migrate_on_start:
+        await migrations.upgrade_async(migrations_dir, settings.database_url, settings.db_schema)
+
+    async with AsyncExitStack() as stack:
+        db = Database(settings.database_url, settings.db_schema, settings.database_pool_size)
+        stack.push_async_callback(db.dispose)
+        cache = open_cache(settings.redis_url, settings.redis_key_prefix)
+        stack.push_async_callback(cache.close)
+        http = httpx.AsyncClient(transport=http_transport,
+                                 timeout=settings.http_timeout_seconds,
+                                 limits=httpx.Limits(max_keepalive_connections=50))
+        stack.push_async_callback(http.aclose)
+        if bus is None:
+            bus = open_bus(settings)
+            await bus.start()
+            stack.push_async_callback(bus.close)
+        verifier = JWKSVerifier(f"{settings.auth_url}/.well-known/jwks.json", settings.jwt_issuer,
+                                http, cache_seconds=settings.jwks_cache_seconds,
+                                refetch_cooldown=settings.jwks_refetch_cooldown_seconds)
+        tokens = None
+        if settings.service_client_secret is not None:
+            tokens = ServiceTokenProvider(http, f"{settings.auth_url}/oauth/token", name,
+                                          settings.service_client_secret.get_secret_value())
+        relay = OutboxRelay(db, bus, name)
+        checks: dict[str, Callable[[], Awaitable[None]]] = {"database": db.ping}
+        if settings.redis_url:
+            checks["redis"] = cache.ping
+        if settings.broker_url:
+            checks["broker"] = bus.ping
+        runtime = Runtime(settings=settings, db=db, cache=cache, bus=bus, http=http,
+                          verifier=verifier, tokens=tokens, relay=relay, health_checks=checks)
+        if handlers:
+            consumer = InboxConsumer(db, name, handlers)
+            await bus.subscribe(name, consumer.routing_keys, consumer)
+        relay.start()
+        stack.push_async_callback(relay.stop)
+        log.info("service started", extra={"mode": "distributed" if settings.broker_url
+                                            else "embedded"})
+        yield runtime

@@ -1,0 +1,176 @@
+"""Access-token verification against auth's JWKS, and role checks as FastAPI dependencies.
+
+Keys are cached; an unknown `kid` triggers at most one refetch per cooldown. Algorithms are
+pinned; `iss`, `aud` and `exp` are always checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import httpx
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from common.errors import Forbidden, Unauthorized
+
+log = logging.getLogger(__name__)
+
+ALLOWED_ALGORITHMS = ["EdDSA"]
+SERVICE_ROLE = "service"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user (sub = user id) or a service (sub = 'service:<name>')."""
+
+    subject: str
+    roles: frozenset[str]
+    claims: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def is_service(self) -> bool:
+        return SERVICE_ROLE in self.roles
+
+    @property
+    def service_name(self) -> str | None:
+        return self.subject.split(":", 1)[1] if self.subject.startswith("service:") else None
+
+    def has_any_role(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+
+class JWKSVerifier:
+    def __init__(self, jwks_url: str, issuer: str, http: httpx.AsyncClient, *,
+                 cache_seconds: float = 300, refetch_cooldown: float = 10,
+                 algorithms: list[str] | None = None) -> None:
+        self.jwks_url = jwks_url
+        self.issuer = issuer
+        self.http = http
+        self.cache_seconds = cache_seconds
+        self.refetch_cooldown = refetch_cooldown
+        self.algorithms = algorithms or ALLOWED_ALGORITHMS
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def _refresh(self, *, force: bool) -> None:
+        async with self._lock:
+            age = time.monotonic() - self._fetched_at
+            if (force and age < self.refetch_cooldown) or (not force and age < self.cache_seconds):
+                return
+            try:
+                response = await self.http.get(self.jwks_url, timeout=3)
+                response.raise_for_status()
+                keys = {}
+                for jwk in response.json().get("keys", []):
+                    if jwk.get("alg") in self.algorithms and jwk.get("kid"):
+                        keys[jwk["kid"]] = jwt.PyJWK(jwk)
+                self._keys = keys
+            except (httpx.HTTPError, ValueError, jwt.PyJWKError) as exc:
+                log.warning("JWKS fetch failed", extra={"error": repr(exc)})
+            finally:
+                self._fetched_at = time.monotonic()
+
+    async def _key_for(self, kid: str) -> jwt.PyJWK:
+        if not self._keys or time.monotonic() - self._fetched_at > self.cache_seconds:
+            await self._refresh(force=False)
+        key = self._keys.get(kid)
+        if key is None:
+            await self._refresh(force=True)
+            key = self._keys.get(kid)
+        if key is None:
+            raise Unauthorized("unknown signing key", code="invalid_token")
+        return key
+
+    async def verify(self, token: str, audience: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("malformed token", code="invalid_token") from exc
+        if header.get("alg") not in self.algorithms or not header.get("kid"):
+            raise Unauthorized("token algorithm or key id not accepted", code="invalid_token")
+        key = await self._key_for(header["kid"])
+        try:
+            return jwt.decode(token, key=key, algorithms=self.algorithms, audience=audience,
+                              issuer=self.issuer,
+                              options={"require": ["exp", "iat", "iss", "aud", "sub"]})
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("token expired", code="token_expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("invalid token", code="invalid_token") from exc
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _verifier_and_audiences(request: Request) -> tuple[JWKSVerifier, str, str]:
+    runtime = request.app.state.runtime
+    settings = runtime.settings
+    return runtime.verifier, settings.jwt_audience, settings.service_name
+
+
+async def _principal(request: Request,
+                     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("missing bearer token", code="missing_token",
+                           headers={"WWW-Authenticate": "Bearer"})
+    verifier, user_audience, service_audience = _verifier_and_audiences(request)
+    token = credentials.credentials
+    unverified = _unverified_audience(token)
+    # Service tokens name this service as audience; user tokens name the public API.
+    audience = service_audience if service_audience in unverified else user_audience
+    claims = await verifier.verify(token, audience)
+    return Principal(subject=str(claims["sub"]), roles=frozenset(claims.get("roles", [])),
+                     claims=claims)
+
+
+def _unverified_audience(token: str) -> list[str]:
+    try:
+        aud = jwt.decode(token, options={"verify_signature": False}).get("aud", [])
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("malformed token", code="invalid_token") from exc
+    return [aud] if isinstance(aud, str) else list(aud)
+
+
+async def _optional_principal(request: Request,
+                              credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+                              ) -> Principal | None:
+    if credentials is None:
+        return None
+    return await _principal(request, credentials)
+
+
+async def _current_user(principal: Principal = Depends(_principal)) -> Principal:
+    if principal.is_service:
+        raise Forbidden("a user token is required")
+    return principal
+
+
+def require_roles(*roles: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    async def check(principal: Principal = Depends(_current_user)) -> Principal:
+        if not principal.has_any_role(*roles):
+            raise Forbidden(f"requires role: {' or '.join(roles)}")
+        return principal
+
+    return check
+
+
+def require_service(*services: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    async def check(principal: Principal = Depends(_principal)) -> Principal:
+        if not principal.is_service or principal.service_name not in services:
+            raise Forbidden("this endpoint is for internal services")
+        return principal
+
+    return check
+
+
+CurrentUser = Annotated[Principal, Depends(_current_user)]
+OptionalUser = Annotated[Principal | None, Depends(_optional_principal)]
+AdminUser = Annotated[Principal, Depends(require_roles("admin"))]

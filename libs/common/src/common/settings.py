@@ -1,0 +1,98 @@
+"""One settings base for every service, so each is configured the same way (env prefix per service)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values that only ever belong on a laptop; production refuses to start with any of them.
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "dev-", "placeholder", "insecure", "secret")
+
+
+class ServiceSettings(BaseSettings):
+    """Fields every service has. Subclasses set `model_config` with their own env prefix."""
+
+    service_name: ClassVar[str] = "service"
+
+    model_config = SettingsConfigDict(extra="ignore", secrets_dir=None)
+
+    environment: Literal["development", "test", "production"] = Field(
+        default="development", validation_alias=AliasChoices("ENVIRONMENT", "environment")
+    )
+    # Embedded: SQLite file, in-process events, in-memory cache. Distributed: PostgreSQL/RabbitMQ/Redis.
+    database_url: str = "sqlite+aiosqlite:///var/data/service.db"
+    database_schema: str | None = None
+    database_pool_size: int = 10
+    migrate_on_start: bool | None = None
+    redis_url: str | None = None
+    redis_key_prefix: str = ""
+    broker_url: str | None = None
+    broker_exchange: str = "triple.events"
+    broker_queue_prefix: str = ""
+    broker_max_attempts: int = 5
+    broker_retry_delay_ms: int = 2000
+
+    # Where this service finds the others (gateway prefixes in both modes).
+    auth_url: str = "http://127.0.0.1:8000/api/auth"
+    catalog_url: str = "http://127.0.0.1:8000/api/catalog"
+    billing_url: str = "http://127.0.0.1:8000/api/billing"
+    playback_url: str = "http://127.0.0.1:8000/api/playback"
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    jwt_issuer: str = "triple-academy-auth"
+    jwt_audience: str = "triple-api"
+    jwks_cache_seconds: int = 300
+    jwks_refetch_cooldown_seconds: float = 10.0
+
+    # Client-credentials secret this service uses to call others; None means it calls nobody.
+    service_client_secret: SecretStr | None = None
+    http_timeout_seconds: float = 3.0
+    http_retries: int = 2
+
+    log_level: str = "INFO"
+    log_json: bool = True
+    otlp_endpoint: str | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def db_schema(self) -> str | None:
+        """PostgreSQL schema of this service; SQLite has none (one file per service)."""
+        if self.is_sqlite:
+            return None
+        return self.database_schema or self.service_name
+
+    @property
+    def should_migrate_on_start(self) -> bool:
+        """Embedded (SQLite) migrates on start; distributed runs migrations as a separate step."""
+        if self.migrate_on_start is not None:
+            return self.migrate_on_start
+        return self.is_sqlite
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> ServiceSettings:
+        if self.environment != "production":
+            return self
+        bad = [name for name, value in self._secret_values().items() if _is_placeholder(value)]
+        if bad:
+            raise ValueError(f"placeholder secrets are not allowed in production: {', '.join(bad)}")
+        if self.is_sqlite:
+            raise ValueError("production needs PostgreSQL, not SQLite")
+        return self
+
+    def _secret_values(self) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value: Any = getattr(self, name)
+            if isinstance(value, SecretStr):
+                values[name] = value.get_secret_value()
+        return values
+
+
+def _is_placeholder(value: str) -> bool:
+    lowered = value.lower()
+    return len(value) < 16 or any(marker in lowered for marker in PLACEHOLDER_MARKERS)

@@ -1,0 +1,58 @@
+"""Test helpers shared by every service's tests: run an app in-process, fresh PostgreSQL schemas.
+
+Tests talk to real PostgreSQL/Redis/RabbitMQ; names are unique per run so no state leaks
+between runs.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from common import pgbootstrap
+from common.http import LazyASGITransport
+
+PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+TEST_BASE_URL = "http://testserver"
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+@contextmanager
+def postgres_database(services: list[str]) -> Iterator[dict[str, str]]:
+    """A fresh database with one role-owned schema per service; yields service -> async URL."""
+    database = unique_name("triple_test")
+    roles = {name: (f"triple_{name}", f"test-{name}-pw") for name in services}
+    pgbootstrap.bootstrap(PG_ADMIN_DSN, database, roles)
+    urls = {
+        name: f"postgresql+psycopg://{role}:{password}@127.0.0.1:5432/{database}"
+        for name, (role, password) in roles.items()
+    }
+    try:
+        yield urls
+    finally:
+        pgbootstrap.drop_database(PG_ADMIN_DSN, database)
+
+
+@asynccontextmanager
+async def serve_in_process(app: FastAPI, transport: LazyASGITransport | None = None,
+                           ) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and yield a client talking to it without a socket.
+
+    Pass the same `transport` the app was created with so its own outgoing calls (JWKS, other
+    services mounted on the same app) loop back in-process.
+    """
+    if transport is not None:
+        transport.bind(app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url=TEST_BASE_URL) as client:
+        yield client

@@ -1,0 +1,29 @@
+"""Dependencies of auth's routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from common.app import get_runtime
+from common.runtime import Runtime
+from fastapi import Depends, Request
+
+from auth.settings import AuthSettings
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_settings(request: Request) -> AuthSettings:
+    settings: AuthSettings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[AuthSettings, Depends(get_settings)]
+
+
+def client_ip(request: Request) -> str:
+    """The gateway sets X-Real-IP; a direct caller is its socket address."""
+    return request.headers.get("x-real-ip") or (request.client.host if request.client else "unknown")
+
+
+ClientIP = Annotated[str, Depends(client_ip)]

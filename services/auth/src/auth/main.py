@@ -1,0 +1,41 @@
+"""create_app(settings) -> the auth service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from common.app import build_app
+from common.events import EventBus
+from common.runtime import open_runtime
+from fastapi import FastAPI
+
+from auth import demo, events, keys, service
+from auth.api.routes import router
+from auth.settings import AuthSettings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def create_app(settings: AuthSettings | None = None, *, bus: EventBus | None = None,
+               http_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    settings = settings or AuthSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_runtime(settings, migrations_dir=MIGRATIONS_DIR, handlers=events.HANDLERS,
+                                bus=bus, http_transport=http_transport) as runtime:
+            async with runtime.db.transaction() as session:
+                await keys.ensure_signing_key(db_session=session)
+                await service.ensure_service_clients(
+                    db_session=session, secrets_by_client=settings.service_client_secrets())
+                if settings.seed_demo_data:
+                    await demo.seed(db_session=session)
+            app.state.runtime = runtime
+            yield
+
+    return build_app(settings, title="Triple Academy auth",
+                     description="Accounts, sessions, signing keys and service clients.",
+                     lifespan=lifespan, routers=[router])
