@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI, Request
 
 from common import health
 from common.errors import install_error_handlers
+from common.events.bus import InProcessBus
 from common.observability.middleware import ObservabilityMiddleware
 from common.runtime import Runtime
 from common.settings import ServiceSettings
@@ -31,3 +32,29 @@ def build_app(settings: ServiceSettings, *, title: str, description: str,
 def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+def compose_services(services: Mapping[str, FastAPI], *, bus: InProcessBus | None = None,
+                     extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """Mount services under /api/<name> in one ASGI app and run their lifespans in order.
+
+    This is the embedded gateway (and the in-process test platform): Starlette does not run a
+    mounted app's lifespan, so the composite runs them, then lets the shared in-process bus
+    deliver once every service has subscribed.
+    """
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if bus is not None:
+                await bus.start()
+                stack.push_async_callback(bus.close)
+            for service_app in services.values():
+                await stack.enter_async_context(service_app.router.lifespan_context(service_app))
+            if bus is not None:
+                bus.begin_delivery()
+            yield
+
+    routes: list[BaseRoute] = [Mount(f"/api/{name}", app=app) for name, app in services.items()]
+    routes.extend(extra_routes)
+    return Starlette(routes=routes, lifespan=lifespan)

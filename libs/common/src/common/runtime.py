@@ -83,6 +83,7 @@ async def open_runtime(settings: ServiceSettings, *, migrations_dir: Path, handl
                                  timeout=settings.http_timeout_seconds,
                                  limits=httpx.Limits(max_keepalive_connections=50))
         stack.push_async_callback(http.aclose)
+        owns_bus = bus is None
         if bus is None:
             bus = open_bus(settings)
             await bus.start()
@@ -105,6 +106,8 @@ async def open_runtime(settings: ServiceSettings, *, migrations_dir: Path, handl
         if handlers:
             consumer = InboxConsumer(db, name, handlers)
             await bus.subscribe(name, consumer.routing_keys, consumer)
+        if owns_bus and isinstance(bus, InProcessBus):
+            bus.begin_delivery()
         relay.start()
         stack.push_async_callback(relay.stop)
         log.info("service started", extra={"mode": "distributed" if settings.broker_url

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 import httpx
-from fastapi import FastAPI
+from starlette.applications import Starlette
 
 from common import pgbootstrap
 from common.http import LazyASGITransport
@@ -44,7 +44,7 @@ def postgres_database(services: list[str]) -> Iterator[dict[str, str]]:
 
 
 @asynccontextmanager
-async def serve_in_process(app: FastAPI, transport: LazyASGITransport | None = None,
+async def serve_in_process(app: Starlette, transport: LazyASGITransport | None = None,
                            ) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan and yield a client talking to it without a socket.
 

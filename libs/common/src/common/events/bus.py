@@ -59,20 +59,18 @@ class InProcessBus:
     durable queue of the embedded mode, and a crash loses nothing.
     """
 
-    def __init__(self, inline_attempts: int = 3, retry_delay: float = 0.05,
-                 *, deliver_on_start: bool = True) -> None:
+    def __init__(self, inline_attempts: int = 3, retry_delay: float = 0.05) -> None:
         self._subscriptions: list[_Subscription] = []
         self.inline_attempts = inline_attempts
         self.retry_delay = retry_delay
         self._delivering = asyncio.Event()
-        self._deliver_on_start = deliver_on_start
 
     async def start(self) -> None:
-        if self._deliver_on_start:
-            self.begin_delivery()
+        return None
 
     def begin_delivery(self) -> None:
-        """The embedded gateway calls this once every service has subscribed."""
+        """Called by whoever owns the bus once every consumer has subscribed (the embedded gateway,
+        or a standalone service's runtime), so no early event finds nobody listening."""
         self._delivering.set()
 
     async def declare(self, consumer: str, routing_keys: Iterable[str]) -> None:
