@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 
 from common import health
@@ -37,7 +38,8 @@ def get_runtime(request: Request) -> Runtime:
 
 
 def compose_services(services: Mapping[str, FastAPI], *, bus: InProcessBus | None = None,
-                     extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+                     extra_routes: Sequence[BaseRoute] = (),
+                     middleware: Sequence[Middleware] = ()) -> Starlette:
     """Mount services under /api/<name> in one ASGI app and run their lifespans in order.
 
     This is the embedded gateway (and the in-process test platform): Starlette does not run a
@@ -59,4 +61,4 @@ def compose_services(services: Mapping[str, FastAPI], *, bus: InProcessBus | Non
 
     routes: list[BaseRoute] = [Mount(f"/api/{name}", app=app) for name, app in services.items()]
     routes.extend(extra_routes)
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=list(middleware))

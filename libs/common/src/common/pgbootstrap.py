@@ -31,9 +31,12 @@ def bootstrap(admin_dsn: str, database: str, roles: dict[str, tuple[str, str]]) 
                 sql.Identifier(schema), sql.Identifier(role)))
 
 
-def drop_database(admin_dsn: str, database: str) -> None:
+def drop_database(admin_dsn: str, database: str, roles: list[str] | None = None) -> None:
+    """Drop a (test) database and, optionally, the roles that only it used."""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+        for role in roles or []:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 def main() -> None:

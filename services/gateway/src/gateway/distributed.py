@@ -1,0 +1,247 @@
+"""The distributed topology as local processes: one uvicorn per service replica, Nginx in front,
+against the local PostgreSQL, Redis and RabbitMQ. `make up` / `make down` and the e2e tests use it.
+
+Each run gets its own database, exchange, queue and key prefixes (the namespace), fresh
+per-run secrets, and direct service-to-service URLs (the gateway is for the public only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+from common import pgbootstrap
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gateway import nginx
+
+SERVICES = ("auth", "catalog", "billing", "playback")
+REPO_ROOT = nginx.REPO_ROOT
+DEFAULT_PORTS = {"auth": 8101, "catalog": 8102, "billing": 8103, "playback": 8104}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Topology:
+    namespace: str = "triple"
+    gateway_port: int = 8080
+    ports: dict[str, list[int]] = field(default_factory=lambda: {s: [p] for s, p in DEFAULT_PORTS.items()})
+    run_dir: Path = REPO_ROOT / "var" / "distributed"
+    pg_admin_dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    pg_host: str = "127.0.0.1:5432"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    seed_demo_data: bool = True
+    secrets: dict[str, str] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def ephemeral(cls, run_dir: Path, replicas: dict[str, int] | None = None) -> Topology:
+        """A throw-away topology on free ports with unique names (tests)."""
+        replicas = replicas or {}
+        return cls(namespace=f"t{secrets.token_hex(5)}", gateway_port=free_port(),
+                   ports={s: [free_port() for _ in range(replicas.get(s, 1))] for s in SERVICES},
+                   run_dir=run_dir)
+
+    @property
+    def database(self) -> str:
+        return self.namespace
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def _ensure_secrets(self) -> None:
+        if self.secrets:
+            return
+        key = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key_file = self.run_dir / "playback-token-key.pem"
+        key_file.write_bytes(key)
+        key_file.chmod(0o600)
+        self.secrets = {f"{s}_db_password": secrets.token_urlsafe(18) for s in SERVICES}
+        self.secrets.update({f"{s}_client_secret": secrets.token_urlsafe(24) for s in SERVICES})
+        self.secrets.update({
+            "secure_link_secret": secrets.token_urlsafe(24),
+            "stripe_webhook_secret": "whsec_" + secrets.token_urlsafe(24),
+            "playback_token_key_file": str(key_file),
+        })
+
+    def env_for(self, service: str) -> dict[str, str]:
+        prefix = service.upper() + "_"
+        pw = self.secrets[f"{service}_db_password"]
+        env = {
+            "ENVIRONMENT": "development",
+            "DATABASE_URL": f"postgresql+psycopg://{self.namespace}_{service}:{pw}@{self.pg_host}/{self.database}",
+            "DATABASE_SCHEMA": service,
+            "MIGRATE_ON_START": "false",
+            "REDIS_URL": self.redis_url,
+            "REDIS_KEY_PREFIX": f"{self.namespace}:{service}:",
+            "BROKER_URL": self.broker_url,
+            "BROKER_EXCHANGE": f"{self.namespace}.events",
+            "BROKER_QUEUE_PREFIX": f"{self.namespace}.",
+            "BROKER_RETRY_DELAY_MS": "500",
+            "PUBLIC_BASE_URL": self.gateway_url,
+            "SERVICE_CLIENT_SECRET": self.secrets[f"{service}_client_secret"],
+            "LOG_JSON": "true",
+            "SEED_DEMO_DATA": "true" if self.seed_demo_data else "false",
+        }
+        for other in SERVICES:  # direct calls between services, not through the public edge
+            env[f"{other.upper()}_URL"] = f"http://127.0.0.1:{self.ports[other][0]}"
+        if service == "auth":
+            env["SERVICE_CLIENTS"] = ",".join(f"{s}:{self.secrets[f'{s}_client_secret']}" for s in SERVICES)
+        if service == "billing":
+            env["PAYMENT_PROVIDER"] = "local"
+            env["STRIPE_WEBHOOK_SECRET"] = self.secrets["stripe_webhook_secret"]
+        if service == "playback":
+            env["SECURE_LINK_SECRET"] = self.secrets["secure_link_secret"]
+            env["MEDIA_BASE_URL"] = f"{self.gateway_url}/media"
+            env["TOKEN_PRIVATE_KEY_FILE"] = self.secrets["playback_token_key_file"]
+        base = {k: v for k, v in os.environ.items() if not k.startswith(tuple(s.upper() + "_" for s in SERVICES))}
+        return {**base, **{(k if k == "ENVIRONMENT" else prefix + k): v for k, v in env.items()}}
+
+    def bootstrap(self) -> None:
+        """Database, roles and schemas, then each service's migrations and queues."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._ensure_secrets()
+        roles = {s: (f"{self.namespace}_{s}", self.secrets[f"{s}_db_password"]) for s in SERVICES}
+        pgbootstrap.bootstrap(self.pg_admin_dsn, self.database, roles)
+        for service in SERVICES:
+            subprocess.run([sys.executable, "-m", service, "migrate"], env=self.env_for(service), check=True,
+                           cwd=REPO_ROOT, stdout=subprocess.DEVNULL)
+
+    def start(self) -> None:
+        self.bootstrap()
+        logs = self.run_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        for service in SERVICES:
+            for index, port in enumerate(self.ports[service]):
+                name = f"{service}-{index}"
+                log_file = (logs / f"{name}.log").open("ab")
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "uvicorn", f"{service}.main:create_app", "--factory",
+                     "--host", "127.0.0.1", "--port", str(port), "--no-server-header", "--no-access-log",
+                     "--proxy-headers"],
+                    env=self.env_for(service), cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+                    start_new_session=True)
+                self.pids[name] = process.pid
+        main_conf = nginx.render(nginx.GatewayConfig(
+            listen=f"127.0.0.1:{self.gateway_port}",
+            upstreams={s: [f"127.0.0.1:{p}" for p in self.ports[s]] for s in SERVICES},
+            media_root=REPO_ROOT / "services" / "playback" / "media",
+            secure_link_secret=self.secrets["secure_link_secret"]), self.run_dir / "nginx")
+        nginx.check(main_conf)
+        nginx.start(main_conf)
+        self.save()
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        pending = {f"{s}:{p}" for s in SERVICES for p in self.ports[s]}
+        while pending and time.monotonic() < deadline:
+            for item in list(pending):
+                port = item.split(":")[1]
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code == 200:
+                        pending.discard(item)
+                except httpx.HTTPError:
+                    pass
+            if pending:
+                time.sleep(0.3)
+        if pending:
+            raise RuntimeError(f"not ready after {timeout}s: {sorted(pending)}; see {self.run_dir / 'logs'}")
+
+    def stop(self, *, drop_database: bool = False) -> None:
+        nginx.stop(self.run_dir / "nginx" / "nginx.conf")
+        for pid in self.pids.values():
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        deadline = time.monotonic() + 10
+        for pid in self.pids.values():
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                    reaped, _ = os.waitpid(pid, os.WNOHANG)
+                    if reaped:
+                        break
+                except (ProcessLookupError, ChildProcessError):
+                    break
+                time.sleep(0.1)
+            else:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.pids.clear()
+        if drop_database:
+            pgbootstrap.drop_database(self.pg_admin_dsn, self.database,
+                                      roles=[f"{self.namespace}_{s}" for s in SERVICES])
+        state = self.run_dir / "state.json"
+        state.unlink(missing_ok=True)
+
+    def save(self) -> None:
+        data = asdict(self)
+        data["run_dir"] = str(self.run_dir)
+        (self.run_dir / "state.json").write_text(json.dumps(data, indent=2))
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Topology | None:
+        state = run_dir / "state.json"
+        if not state.exists():
+            return None
+        data = json.loads(state.read_text())
+        data["run_dir"] = Path(data["run_dir"])
+        return cls(**data)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m gateway.distributed", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "migrate"])
+    parser.add_argument("--replicas", action="append", default=[], metavar="SERVICE=N",
+                        help="run N processes of a service behind the gateway (least_conn)")
+    args = parser.parse_args()
+    run_dir = REPO_ROOT / "var" / "distributed"
+    existing = Topology.load(run_dir)
+    if args.command == "down":
+        if existing is None:
+            print("nothing is running")
+            return
+        existing.stop()
+        print("stopped")
+        return
+    if existing is not None and args.command == "up":
+        existing.stop()
+    topology = Topology(run_dir=run_dir)
+    for spec in args.replicas:
+        service, count = spec.split("=", 1)
+        first = DEFAULT_PORTS[service]
+        topology.ports[service] = [first + 10 * i for i in range(int(count))]
+    if args.command == "migrate":
+        topology.bootstrap()
+        print("migrated")
+        return
+    topology.start()
+    print(f"Triple Academy (distributed) at {topology.gateway_url}  logs: {run_dir / 'logs'}")
+
+
+if __name__ == "__main__":
+    main()

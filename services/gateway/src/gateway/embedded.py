@@ -1,0 +1,76 @@
+"""The embedded mode: every service in one process on one port, same code as distributed.
+
+Only adapters differ: a SQLite file per service, the in-process event bus, in-memory cache,
+in-process HTTP between services, the local payment provider, media from the local disk (the
+playback media app stands in for Nginx `secure_link`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import auth.main
+import billing.main
+import catalog.main
+import playback.main
+from auth.settings import AuthSettings
+from billing.settings import BillingSettings
+from catalog.settings import CatalogSettings
+from common.app import compose_services
+from common.events.bus import InProcessBus
+from common.http import LazyASGITransport
+from playback.media import create_media_app
+from playback.settings import PlaybackSettings
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from gateway.headers import SecurityHeadersMiddleware
+from gateway.settings import GatewaySettings
+
+SERVICES = ("auth", "catalog", "billing", "playback")
+
+
+def service_overrides(settings: GatewaySettings, name: str) -> dict[str, Any]:
+    """Embedded values: every service reaches the others through this process's own prefixes."""
+    base = settings.public_base_url.rstrip("/")
+    urls = {f"{svc}_url": f"{base}/api/{svc}" for svc in SERVICES}
+    data_dir = settings.data_dir.resolve()
+    return {**urls, "public_base_url": base, "log_json": settings.log_json,
+            "database_url": f"sqlite+aiosqlite:///{data_dir / f'{name}.db'}"}
+
+
+async def index(_request: Request) -> JSONResponse:
+    return JSONResponse({
+        "platform": "Triple Academy (embedded mode)",
+        "apis": {name: f"/api/{name}/docs" for name in SERVICES},
+        "health": {name: f"/api/{name}/health/ready" for name in SERVICES},
+    })
+
+
+def create_embedded_app(settings: GatewaySettings | None = None) -> Starlette:
+    settings = settings or GatewaySettings()
+    transport = LazyASGITransport()
+    bus = InProcessBus()
+    seed = settings.seed_demo_data
+    playback_settings = PlaybackSettings(**service_overrides(settings, "playback"))
+    services = {
+        "auth": auth.main.create_app(
+            AuthSettings(**service_overrides(settings, "auth"), seed_demo_data=seed),
+            bus=bus, http_transport=transport),
+        "catalog": catalog.main.create_app(
+            CatalogSettings(**service_overrides(settings, "catalog"), seed_demo_data=seed),
+            bus=bus, http_transport=transport),
+        "billing": billing.main.create_app(
+            BillingSettings(**service_overrides(settings, "billing"), payment_provider="local"),
+            bus=bus, http_transport=transport),
+        "playback": playback.main.create_app(playback_settings, bus=bus, http_transport=transport),
+    }
+    app = compose_services(services, bus=bus, extra_routes=[
+        Mount("/media", app=create_media_app(playback_settings)),
+        Route("/", index),
+    ], middleware=[Middleware(SecurityHeadersMiddleware)])
+    transport.bind(app)
+    return app
