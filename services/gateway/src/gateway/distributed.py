@@ -8,6 +8,7 @@ per-run secrets, and direct service-to-service URLs (the gateway is for the publ
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -187,10 +188,8 @@ class Topology:
                     break
                 time.sleep(0.1)
             else:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         self.pids.clear()
         if drop_database:
             pgbootstrap.drop_database(self.pg_admin_dsn, self.database,

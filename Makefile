@@ -1,0 +1,55 @@
+# Triple Academy. `make run` and `make test` do their own set-up (uv is bootstrapped with pip).
+SHELL := /bin/bash
+UV = $(shell command -v uv 2>/dev/null || (test -x .tools/bin/uv && echo .tools/bin/uv) || echo "python3 -m uv")
+PACKAGES := -p common -p auth -p catalog -p billing -p playback -p gateway
+
+.PHONY: help bootstrap sync run test test-fast lint format up down migrate bench clean
+
+help:
+	@echo "make run      the whole platform embedded on http://127.0.0.1:8000 (demo data)"
+	@echo "make test     unit, integration and e2e tests (needs PostgreSQL, Redis, RabbitMQ, nginx)"
+	@echo "make lint     ruff + mypy"
+	@echo "make up       distributed mode as local processes behind nginx on http://127.0.0.1:8080"
+	@echo "make down     stop what 'make up' started"
+	@echo "make migrate  bootstrap the database/roles/schemas and run every service's migrations"
+	@echo "make bench    benchmarks under bench/ (against 'make up')"
+
+bootstrap:
+	@command -v uv >/dev/null 2>&1 || test -x .tools/bin/uv || python3 -m uv --version >/dev/null 2>&1 \
+		|| python3 -m pip install --quiet --user uv 2>/dev/null \
+		|| (python3 -m venv .tools && .tools/bin/pip install --quiet uv)
+	@$(MAKE) --no-print-directory sync
+
+sync:
+	$(UV) sync --frozen --quiet
+
+run: bootstrap
+	$(UV) run python -m gateway
+
+test: bootstrap
+	$(UV) run pytest
+
+test-fast: bootstrap
+	$(UV) run pytest --ignore=tests/e2e
+
+lint: bootstrap
+	$(UV) run ruff check .
+	$(UV) run mypy $(PACKAGES)
+
+format: bootstrap
+	$(UV) run ruff check --fix .
+
+up: bootstrap
+	$(UV) run python -m gateway.distributed up $(UP_ARGS)
+
+down:
+	$(UV) run python -m gateway.distributed down
+
+migrate: bootstrap
+	$(UV) run python -m gateway.distributed migrate
+
+bench: bootstrap
+	$(UV) run python bench/core_path.py
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

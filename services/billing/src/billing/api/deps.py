@@ -1,0 +1,53 @@
+"""Dependencies of billing's routes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from common.app import get_runtime
+from common.errors import Unauthorized
+from common.runtime import Runtime
+from common.security import Principal
+from fastapi import Depends, Header, Request
+
+from billing.providers import PaymentProvider
+from billing.settings import BillingSettings
+
+PROVIDER_RESOURCE = "payment_provider"
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_settings(request: Request) -> BillingSettings:
+    settings: BillingSettings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[BillingSettings, Depends(get_settings)]
+
+
+def get_provider(runtime: RuntimeDep) -> PaymentProvider:
+    provider: PaymentProvider = runtime.resources[PROVIDER_RESOURCE]
+    return provider
+
+
+ProviderDep = Annotated[PaymentProvider, Depends(get_provider)]
+
+
+def idempotency_key(
+    key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
+                                      pattern=r"^[\x21-\x7e]+$")] = None,
+) -> str:
+    """Optional: without a key every request is a new attempt (a fresh key is generated)."""
+    return key or f"generated-{uuid.uuid4()}"
+
+
+IdempotencyKey = Annotated[str, Depends(idempotency_key)]
+
+
+def user_id_of(principal: Principal) -> uuid.UUID:
+    try:
+        return uuid.UUID(principal.subject)
+    except ValueError as exc:
+        raise Unauthorized("token subject is not a user id", code="invalid_token") from exc

@@ -1,0 +1,50 @@
+"""Dependencies of catalog's routes: the runtime, who is acting, and paging."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from common.app import get_runtime
+from common.errors import Unauthorized
+from common.runtime import Runtime
+from common.security import CurrentUser, OptionalUser, Principal, require_roles, require_service
+from fastapi import Depends, Query
+
+from catalog.service import Actor
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def _actor(principal: Principal) -> Actor:
+    try:
+        user_id = uuid.UUID(principal.subject)
+    except ValueError as exc:
+        raise Unauthorized("token subject is not a user id", code="invalid_token") from exc
+    return Actor(user_id=user_id, is_admin=principal.has_any_role("admin"))
+
+
+async def current_actor(user: CurrentUser) -> Actor:
+    return _actor(user)
+
+
+async def optional_actor(principal: OptionalUser) -> Actor | None:
+    """Anonymous callers (and services) see only what the public sees."""
+    if principal is None or principal.is_service:
+        return None
+    return _actor(principal)
+
+
+async def author_actor(user: Annotated[Principal, Depends(require_roles("instructor", "admin"))]) -> Actor:
+    return _actor(user)
+
+
+ActorDep = Annotated[Actor, Depends(current_actor)]
+OptionalActorDep = Annotated[Actor | None, Depends(optional_actor)]
+AuthorDep = Annotated[Actor, Depends(author_actor)]
+
+BillingOrPlayback = Annotated[Principal, Depends(require_service("billing", "playback"))]
+PlaybackOnly = Annotated[Principal, Depends(require_service("playback"))]
+
+PageDep = Annotated[int, Query(ge=1, le=100_000, description="1-based page number")]
+PageSizeDep = Annotated[int, Query(ge=1, le=100, description="items per page, at most 100")]

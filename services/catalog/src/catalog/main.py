@@ -1,0 +1,38 @@
+"""create_app(settings) -> the catalog service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from common.app import build_app
+from common.events import EventBus
+from common.runtime import open_runtime
+from fastapi import FastAPI
+
+from catalog import demo, events
+from catalog.api.routes import internal_router, router
+from catalog.settings import CatalogSettings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def create_app(settings: CatalogSettings | None = None, *, bus: EventBus | None = None,
+               http_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    settings = settings or CatalogSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_runtime(settings, migrations_dir=MIGRATIONS_DIR, handlers=events.HANDLERS,
+                                bus=bus, http_transport=http_transport) as runtime:
+            if settings.seed_demo_data:
+                async with runtime.db.transaction() as session:
+                    await demo.seed(db_session=session)
+            app.state.runtime = runtime
+            yield
+
+    return build_app(settings, title="Triple Academy catalog",
+                     description="Courses, curriculum, publication and enrollments.",
+                     lifespan=lifespan, routers=[router, internal_router])

@@ -1,0 +1,121 @@
+"""Catalog's tables: courses and their curriculum, enrollments, and the order facts behind them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import sqlalchemy as sa
+from common.db import UTCDateTime, utcnow
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+COURSE_STATUSES = ("draft", "published", "archived")
+LESSON_KINDS = ("video", "text")
+ENROLLMENT_STATUSES = ("active", "revoked")
+ENROLLMENT_SOURCES = ("order", "free", "admin")
+
+
+def _one_of(column: str, values: tuple[str, ...], name: str) -> sa.CheckConstraint:
+    allowed = ", ".join(f"'{value}'" for value in values)
+    return sa.CheckConstraint(f"{column} IN ({allowed})", name=name)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Course(Base):
+    __tablename__ = "courses"
+    __table_args__ = (
+        _one_of("status", COURSE_STATUSES, "ck_courses_status"),
+        sa.CheckConstraint("price_amount >= 0", name="ck_courses_price_not_negative"),
+        sa.Index("ix_courses_status_published_at", "status", "published_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    slug: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    subtitle: Mapped[str] = mapped_column(sa.String(300), default="")
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    instructor_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    price_amount: Mapped[int] = mapped_column(sa.Integer)  # minor units
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(16), default="draft")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    # lazy="raise": in async code every load must be explicit (selectinload), never implicit IO.
+    sections: Mapped[list[Section]] = relationship(
+        order_by="Section.position", cascade="all, delete-orphan", lazy="raise")
+
+    @property
+    def is_free(self) -> bool:
+        return self.price_amount == 0
+
+
+class Section(Base):
+    __tablename__ = "sections"
+    __table_args__ = (sa.UniqueConstraint("course_id", "position"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    course_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("courses.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(sa.Integer)
+    title: Mapped[str] = mapped_column(sa.String(200))
+
+    lessons: Mapped[list[Lesson]] = relationship(
+        order_by="Lesson.position", cascade="all, delete-orphan", lazy="raise")
+
+
+class Lesson(Base):
+    __tablename__ = "lessons"
+    __table_args__ = (
+        sa.UniqueConstraint("section_id", "position"),
+        _one_of("kind", LESSON_KINDS, "ck_lessons_kind"),
+        sa.CheckConstraint("kind <> 'video' OR asset_id IS NOT NULL", name="ck_lessons_video_has_asset"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    section_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("sections.id", ondelete="CASCADE"))
+    # Denormalised so "lessons of a course" and the internal lesson lookup need no join.
+    course_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(sa.Integer)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    asset_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
+    is_preview: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    duration_seconds: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+
+
+class Enrollment(Base):
+    """One row per (user, course); revocation flips the status so `version` keeps growing."""
+
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "course_id"),
+        _one_of("status", ENROLLMENT_STATUSES, "ck_enrollments_status"),
+        _one_of("source", ENROLLMENT_SOURCES, "ck_enrollments_source"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    course_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("courses.id"), index=True)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    source: Mapped[str] = mapped_column(sa.String(16))
+    order_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
+    version: Mapped[int] = mapped_column(sa.Integer, default=1)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Only grants and revocations change a row, so for an active one this is when it was granted.
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OrderFact(Base):
+    """What billing told us about an order, so paid/refunded are handled in either arrival order."""
+
+    __tablename__ = "order_facts"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    course_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    refunded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -1,0 +1,113 @@
+"""An in-process platform (auth + catalog behind one ASGI app, one in-process bus) on a fresh
+PostgreSQL database, built the way the embedded gateway builds it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import sqlalchemy as sa
+from auth import service as auth_service
+from auth.main import create_app as create_auth_app
+from auth.settings import AuthSettings
+from catalog.events import HANDLERS
+from catalog.main import create_app
+from catalog.settings import CatalogSettings
+from common.app import compose_services
+from common.events import Envelope
+from common.events.bus import InProcessBus
+from common.events.consumer import InboxConsumer
+from common.events.tables import outbox
+from common.http import LazyASGITransport
+from common.testing import postgres_database, serve_in_process
+from fastapi import FastAPI
+
+BILLING_SECRET = "billing-test-secret-123456"
+PLAYBACK_SECRET = "playback-test-secret-12345"
+DEMO_PASSWORDS = {
+    "admin": ("admin@triple.academy", "Admin-Demo-2026!"),
+    "instructor": ("instructor@triple.academy", "Instructor-Demo-2026!"),
+    "student": ("student@triple.academy", "Student-Demo-2026!"),
+}
+OTHER_INSTRUCTOR = ("other.instructor@example.com", "Other-Instructor-2026!")
+
+
+@dataclass
+class Platform:
+    client: httpx.AsyncClient
+    auth_app: FastAPI
+    catalog_app: FastAPI
+    bus: InProcessBus
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def user_id(self, who: str) -> str:
+        return str(jwt.decode(self.tokens[who], options={"verify_signature": False})["sub"])
+
+    async def deliver(self, event_type: str, payload: dict[str, Any],
+                      event_id: uuid.UUID | None = None) -> Envelope:
+        """Hand an event to catalog's inbox consumer, as the transport would."""
+        envelope = Envelope.new(event_type, payload)
+        if event_id is not None:
+            envelope = envelope.model_copy(update={"event_id": event_id})
+        consumer = InboxConsumer(self.catalog_app.state.runtime.db, "catalog", HANDLERS)
+        await consumer(envelope)
+        return envelope
+
+    async def outbox_events(self, routing_key: str, **payload_match: str) -> list[dict[str, Any]]:
+        async with self.catalog_app.state.runtime.db.session() as session:
+            rows = (await session.execute(
+                sa.select(outbox.c.envelope).where(outbox.c.routing_key == routing_key)
+                .order_by(outbox.c.created_at))).scalars().all()
+        payloads = [row["payload"] for row in rows]
+        return [p for p in payloads if all(p.get(k) == v for k, v in payload_match.items())]
+
+
+async def _login(client: httpx.AsyncClient, email: str, password: str) -> str:
+    response = await client.post("/api/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+async def _service_token(client: httpx.AsyncClient, client_id: str, secret: str) -> str:
+    response = await client.post("/api/auth/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret,
+        "audience": "catalog"})
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+@pytest.fixture(scope="module")
+async def platform() -> AsyncIterator[Platform]:
+    with postgres_database(["auth", "catalog"]) as urls:
+        transport = LazyASGITransport()
+        bus = InProcessBus()
+        auth_app = create_auth_app(AuthSettings(
+            database_url=urls["auth"], migrate_on_start=True, auth_url="http://testserver/api/auth",
+            seed_demo_data=True, log_json=False,
+            service_clients=f"billing:{BILLING_SECRET},playback:{PLAYBACK_SECRET}",
+        ), bus=bus, http_transport=transport)
+        catalog_app = create_app(CatalogSettings(
+            database_url=urls["catalog"], migrate_on_start=True, auth_url="http://testserver/api/auth",
+            seed_demo_data=True, log_json=False,
+        ), bus=bus, http_transport=transport)
+        app = compose_services({"auth": auth_app, "catalog": catalog_app}, bus=bus)
+        async with serve_in_process(app, transport) as client:
+            async with auth_app.state.runtime.db.transaction() as session:
+                await auth_service.register(db_session=session, email=OTHER_INSTRUCTOR[0],
+                                            password=OTHER_INSTRUCTOR[1], full_name="Otto Other",
+                                            roles=["instructor"])
+            platform = Platform(client=client, auth_app=auth_app, catalog_app=catalog_app, bus=bus)
+            for who, (email, password) in DEMO_PASSWORDS.items():
+                platform.tokens[who] = await _login(client, email, password)
+            platform.tokens["other_instructor"] = await _login(client, *OTHER_INSTRUCTOR)
+            platform.tokens["billing"] = await _service_token(client, "billing", BILLING_SECRET)
+            platform.tokens["playback"] = await _service_token(client, "playback", PLAYBACK_SECRET)
+            yield platform

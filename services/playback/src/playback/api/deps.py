@@ -1,0 +1,35 @@
+"""Dependencies of playback's routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from common.app import get_runtime
+from common.runtime import Runtime
+from fastapi import Depends, Request
+
+from playback.media import LocalMediaStore
+from playback.settings import PlaybackSettings
+from playback.signing import TokenKey
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_settings(request: Request) -> PlaybackSettings:
+    settings: PlaybackSettings = request.app.state.settings
+    return settings
+
+
+def get_token_key(request: Request) -> TokenKey:
+    key: TokenKey = request.app.state.runtime.resources["token_key"]
+    return key
+
+
+def get_media_store(request: Request) -> LocalMediaStore:
+    store: LocalMediaStore = request.app.state.runtime.resources["media"]
+    return store
+
+
+SettingsDep = Annotated[PlaybackSettings, Depends(get_settings)]
+TokenKeyDep = Annotated[TokenKey, Depends(get_token_key)]
+MediaStoreDep = Annotated[LocalMediaStore, Depends(get_media_store)]

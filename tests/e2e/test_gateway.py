@@ -1,0 +1,38 @@
+"""What only the Nginx edge does: private internal routes, readiness of every replica, 429s."""
+
+from __future__ import annotations
+
+import httpx
+
+from gateway.distributed import Topology
+
+
+def test_internal_routes_are_not_public(distributed: Topology) -> None:
+    with httpx.Client(base_url=distributed.gateway_url) as client:
+        response = client.get("/api/catalog/internal/courses/00000000-0000-4000-8000-000000000000")
+        assert response.status_code == 404
+        assert client.get("/media/not-an-asset/x.ts").status_code == 404
+
+
+def test_every_replica_is_ready_and_metrics_use_route_templates(distributed: Topology) -> None:
+    for service, ports in distributed.ports.items():
+        for port in ports:
+            ready = httpx.get(f"http://127.0.0.1:{port}/health/ready")
+            assert ready.status_code == 200, (service, ready.text)
+            assert set(ready.json()["checks"]) >= {"database", "redis", "broker"}
+    metrics = httpx.get(f"http://127.0.0.1:{distributed.ports['catalog'][0]}/metrics").text
+    assert "http_requests_total" in metrics and "outbox_lag_seconds" in metrics
+
+
+def test_access_log_is_json_without_secrets(distributed: Topology) -> None:
+    log = (distributed.run_dir / "nginx" / "access.log").read_text()
+    assert log.startswith("{")
+    assert "token=" not in log and "md5=" not in log
+
+
+def test_login_rate_limit_answers_429(distributed: Topology) -> None:
+    """Runs last: it spends this IP's login budget at the edge."""
+    with httpx.Client(base_url=distributed.gateway_url) as client:
+        statuses = [client.post("/api/auth/login", json={"email": "x@example.com", "password": "wrong-password"})
+                    .status_code for _ in range(40)]
+    assert 429 in statuses
