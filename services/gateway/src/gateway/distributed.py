@@ -50,6 +50,7 @@ class Topology:
     redis_url: str = "redis://127.0.0.1:6379/0"
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     seed_demo_data: bool = True
+    api_rate_limit: str = "100r/s"
     secrets: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
 
@@ -147,7 +148,8 @@ class Topology:
             listen=f"127.0.0.1:{self.gateway_port}",
             upstreams={s: [f"127.0.0.1:{p}" for p in self.ports[s]] for s in SERVICES},
             media_root=REPO_ROOT / "services" / "playback" / "media",
-            secure_link_secret=self.secrets["secure_link_secret"]), self.run_dir / "nginx")
+            secure_link_secret=self.secrets["secure_link_secret"], api_rate_limit=self.api_rate_limit),
+            self.run_dir / "nginx")
         nginx.check(main_conf)
         nginx.start(main_conf)
         self.save()
@@ -217,6 +219,8 @@ def main() -> None:
     parser.add_argument("command", choices=["up", "down", "migrate"])
     parser.add_argument("--replicas", action="append", default=[], metavar="SERVICE=N",
                         help="run N processes of a service behind the gateway (least_conn)")
+    parser.add_argument("--api-rate-limit", default="100r/s",
+                        help="nginx limit_req rate per client IP on /api (benchmarks raise it)")
     args = parser.parse_args()
     run_dir = REPO_ROOT / "var" / "distributed"
     existing = Topology.load(run_dir)
@@ -229,7 +233,7 @@ def main() -> None:
         return
     if existing is not None and args.command == "up":
         existing.stop()
-    topology = Topology(run_dir=run_dir)
+    topology = Topology(run_dir=run_dir, api_rate_limit=args.api_rate_limit)
     for spec in args.replicas:
         service, count = spec.split("=", 1)
         first = DEFAULT_PORTS[service]

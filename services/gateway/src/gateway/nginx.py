@@ -43,6 +43,8 @@ class GatewayConfig:
     upstreams: dict[str, list[str]]  # service -> ["127.0.0.1:8101", ...]
     media_root: Path
     secure_link_secret: str
+    api_rate_limit: str = "100r/s"
+    login_rate_limit: str = "30r/m"
 
 
 def nginx_binary() -> str:
@@ -65,6 +67,8 @@ def render(config: GatewayConfig, prefix: Path) -> Path:
         "ACCESS_LOG": str(prefix / "access.log"),
         "MEDIA_ROOT": str(config.media_root.resolve()),
         "SECURE_LINK_SECRET": config.secure_link_secret,
+        "API_RATE_LIMIT": config.api_rate_limit,
+        "LOGIN_RATE_LIMIT": config.login_rate_limit,
     })
     template = string.Template((NGINX_DIR / "gateway.conf.template").read_text())
     (prefix / "gateway.conf").write_text(template.safe_substitute(values))

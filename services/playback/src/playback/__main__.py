@@ -1,0 +1,29 @@
+"""`python -m playback migrate | generate-token-key`: one-shot commands for operators and CI."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from common import cli
+
+from playback import events, signing
+from playback.main import MIGRATIONS_DIR
+from playback.settings import PlaybackSettings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m playback")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply migrations and declare the service's queues")
+    sub.add_parser("generate-token-key",
+                   help="print a new Ed25519 PEM for PLAYBACK_TOKEN_PRIVATE_KEY(_FILE) to stdout")
+    args = parser.parse_args()
+    if args.command == "migrate":
+        cli.migrate(PlaybackSettings(), MIGRATIONS_DIR, events.HANDLERS)
+    elif args.command == "generate-token-key":
+        sys.stdout.write(signing.generate_pem().decode())
+
+
+if __name__ == "__main__":
+    main()

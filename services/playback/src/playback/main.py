@@ -1,0 +1,40 @@
+"""create_app(settings) -> the playback service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from common.app import build_app
+from common.events import EventBus
+from common.runtime import open_runtime
+from fastapi import FastAPI
+
+from playback import events, signing
+from playback.api.routes import router
+from playback.media import LocalMediaStore
+from playback.settings import PlaybackSettings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def create_app(settings: PlaybackSettings | None = None, *, bus: EventBus | None = None,
+               http_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    settings = settings or PlaybackSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_runtime(settings, migrations_dir=MIGRATIONS_DIR, handlers=events.HANDLERS,
+                                bus=bus, http_transport=http_transport) as runtime:
+            store = LocalMediaStore(settings.media_root)
+            runtime.resources["token_key"] = await signing.open_token_key(settings)
+            runtime.resources["media"] = store
+            runtime.health_checks["media"] = store.ping
+            app.state.runtime = runtime
+            yield
+
+    return build_app(settings, title="Triple Academy playback",
+                     description="Playback tokens, entitlements and signed HLS manifests.",
+                     lifespan=lifespan, routers=[router])
