@@ -56,11 +56,20 @@ def engine_options(url: str, schema: str | None, pool_size: int = 10) -> dict[st
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the driver, emit BEGIN: savepoints then nest for real (SQLAlchemy's
+    # documented pysqlite/aiosqlite recipe), see _sqlite_begin.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    """IMMEDIATE takes the write lock up front: a read-then-write transaction can then never fail
+    with 'database is locked' when it upgrades (SQLite does not wait in that case)."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def ensure_sqlite_dir(url: str) -> None:
@@ -80,6 +89,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **engine_options(url, schema, pool_size))
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._after_commit_hooks: list[Callable[[AsyncSession], None]] = []
 

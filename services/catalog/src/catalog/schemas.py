@@ -150,6 +150,7 @@ class InternalCourse(BaseModel):
 class InternalLesson(BaseModel):
     lesson_id: uuid.UUID
     course_id: uuid.UUID
+    kind: LessonKind  # beyond the contract's fields: lets playback refuse text lessons early
     asset_id: uuid.UUID | None
     is_preview: bool
     course_status: CourseStatus

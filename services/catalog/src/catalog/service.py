@@ -206,8 +206,9 @@ async def internal_lesson(*, db_session: AsyncSession, lesson_id: uuid.UUID) -> 
     if row is None:
         raise NotFound("lesson not found")
     lesson, course_status = row
-    return InternalLesson(lesson_id=lesson.id, course_id=lesson.course_id, asset_id=lesson.asset_id,
-                          is_preview=lesson.is_preview, course_status=course_status)
+    return InternalLesson(lesson_id=lesson.id, course_id=lesson.course_id, kind=lesson.kind,
+                          asset_id=lesson.asset_id, is_preview=lesson.is_preview,
+                          course_status=course_status)
 
 
 async def check_enrollment(*, db_session: AsyncSession, user_id: uuid.UUID,
@@ -228,9 +229,12 @@ async def _insert_if_absent(db_session: AsyncSession, model: type[Base], key: li
     """
     dialect = db_session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = await db_session.execute(insert(model).values(**values).on_conflict_do_nothing(
-        index_elements=key))
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    table = model.__table__
+    assert isinstance(table, sa.Table)
+    # RETURNING tells reliably whether a row went in (rowcount is driver-dependent here).
+    result = await db_session.execute(insert(table).values(**values).on_conflict_do_nothing(
+        index_elements=key).returning(*table.primary_key.columns))
+    return result.first() is not None
 
 
 async def _enrollment_for_update(db_session: AsyncSession, user_id: uuid.UUID,
