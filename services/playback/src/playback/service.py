@@ -171,18 +171,19 @@ async def start_playback(*, db_session: AsyncSession, settings: PlaybackSettings
                          catalog: ServiceClient, cache: Cache, user_id: uuid.UUID,
                          lesson: LessonInfo) -> IssuedToken | Refusal:
     """Decide, then open a playback session and sign its 90 s token; every decision is logged."""
-    refuse = {"user_id": user_id, "lesson_id": lesson.lesson_id, "asset_id": lesson.asset_id}
+    def refuse(error: type[DomainError], reason: str, detail: str) -> Refusal:
+        return _refuse(db_session, Refusal(error, reason, detail), user_id=user_id,
+                       lesson_id=lesson.lesson_id, asset_id=lesson.asset_id)
+
     if lesson.course_status != PUBLISHED:
-        return _refuse(db_session, Refusal(NotFound, "course_not_published", "lesson not found"), **refuse)
+        return refuse(NotFound, "course_not_published", "lesson not found")
     if not lesson.is_video or lesson.asset_id is None:
-        return _refuse(db_session, Refusal(Unprocessable, "not_a_video_lesson",
-                                           "this lesson has no video"), **refuse)
+        return refuse(Unprocessable, "not_a_video_lesson", "this lesson has no video")
     reason = "preview" if lesson.is_preview else await entitlement_source(
         db_session=db_session, catalog=catalog, cache=cache, settings=settings, user_id=user_id,
         course_id=lesson.course_id)
     if reason is None:
-        return _refuse(db_session, Refusal(Forbidden, "not_enrolled",
-                                           "you are not enrolled in this course"), **refuse)
+        return refuse(Forbidden, "not_enrolled", "you are not enrolled in this course")
 
     now = utcnow()
     issued_at = int(now.timestamp())
@@ -209,21 +210,20 @@ async def authorize_manifest(*, db_session: AsyncSession, settings: PlaybackSett
                              catalog: ServiceClient, cache: Cache, claims: signing.PlaybackClaims,
                              session_id: uuid.UUID) -> PlaybackSession | Refusal:
     """A verified token opens only its own session, and only while the entitlement still holds."""
-    refuse = {"user_id": claims.user_id, "lesson_id": claims.lesson_id, "asset_id": claims.asset_id}
+    def refuse(reason: str, detail: str, known_session: uuid.UUID | None = None) -> Refusal:
+        return _refuse(db_session, Refusal(Forbidden, reason, detail), user_id=claims.user_id,
+                       lesson_id=claims.lesson_id, asset_id=claims.asset_id, session_id=known_session)
+
     if claims.session_id != session_id:
-        return _refuse(db_session, Refusal(Forbidden, "session_mismatch",
-                                           "this token belongs to another playback session"), **refuse)
+        return refuse("session_mismatch", "this token belongs to another playback session")
     row = await db_session.get(PlaybackSession, session_id)
     if row is None or row.user_id != claims.user_id or row.asset_id != claims.asset_id:
-        return _refuse(db_session, Refusal(Forbidden, "unknown_session", "unknown playback session"),
-                       **refuse)
+        return refuse("unknown_session", "unknown playback session")
     reason = "preview" if row.is_preview else await entitlement_source(
         db_session=db_session, catalog=catalog, cache=cache, settings=settings, user_id=row.user_id,
         course_id=row.course_id)
     if reason is None:
-        return _refuse(db_session, Refusal(Forbidden, "not_enrolled",
-                                           "you are no longer enrolled in this course"),
-                       session_id=session_id, **refuse)
+        return refuse("not_enrolled", "you are no longer enrolled in this course", row.id)
     _log_decision(db_session, user_id=row.user_id, lesson_id=row.lesson_id, asset_id=row.asset_id,
                   session_id=row.id, decision=GRANTED, reason=f"manifest:{reason}")
     return row

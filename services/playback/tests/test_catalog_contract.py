@@ -1,0 +1,52 @@
+"""Playback against catalog's internal contract when catalog lags behind events, serves a draft course,
+or is down (a stand-in catalog makes those states easy to produce)."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from playback.models import AccessLog
+
+from .conftest import COURSE_ID, DRAFT_LESSON, PAID_LESSON, Platform
+
+
+async def _post(platform: Platform, headers: dict[str, str], lesson_id: uuid.UUID) -> tuple[int, str | None]:
+    response = await platform.client.post("/api/playback/token", json={"lesson_id": str(lesson_id)},
+                                          headers=headers)
+    return response.status_code, response.json().get("code")
+
+
+async def test_catalog_answers_before_the_enrollment_event_arrives(stub_platform: Platform) -> None:
+    assert stub_platform.fake_catalog is not None
+    user_id, headers = await stub_platform.new_user()
+    stub_platform.fake_catalog.enrolled.add((user_id, COURSE_ID))
+    assert (await _post(stub_platform, headers, PAID_LESSON))[0] == 200
+    async with stub_platform.runtime.db.session() as session:
+        reasons = list(await session.scalars(sa.select(AccessLog.reason).where(AccessLog.user_id == user_id)))
+    assert reasons == ["enrolled_per_catalog"]
+
+
+async def test_read_model_revocation_is_final(stub_platform: Platform) -> None:
+    assert stub_platform.fake_catalog is not None
+    user_id, headers = await stub_platform.new_user()
+    await stub_platform.deliver("granted", user_id, 1)
+    await stub_platform.deliver("revoked", user_id, 2)
+    stub_platform.fake_catalog.enrolled.add((user_id, COURSE_ID))  # catalog's answer is not consulted
+    assert await _post(stub_platform, headers, PAID_LESSON) == (403, "not_enrolled")
+
+
+async def test_draft_course_and_catalog_outage(stub_platform: Platform) -> None:
+    assert stub_platform.fake_catalog is not None
+    _, headers = await stub_platform.new_user()
+    assert await _post(stub_platform, headers, DRAFT_LESSON) == (404, "course_not_published")
+    stub_platform.fake_catalog.down = True
+    lesson_id = uuid.uuid4()
+    try:
+        status, _ = await _post(stub_platform, headers, lesson_id)
+    finally:
+        stub_platform.fake_catalog.down = False
+    assert status == 503
+    # Bounded retries: the first attempt plus `http_retries`, then a clear 503.
+    attempts = [path for path in stub_platform.fake_catalog.calls if path.endswith(f"/lessons/{lesson_id}")]
+    assert len(attempts) == 1 + stub_platform.settings.http_retries
