@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from billing.models import Order

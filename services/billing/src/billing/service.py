@@ -121,6 +121,7 @@ async def create_order(*, db_session: AsyncSession, user_id: uuid.UUID, course: 
                   currency=course.currency.upper(), status=OrderStatus.PENDING,
                   idempotency_key=idempotency_key, provider=provider, created_at=now, updated_at=now)
     db_session.add(order)
+    await db_session.flush()  # no ORM relationship orders the inserts; the audit row needs the order
     db_session.add(AuditEntry(id=uuid.uuid4(), order_id=order.id, from_status=None,
                               to_status=OrderStatus.PENDING, actor=f"user:{user_id}", at=now))
     await db_session.flush()

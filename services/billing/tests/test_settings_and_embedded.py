@@ -1,0 +1,40 @@
+"""Settings guard rails, and the embedded mode (SQLite file, local provider) end to end."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from billing.settings import BillingSettings
+from billing_testkit import STUDENT, open_platform
+from pydantic import ValidationError
+
+PRODUCTION: dict[str, Any] = {"environment": "production", "database_url": "postgresql+psycopg://u:p@db/triple",
+              "service_client_secret": "a-real-client-credential-0123456789",
+              "stripe_webhook_secret": "whsec_0123456789abcdefghijklmnop"}
+
+
+def test_production_refuses_placeholders() -> None:
+    with pytest.raises(ValidationError, match="stripe_webhook_secret"):
+        BillingSettings(**{**PRODUCTION, "stripe_webhook_secret": "whsec_dev-local-webhook-secret"})
+    with pytest.raises(ValidationError, match="stripe_api_key"):
+        BillingSettings(**PRODUCTION, payment_provider="stripe")
+    # The local provider never uses the Stripe API key, so its placeholder is not a reason to refuse.
+    assert BillingSettings(**PRODUCTION).payment_provider == "local"
+    live = BillingSettings(**PRODUCTION, payment_provider="stripe", stripe_api_key="sk_live_0123456789abcdef")
+    assert live.success_url("o-1") == "http://127.0.0.1:8000/checkout/success?order_id=o-1"
+
+
+async def test_embedded_mode_on_sqlite_pays_through_the_local_page(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/billing.db"
+    async with open_platform(database_url=url, migrate_on_start=None) as platform:
+        assert platform.settings.should_migrate_on_start
+        response = await platform.checkout(STUDENT, key=f"embedded-{uuid.uuid4()}")
+        assert response.status_code == 201, response.text
+        order_id = response.json()["order_id"]
+        path = response.json()["checkout_url"].removeprefix("http://testserver")
+        assert (await platform.client.post(f"{path}/pay")).status_code == 200
+        assert (await platform.order(order_id))["status"] == "paid"
+        assert len(await platform.events("billing.order.paid.v1", order_id)) == 1
