@@ -1,0 +1,604 @@
+"""Static checks of the deployment files: Dockerfiles, infra/compose and both kustomize overlays.
+
+No Docker engine or cluster is needed: YAML is read with PyYAML and the overlays are rendered with
+`kubectl kustomize` (offline). Each test names the property it protects, so a failure says what
+broke, not just that something changed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import itertools
+import json
+import re
+import shutil
+import subprocess
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("auth", "catalog", "billing", "playback")
+DEPLOYABLES = (*SERVICES, "gateway")
+NAMESPACE = "triple-academy"
+OVERLAYS = ("dev", "prod")
+COMPOSE_DIR = ROOT / "infra" / "compose"
+NGINX_TEMPLATE = ROOT / "infra" / "nginx" / "gateway.conf.template"
+
+# `${VAR}`, `${VAR:-default}`, `${VAR:?message}` (compose interpolation).
+REF = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+SECRET_NAME = re.compile(r"(SECRET|PASSWORD|_PASS|API_KEY|PRIVATE_KEY|SERVICE_CLIENTS|REDISCLI_AUTH)$")
+URL_PASSWORD = re.compile(r"://[^/@\s:]*:([^@]*)@")
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def is_ref(value: str) -> bool:
+    """A bare ${VAR} or ${VAR:?message}; a ${VAR:-default} would smuggle a literal secret in."""
+    match = REF.fullmatch(value)
+    return match is not None and match.group(2) in (None, ":?", "?")
+
+
+def literal_secrets(key: str, value: str) -> list[str]:
+    """Secret values written into a compose file rather than referenced as ${VAR}."""
+    problems = [f"{key}: password in URL" for pw in URL_PASSWORD.findall(value) if not is_ref(pw)]
+    if "://" in value or not SECRET_NAME.search(key):
+        return problems
+    if key.endswith("SERVICE_CLIENTS"):
+        pairs = [pair.split(":", 1) for pair in value.split(",")]
+        if not all(len(pair) == 2 and is_ref(pair[1]) for pair in pairs):
+            problems.append(f"{key}: literal client secret")
+    elif not is_ref(value):
+        problems.append(f"{key}: literal value")
+    return problems
+
+
+def command_secrets(args: list[str]) -> list[str]:
+    """Secrets passed on a command line: `--requirepass X`, `--role schema=role:password`, URLs."""
+    problems = []
+    for flag, arg in zip(["", *args], args, strict=False):
+        if flag == "--requirepass" and not is_ref(arg):
+            problems.append("--requirepass: literal value")
+        elif flag == "--role" and not is_ref(arg.partition(":")[2]):
+            problems.append(f"--role {arg.partition(':')[0]}: literal password")
+        problems += literal_secrets("arg", arg)
+    return problems
+
+
+def env_dict(env: dict[str, Any] | list[str] | None) -> dict[str, str]:
+    if env is None:
+        return {}
+    if isinstance(env, list):
+        return dict(item.split("=", 1) for item in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def template_placeholders() -> set[str]:
+    return set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)\}", NGINX_TEMPLATE.read_text()))
+
+
+def selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """Kubernetes label-selector semantics (matchLabels + matchExpressions); {} selects all."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        ok = {"In": key in labels and labels[key] in values,
+              "NotIn": key not in labels or labels[key] not in values,
+              "Exists": key in labels, "DoesNotExist": key not in labels}[op]
+        if not ok:
+            return False
+    return True
+
+
+# --- Dockerfiles ---------------------------------------------------------------------------------
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    joined, out = "", []
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        joined += line[:-1] + " " if line.endswith("\\") else line
+        if not line.endswith("\\"):
+            word, _, rest = joined.partition(" ")
+            out.append((word.upper(), rest.strip()))
+            joined = ""
+    return out
+
+
+def final_stage(instrs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    last_from = max(i for i, (word, _) in enumerate(instrs) if word == "FROM")
+    return instrs[last_from:]
+
+
+def workspace_members() -> list[str]:
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]["members"]
+    return sorted(str(p.parent.relative_to(ROOT)) for g in globs for p in ROOT.glob(f"{g}/pyproject.toml"))
+
+
+def dockerignored(rel_path: str) -> bool:
+    patterns = [line.strip().strip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    parts = rel_path.split("/")
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    for pattern in patterns:
+        bare = pattern.removeprefix("**/")
+        for prefix in prefixes:
+            if fnmatch.fnmatchcase(prefix, pattern):
+                return True
+            if pattern.startswith("**/") and fnmatch.fnmatchcase(prefix.rsplit("/", 1)[-1], bare):
+                return True
+    return False
+
+
+def test_dockerignore_keeps_local_state_out_but_build_inputs_in() -> None:
+    for local in (".git", ".venv", "var/data/auth.db", "libs/common/src/common/__pycache__",
+                  ".pytest_cache", ".ruff_cache", ".mypy_cache", "infra/compose/.env"):
+        assert dockerignored(local), f"{local} would be sent to the Docker daemon"
+    for needed in ("uv.lock", "pyproject.toml", "infra/nginx/nginx.conf", "services/auth/migrations/env.py",
+                   "services/playback/media", "libs/common/src/common/app.py"):
+        assert not dockerignored(needed), f".dockerignore drops {needed}, which an image needs"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_python_dockerfile(service: str) -> None:
+    path = ROOT / "services" / service / "Dockerfile"
+    instrs = instructions(path)
+    froms = [args for word, args in instrs if word == "FROM"]
+    assert any(re.match(r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+ ", f) for f in froms), "uv image, pinned"
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in path.read_text() or any("python:3.11-slim" in f for f in froms)
+
+    syncs = [args for word, args in instrs if word == "RUN" and "uv sync" in args]
+    assert syncs, "dependencies come from `uv sync`"
+    for args in syncs:
+        for flag in ("--frozen", "--no-dev", f"--package {service}"):
+            assert flag in args, f"`uv sync` without {flag}: {args}"
+
+    # uv reads the whole workspace, so every member's pyproject.toml must be in the build stage.
+    copied = " ".join(args for word, args in instrs if word == "COPY")
+    for member in workspace_members():
+        assert f"{member}/pyproject.toml" in copied, f"{member}/pyproject.toml not copied"
+    for word, args in instrs:
+        if word == "COPY" and "--from" not in args:
+            for src in args.split()[:-1]:
+                assert (ROOT / src).exists(), f"COPY source {src} does not exist"
+                assert not dockerignored(src.rstrip("/")), f"COPY source {src} is in .dockerignore"
+
+    final = final_stage(instrs)
+    users = [args for word, args in final if word == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "the image runs as root"
+    assert re.fullmatch(r"\d+(:\d+)?", users[-1]), "numeric USER, so runAsNonRoot can be verified"
+    assert ("EXPOSE", "8000") in final
+    healthchecks = [args for word, args in final if word == "HEALTHCHECK"]
+    assert healthchecks and "/health/live" in healthchecks[-1] and "urllib" in healthchecks[-1]
+    cmd = json.loads(next(args for word, args in reversed(final) if word == "CMD"))
+    # All interfaces inside the container: the port is only reachable through its network.
+    assert cmd == ["uvicorn", f"{service}.main:create_app", "--factory", "--host", "0.0.0.0",  # noqa: S104
+                   "--port", "8000", "--proxy-headers", "--no-server-header"]
+    # main.py finds migrations at parents[2]: the service folder must keep its layout in the image.
+    assert any(word == "COPY" and args.split()[-1].rstrip("/") == f"/app/services/{service}"
+               for word, args in final), "the service folder (with migrations/) is not in the image"
+    assert (ROOT / "services" / service / "migrations").is_dir()
+    for word, args in instrs:
+        if word in ("ENV", "ARG"):
+            assert not SECRET_NAME.search(args.split("=")[0].split()[0]), f"secret baked into image: {args}"
+
+
+def test_gateway_dockerfile() -> None:
+    instrs = instructions(ROOT / "services" / "gateway" / "Dockerfile")
+    assert ("FROM", "nginx:1.27-alpine") in instrs
+    copies = {args.split()[0]: args.split()[1] for word, args in instrs if word == "COPY"}
+    assert copies.get("infra/nginx/nginx.conf") == "/etc/nginx/nginx.conf"
+    # nginx.conf includes http.conf, and the image entrypoint renders /etc/nginx/templates/*.template.
+    assert copies.get("infra/nginx/http.conf") == "/etc/nginx/triple/http.conf"
+    assert copies.get("infra/nginx/gateway.conf.template", "").startswith("/etc/nginx/templates/")
+    users = [args for word, args in instrs if word == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0", "nginx")
+    assert any(word == "HEALTHCHECK" and "/health/live" in args for word, args in instrs)
+    assert ("EXPOSE", "8080") in instrs
+    env = " ".join(args for word, args in instrs if word == "ENV")
+    assert "SECURE_LINK_SECRET" not in env, "the secure_link secret is a run-time value"
+
+
+# --- YAML everywhere -----------------------------------------------------------------------------
+
+
+def yaml_files() -> list[Path]:
+    return sorted([*ROOT.glob("k8s/**/*.yaml"), *COMPOSE_DIR.glob("*.yaml")])
+
+
+@pytest.mark.parametrize("path", yaml_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_yaml_parses(path: Path) -> None:
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    assert docs, f"{path} is empty"
+
+
+# --- compose -------------------------------------------------------------------------------------
+
+
+@functools.cache
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((COMPOSE_DIR / "compose.yaml").read_text())
+    return data
+
+
+def env_example() -> dict[str, str]:
+    lines = (COMPOSE_DIR / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+def test_compose_infrastructure_versions() -> None:
+    services = compose()["services"]
+    assert services["postgres"]["image"] == "postgres:15"
+    assert services["redis"]["image"] == "redis:7"
+    major, minor = map(int, re.match(r"rabbitmq:(\d+)\.(\d+)", services["rabbitmq"]["image"]).groups())
+    assert (major, minor) >= (3, 10), "quorum queues need RabbitMQ >= 3.10"
+    for name in ("postgres", "redis", "rabbitmq"):
+        assert services[name].get("healthcheck"), f"{name} has no healthcheck for depends_on to wait on"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_compose_app_service(service: str) -> None:
+    services = compose()["services"]
+    app, migrate = services[service], services[f"migrate-{service}"]
+    assert "/health/ready" in " ".join(app["healthcheck"]["test"])
+    assert app["depends_on"][f"migrate-{service}"]["condition"] == "service_completed_successfully"
+    assert migrate["command"] == ["python", "-m", service, "migrate"]
+    assert migrate["depends_on"]["db-init"]["condition"] == "service_completed_successfully"
+    assert migrate["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    assert migrate["environment"] == app["environment"], "migrations must run with the app's settings"
+    assert migrate["image"] == app["image"]
+    for container in (app, migrate):
+        assert container["read_only"] is True
+        assert "/tmp" in container["tmpfs"]
+        assert container["cap_drop"] == ["ALL"]
+        assert "no-new-privileges:true" in container["security_opt"]
+        assert "ports" not in container, "only the gateway is published"
+    env = env_dict(app["environment"])
+    prefix = service.upper()
+    for key in ("DATABASE_URL", "REDIS_URL", "BROKER_URL", "AUTH_URL", "SERVICE_CLIENT_SECRET"):
+        assert f"{prefix}_{key}" in env
+    assert "@postgres:5432/triple" in env[f"{prefix}_DATABASE_URL"]
+    assert env[f"{prefix}_DATABASE_URL"].startswith(f"postgresql+psycopg://triple_{service}:")
+
+
+def test_compose_bootstraps_one_role_per_service() -> None:
+    db_init = compose()["services"]["db-init"]
+    assert db_init["depends_on"]["postgres"]["condition"] == "service_healthy"
+    args = db_init["command"]
+    assert args[:3] == ["python", "-m", "common.pgbootstrap"]
+    specs = [arg for flag, arg in itertools.pairwise(args) if flag == "--role"]
+    roles = {spec.split("=")[0]: spec.split("=")[1].split(":")[0] for spec in specs}
+    assert roles == {s: f"triple_{s}" for s in SERVICES}
+
+
+def test_compose_gateway() -> None:
+    services = compose()["services"]
+    gateway = services["gateway"]
+    assert any(str(p).endswith(":8080") for p in gateway["ports"]), "the gateway publishes 8080"
+    assert all(s in gateway["depends_on"] for s in SERVICES)
+    env = env_dict(gateway["environment"])
+    missing = template_placeholders() - set(env)
+    assert not missing, f"gateway.conf.template placeholders with no value in compose: {sorted(missing)}"
+    # secure_link needs the files playback writes: the same volume, at MEDIA_ROOT / PLAYBACK_MEDIA_ROOT.
+    media_root = env_dict(services["playback"]["environment"])["PLAYBACK_MEDIA_ROOT"]
+    assert f"media:{env['MEDIA_ROOT']}:ro" in gateway["volumes"]
+    assert f"media:{media_root}" in services["playback"]["volumes"]
+    assert env["SECURE_LINK_SECRET"] == env_dict(services["playback"]["environment"])[
+        "PLAYBACK_SECURE_LINK_SECRET"], "gateway and playback must share the secure_link secret"
+    assert gateway["read_only"] is True and gateway["cap_drop"] == ["ALL"]
+
+
+def test_compose_has_no_literal_secrets() -> None:
+    problems = []
+    for name, svc in compose()["services"].items():
+        for key, value in env_dict(svc.get("environment")).items():
+            problems += [f"{name}: {p}" for p in literal_secrets(key, value)]
+        if isinstance(svc.get("command"), list):
+            problems += [f"{name}: {p}" for p in command_secrets(svc["command"])]
+    assert not problems
+
+
+def test_secret_detectors_flag_literals() -> None:
+    """The detectors above must fail on what they guard against, or the compose test proves nothing."""
+    assert literal_secrets("AUTH_DATABASE_URL", "postgresql://u:hunter2@db/x")
+    assert literal_secrets("AUTH_SERVICE_CLIENTS", "catalog:${A},billing:hunter2")
+    assert literal_secrets("BILLING_STRIPE_API_KEY", "sk_live_123")
+    assert command_secrets(["redis-server", "--requirepass", "hunter2"])
+    assert command_secrets(["--role", "auth=triple_auth:hunter2"])
+    assert literal_secrets("AUTH_DATABASE_URL", "postgresql://u:${PW:-hunter2}@db/x")
+    assert not literal_secrets("AUTH_DATABASE_URL", "postgresql://u:${PW:?set}@db/x")
+    assert not literal_secrets("AUTH_SERVICE_CLIENTS", "catalog:${A},billing:${B}")
+
+
+def test_env_example_defines_every_required_variable_with_placeholders() -> None:
+    lines = (COMPOSE_DIR / "compose.yaml").read_text().splitlines()
+    text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    required = {m.group(1) for m in REF.finditer(text) if m.group(2) in (None, ":?", "?")}
+    example = env_example()
+    assert not required - set(example), f"missing from .env.example: {sorted(required - set(example))}"
+    for key, value in example.items():
+        if SECRET_NAME.search(key):
+            assert "change-me" in value, f"{key} in .env.example must be an obvious placeholder"
+    ignored = (COMPOSE_DIR / ".gitignore").read_text().split()
+    assert ".env" in ignored and "secrets/" in ignored
+
+
+# --- kustomize -----------------------------------------------------------------------------------
+
+
+@functools.cache
+def render(overlay: str) -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed: the kustomize overlays cannot be rendered here")
+    result = subprocess.run([kubectl, "kustomize", str(ROOT / "k8s" / "overlays" / overlay)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def objects(overlay: str, kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in render(overlay) if d["kind"] == kind}
+
+
+def workloads(overlay: str) -> Iterator[dict[str, Any]]:
+    yield from objects(overlay, "Deployment").values()
+    yield from objects(overlay, "Job").values()
+
+
+def pod(workload: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def pod_labels(overlay: str, name: str) -> dict[str, str]:
+    labels: dict[str, str] = objects(overlay, "Deployment")[name]["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def env_keys(overlay: str, workload: dict[str, Any]) -> dict[str, str | None]:
+    """Every variable a workload's first container gets: ConfigMap values, Secret keys (value None)."""
+    configmaps, secrets = objects(overlay, "ConfigMap"), objects(overlay, "Secret")
+    external = {e["spec"]["target"]["name"]: e for e in objects(overlay, "ExternalSecret").values()}
+    keys: dict[str, str | None] = {}
+    for source in pod(workload)["containers"][0].get("envFrom", []):
+        if "configMapRef" in source:
+            keys.update(configmaps[source["configMapRef"]["name"]]["data"])
+        else:
+            name = source["secretRef"]["name"]
+            if name in secrets:
+                keys.update(dict.fromkeys({**secrets[name].get("data", {}), **secrets[name].get("stringData", {})}))
+            else:
+                keys.update(dict.fromkeys(d["secretKey"] for d in external[name]["spec"]["data"]))
+    return keys
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_has_its_objects(overlay: str) -> None:
+    for kind in ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"):
+        missing = set(DEPLOYABLES) - set(objects(overlay, kind))
+        assert not missing, f"{overlay}: no {kind} for {sorted(missing)}"
+    jobs = objects(overlay, "Job")
+    for service in SERVICES:
+        job = jobs[f"{service}-migrate"]
+        assert pod(job)["containers"][0]["command"] == ["python", "-m", service, "migrate"]
+        assert pod(job)["restartPolicy"] == "Never"
+    for doc in render(overlay):
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"].get("namespace") == NAMESPACE, f"{doc['kind']}/{doc['metadata']['name']}"
+    namespace = objects(overlay, "Namespace")[NAMESPACE]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pods_are_hardened(overlay: str) -> None:
+    for workload in workloads(overlay):
+        name, spec = workload["metadata"]["name"], pod(workload)
+        pod_ctx = spec.get("securityContext", {})
+        assert pod_ctx.get("seccompProfile", {}).get("type") == "RuntimeDefault", name
+        assert spec.get("automountServiceAccountToken") is False, name
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            ctx, where = container.get("securityContext", {}), f"{name}/{container['name']}"
+            assert ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot")) is True, where
+            assert ctx.get("runAsUser", pod_ctx.get("runAsUser", 1)) != 0, where
+            assert ctx.get("readOnlyRootFilesystem") is True, where
+            assert ctx.get("allowPrivilegeEscalation") is False, where
+            assert ctx.get("capabilities", {}).get("drop") == ["ALL"], where
+            assert not ctx.get("capabilities", {}).get("add"), where
+            for bound in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container.get("resources", {}).get(bound, {})), where
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_deployments_probe_the_health_endpoints(overlay: str) -> None:
+    for name, deployment in objects(overlay, "Deployment").items():
+        container = pod(deployment)["containers"][0]
+        ports = {p["name"] for p in container["ports"]} | {p["containerPort"] for p in container["ports"]}
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            assert container.get(probe, {}).get("httpGet", {}).get("port") in ports, f"{name}: {probe}"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/health/live", name
+        # The edge has no /health/ready of its own; every service does.
+        ready = "/health/live" if name == "gateway" else "/health/ready"
+        assert container["readinessProbe"]["httpGet"]["path"] == ready, name
+        if name in SERVICES:
+            annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+            assert annotations["prometheus.io/scrape"] == "true"
+            assert annotations["prometheus.io/path"] == "/metrics"
+            assert annotations["prometheus.io/port"] == "8000"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_pdbs_hpas_and_spread_select_the_serving_pods(overlay: str) -> None:
+    jobs = objects(overlay, "Job")
+    for name in DEPLOYABLES:
+        labels = pod_labels(overlay, name)
+        service = objects(overlay, "Service")[name]
+        assert selects({"matchLabels": service["spec"]["selector"]}, labels), name
+        if name in SERVICES:  # migration pods must never receive traffic
+            job_labels = jobs[f"{name}-migrate"]["spec"]["template"]["metadata"]["labels"]
+            assert not selects({"matchLabels": service["spec"]["selector"]}, job_labels), name
+        pdb = objects(overlay, "PodDisruptionBudget")[name]
+        assert pdb["spec"]["minAvailable"] == 1 and selects(pdb["spec"]["selector"], labels), name
+        hpa = objects(overlay, "HorizontalPodAutoscaler")[name]["spec"]
+        assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert hpa["metrics"][0]["resource"]["name"] == "cpu"
+        assert hpa["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+        spread = pod(objects(overlay, "Deployment")[name])["topologySpreadConstraints"]
+        assert spread and all(selects(c["labelSelector"], labels) for c in spread), name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_get_their_settings_from_a_configmap_and_a_secret(overlay: str) -> None:
+    jobs = objects(overlay, "Job")
+    for service in SERVICES:
+        deployment = objects(overlay, "Deployment")[service]
+        env_from = pod(deployment)["containers"][0]["envFrom"]
+        assert sorted(next(iter(s)) for s in env_from) == ["configMapRef", "secretRef"]
+        assert pod(jobs[f"{service}-migrate"])["containers"][0]["envFrom"] == env_from, \
+            "migrations must run with the app's settings"
+        keys, prefix = env_keys(overlay, deployment), service.upper()
+        for key in ("DATABASE_URL", "REDIS_URL", "BROKER_URL", "AUTH_URL", "CATALOG_URL", "PUBLIC_BASE_URL"):
+            assert f"{prefix}_{key}" in keys, f"{overlay}/{service}: no {prefix}_{key}"
+        # Credentials belong in the Secret, never in the ConfigMap.
+        for key in ("DATABASE_URL", "REDIS_URL", "BROKER_URL", "SERVICE_CLIENT_SECRET"):
+            assert keys.get(f"{prefix}_{key}", "x") is None, f"{overlay}/{service}: {key} not secret"
+        assert keys["ENVIRONMENT"] == ("production" if overlay == "prod" else "development")
+    assert "AUTH_SERVICE_CLIENTS" in env_keys(overlay, objects(overlay, "Deployment")["auth"])
+    assert "BILLING_STRIPE_WEBHOOK_SECRET" in env_keys(overlay, objects(overlay, "Deployment")["billing"])
+    playback = env_keys(overlay, objects(overlay, "Deployment")["playback"])
+    assert "PLAYBACK_SECURE_LINK_SECRET" in playback
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_gateway_config_fills_every_template_placeholder(overlay: str) -> None:
+    keys = env_keys(overlay, objects(overlay, "Deployment")["gateway"])
+    missing = template_placeholders() - set(keys)
+    assert not missing, f"{overlay}: gateway.conf.template placeholders without a value: {sorted(missing)}"
+    for service in SERVICES:
+        assert f"{service}:8000" in (keys[f"{service.upper()}_SERVERS"] or ""), "upstream = Service DNS name"
+    mounts = {m["mountPath"] for m in pod(objects(overlay, "Deployment")["gateway"])["containers"][0]
+              ["volumeMounts"]}
+    assert keys["MEDIA_ROOT"] in mounts and "/etc/nginx/conf.d" in mounts and "/tmp" in mounts
+
+
+# NetworkPolicy reachability: evaluated from the rendered policies, not from their names.
+
+ALLOWED_CALLS = {("gateway", s) for s in SERVICES} | {(s, "auth") for s in ("catalog", "billing", "playback")} \
+    | {("billing", "catalog"), ("playback", "catalog")}
+
+
+def policy_allows(overlay: str, direction: str, subject: dict[str, str], peer: dict[str, str],
+                  port: int, peer_namespace: str = NAMESPACE) -> bool:
+    policies = [p for p in objects(overlay, "NetworkPolicy").values()
+                if direction in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], subject)]
+    if not policies:
+        return True  # not isolated in this direction
+    field, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    namespace_labels = {"kubernetes.io/metadata.name": peer_namespace}
+    for policy in policies:
+        for rule in policy["spec"].get(field, []):
+            ports = rule.get("ports")
+            if ports and not any(p.get("port") == port for p in ports):
+                continue
+            peers = rule.get(peers_key)
+            if not peers:
+                return True
+            for p in peers:
+                if "namespaceSelector" in p:
+                    in_ns = selects(p["namespaceSelector"], namespace_labels)
+                else:
+                    in_ns = peer_namespace == NAMESPACE
+                if "ipBlock" not in p and in_ns and selects(p.get("podSelector"), peer):
+                    return True
+    return False
+
+
+def can_call(overlay: str, source: dict[str, str], target: dict[str, str], port: int) -> bool:
+    return (policy_allows(overlay, "Egress", source, target, port)
+            and policy_allows(overlay, "Ingress", target, source, port))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_allow_exactly_the_designed_calls(overlay: str) -> None:
+    default_deny = [p for p in objects(overlay, "NetworkPolicy").values()
+                    if p["spec"]["podSelector"] == {} and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+                    and not p["spec"].get("ingress") and not p["spec"].get("egress")]
+    assert default_deny, "no default-deny NetworkPolicy"
+    labels = {name: pod_labels(overlay, name) for name in DEPLOYABLES}
+    for source in DEPLOYABLES:
+        for target in SERVICES:
+            if source != target:
+                expected = (source, target) in ALLOWED_CALLS
+                assert can_call(overlay, labels[source], labels[target], 8000) is expected, (source, target)
+    stranger = {"app": "something-else"}
+    assert policy_allows(overlay, "Ingress", labels["gateway"], stranger, 8080), "the edge is unreachable"
+    assert not can_call(overlay, stranger, labels["billing"], 8000)
+    for service in SERVICES:
+        migrate = objects(overlay, "Job")[f"{service}-migrate"]["spec"]["template"]["metadata"]["labels"]
+        for port in (5432, 5672):
+            assert policy_allows(overlay, "Egress", labels[service], {"app": "postgres"}, port), service
+            assert policy_allows(overlay, "Egress", migrate, {"app": "postgres"}, port), f"{service}-migrate"
+        assert policy_allows(overlay, "Egress", labels[service], {"app": "redis"}, 6379), service
+        dns = {"k8s-app": "kube-dns"}
+        assert policy_allows(overlay, "Egress", labels[service], dns, 53, peer_namespace="kube-system")
+    assert not policy_allows(overlay, "Egress", labels["gateway"], {"app": "postgres"}, 5432)
+
+
+# --- overlay specifics ---------------------------------------------------------------------------
+
+
+def test_dev_runs_one_replica_of_local_images() -> None:
+    for name, deployment in objects("dev", "Deployment").items():
+        assert deployment["spec"]["replicas"] == 1, name
+        assert pod(deployment)["containers"][0]["image"] == f"triple-academy/{name}:dev"
+    # Without a key file playback generates one per pod, so it must not scale out.
+    playback = env_keys("dev", objects("dev", "Deployment")["playback"])
+    assert "PLAYBACK_TOKEN_PRIVATE_KEY_FILE" not in playback
+    assert str(playback["PLAYBACK_GENERATED_TOKEN_KEY_FILE"]).startswith("/tmp/")
+    assert objects("dev", "HorizontalPodAutoscaler")["playback"]["spec"]["maxReplicas"] == 1
+
+
+def test_prod_runs_three_replicas_of_pinned_images() -> None:
+    for name, deployment in objects("prod", "Deployment").items():
+        assert deployment["spec"]["replicas"] == 3, name
+        assert objects("prod", "HorizontalPodAutoscaler")[name]["spec"]["minReplicas"] >= 3, name
+    for workload in workloads("prod"):
+        spec = pod(workload)
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            image = container["image"]
+            tag = image.rsplit("@", 1)[-1] if "@" in image else image.rsplit("/", 1)[-1].partition(":")[2]
+            assert tag and tag != "latest", f"{image} is not pinned"
+            assert "/" in image.split("/", 1)[0] or "." in image.split("/", 1)[0], f"{image}: no registry"
+
+
+def test_prod_has_no_literal_secrets() -> None:
+    for name, secret in objects("prod", "Secret").items():
+        assert not secret.get("data") and not secret.get("stringData"), f"literal Secret {name} in prod"
+    targets = {e["spec"]["target"]["name"]: e for e in objects("prod", "ExternalSecret").values()}
+    for workload in workloads("prod"):
+        spec = pod(workload)
+        refs = {s["secretRef"]["name"] for c in spec["containers"] for s in c.get("envFrom", []) if "secretRef" in s}
+        refs |= {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
+        missing = refs - set(targets)
+        assert not missing, f"{workload['metadata']['name']}: no ExternalSecret for {sorted(missing)}"
+
+
+def test_prod_playback_signs_with_one_mounted_key() -> None:
+    deployment = objects("prod", "Deployment")["playback"]
+    key_file = Path(str(env_keys("prod", deployment)["PLAYBACK_TOKEN_PRIVATE_KEY_FILE"]))
+    container, volumes = pod(deployment)["containers"][0], {v["name"]: v for v in pod(deployment)["volumes"]}
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == str(key_file.parent))
+    secret_name = volumes[mount["name"]]["secret"]["secretName"]
+    external = next(e for e in objects("prod", "ExternalSecret").values() if e["spec"]["target"]["name"] == secret_name)
+    assert key_file.name in {d["secretKey"] for d in external["spec"]["data"]}
