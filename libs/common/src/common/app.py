@@ -32,7 +32,8 @@ def build_app(settings: ServiceSettings, *, title: str, description: str,
     return app
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """Async on purpose: FastAPI runs plain `def` dependencies in a thread pool (a hop per request)."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 

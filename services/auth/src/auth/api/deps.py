@@ -13,7 +13,7 @@ from auth.settings import AuthSettings
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_settings(request: Request) -> AuthSettings:
+async def get_settings(request: Request) -> AuthSettings:
     settings: AuthSettings = request.app.state.settings
     return settings
 
@@ -21,7 +21,7 @@ def get_settings(request: Request) -> AuthSettings:
 SettingsDep = Annotated[AuthSettings, Depends(get_settings)]
 
 
-def client_ip(request: Request) -> str:
+async def client_ip(request: Request) -> str:
     """The gateway sets X-Real-IP; a direct caller is its socket address."""
     return request.headers.get("x-real-ip") or (request.client.host if request.client else "unknown")
 

@@ -19,7 +19,7 @@ PROVIDER_RESOURCE = "payment_provider"
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_settings(request: Request) -> BillingSettings:
+async def get_settings(request: Request) -> BillingSettings:
     settings: BillingSettings = request.app.state.settings
     return settings
 
@@ -27,7 +27,7 @@ def get_settings(request: Request) -> BillingSettings:
 SettingsDep = Annotated[BillingSettings, Depends(get_settings)]
 
 
-def get_provider(runtime: RuntimeDep) -> PaymentProvider:
+async def get_provider(runtime: RuntimeDep) -> PaymentProvider:
     provider: PaymentProvider = runtime.resources[PROVIDER_RESOURCE]
     return provider
 
@@ -35,7 +35,7 @@ def get_provider(runtime: RuntimeDep) -> PaymentProvider:
 ProviderDep = Annotated[PaymentProvider, Depends(get_provider)]
 
 
-def idempotency_key(
+async def idempotency_key(
     key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
                                       pattern=r"^[\x21-\x7e]+$")] = None,
 ) -> str:

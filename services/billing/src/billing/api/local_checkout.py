@@ -23,7 +23,7 @@ from billing.settings import BillingSettings
 router = APIRouter(prefix="/local-checkout", tags=["local checkout"])
 
 
-def get_local_provider(provider: ProviderDep) -> LocalProvider:
+async def get_local_provider(provider: ProviderDep) -> LocalProvider:
     """These routes need the local provider's extra powers (building and sending events)."""
     if not isinstance(provider, LocalProvider):
         raise RuntimeError("the local checkout is mounted only with the local provider")

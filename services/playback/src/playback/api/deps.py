@@ -15,17 +15,17 @@ from playback.signing import TokenKey
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_settings(request: Request) -> PlaybackSettings:
+async def get_settings(request: Request) -> PlaybackSettings:
     settings: PlaybackSettings = request.app.state.settings
     return settings
 
 
-def get_token_key(request: Request) -> TokenKey:
+async def get_token_key(request: Request) -> TokenKey:
     key: TokenKey = request.app.state.runtime.resources["token_key"]
     return key
 
 
-def get_media_store(request: Request) -> LocalMediaStore:
+async def get_media_store(request: Request) -> LocalMediaStore:
     store: LocalMediaStore = request.app.state.runtime.resources["media"]
     return store
 
