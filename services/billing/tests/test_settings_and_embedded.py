@@ -13,17 +13,18 @@ from pydantic import ValidationError
 
 PRODUCTION: dict[str, Any] = {"environment": "production", "database_url": "postgresql+psycopg://u:p@db/triple",
               "service_client_secret": "a-real-client-credential-0123456789",
-              "stripe_webhook_secret": "whsec_0123456789abcdefghijklmnop"}
+              "stripe_webhook_secret": "whsec_0123456789abcdefghijklmnop", "payment_provider": "stripe",
+              "stripe_api_key": "sk_live_0123456789abcdef"}
 
 
-def test_production_refuses_placeholders() -> None:
+def test_production_refuses_placeholders_and_the_local_provider() -> None:
     with pytest.raises(ValidationError, match="stripe_webhook_secret"):
         BillingSettings(**{**PRODUCTION, "stripe_webhook_secret": "whsec_dev-local-webhook-secret"})
     with pytest.raises(ValidationError, match="stripe_api_key"):
-        BillingSettings(**PRODUCTION, payment_provider="stripe")
-    # The local provider never uses the Stripe API key, so its placeholder is not a reason to refuse.
-    assert BillingSettings(**PRODUCTION).payment_provider == "local"
-    live = BillingSettings(**PRODUCTION, payment_provider="stripe", stripe_api_key="sk_live_0123456789abcdef")
+        BillingSettings(**{**PRODUCTION, "stripe_api_key": "sk_test_dev-placeholder"})
+    with pytest.raises(ValidationError, match="PAYMENT_PROVIDER=stripe"):
+        BillingSettings(**{**PRODUCTION, "payment_provider": "local"})
+    live = BillingSettings(**PRODUCTION)
     assert live.success_url("o-1") == "http://127.0.0.1:8000/checkout/success?order_id=o-1"
 
 

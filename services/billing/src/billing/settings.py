@@ -30,6 +30,13 @@ class BillingSettings(ServiceSettings):
     webhook_tolerance_seconds: int = 300
 
     @model_validator(mode="after")
+    def _real_provider_in_production(self) -> BillingSettings:
+        """The local provider marks orders paid without taking money: never in production."""
+        if self.environment == "production" and self.payment_provider != "stripe":
+            raise ValueError("production needs BILLING_PAYMENT_PROVIDER=stripe")
+        return self
+
+    @model_validator(mode="after")
     def _default_redirect_urls(self) -> BillingSettings:
         base = self.public_base_url.rstrip("/")
         if not self.checkout_success_url:
@@ -43,10 +50,3 @@ class BillingSettings(ServiceSettings):
 
     def cancel_url(self, order_id: object) -> str:
         return (self.checkout_cancel_url or "").replace("{order_id}", str(order_id))
-
-    def _secret_values(self) -> dict[str, str]:
-        """The Stripe API key is only a secret that matters when Stripe is the provider."""
-        values = super()._secret_values()
-        if self.payment_provider != "stripe":
-            values.pop("stripe_api_key", None)
-        return values
