@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from common.db import utcnow
+from common.db import upsert_insert, utcnow
 from common.errors import Conflict, Forbidden, NotFound
 from common.events import add_event
 from common.observability.metrics import count
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -223,16 +222,11 @@ async def check_enrollment(*, db_session: AsyncSession, user_id: uuid.UUID,
 
 async def _insert_if_absent(db_session: AsyncSession, model: type[Base], key: list[str],
                             values: dict[str, Any]) -> bool:
-    """INSERT .. ON CONFLICT DO NOTHING on both backends; True if this call inserted the row.
-
-    Used instead of a savepoint: SQLite's driver does not nest SAVEPOINTs in the outer transaction.
-    """
-    dialect = db_session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    """INSERT .. ON CONFLICT DO NOTHING on both backends; True if this call inserted the row."""
     table = model.__table__
     assert isinstance(table, sa.Table)
     # RETURNING tells reliably whether a row went in (rowcount is driver-dependent here).
-    result = await db_session.execute(insert(table).values(**values).on_conflict_do_nothing(
+    result = await db_session.execute(upsert_insert(db_session, table).values(**values).on_conflict_do_nothing(
         index_elements=key).returning(*table.primary_key.columns))
     return result.first() is not None
 

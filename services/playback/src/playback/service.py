@@ -15,12 +15,11 @@ from typing import NoReturn
 from urllib.parse import quote
 
 from common.cache import Cache
-from common.db import utcnow
+from common.db import upsert_insert, utcnow
 from common.errors import DomainError, Forbidden, NotFound, Unprocessable, UpstreamUnavailable
 from common.http import ServiceClient
 from common.observability.metrics import count
 from pydantic import ValidationError
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from playback import hls, signing
@@ -128,9 +127,7 @@ async def record_enrollment(*, db_session: AsyncSession, user_id: uuid.UUID, cou
 
     One upsert guarded by the version, so concurrent deliveries cannot interleave.
     """
-    dialect = db_session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(Entitlement).values(user_id=user_id, course_id=course_id, active=active,
+    stmt = upsert_insert(db_session, Entitlement).values(user_id=user_id, course_id=course_id, active=active,
                                       version=version, updated_at=utcnow())
     stmt = stmt.on_conflict_do_update(
         index_elements=[Entitlement.user_id, Entitlement.course_id],
