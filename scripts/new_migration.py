@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from alembic import command
+
 from common.migrations import alembic_config, upgrade
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import aio_pika
 import httpx
 import pytest
+
 from common.testing import RABBITMQ_URL
 from gateway.distributed import REPO_ROOT, SERVICES, Topology, free_port
 

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 import aio_pika
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from common import pgbootstrap
 from common.db import Database
 from common.events import Envelope, add_event
@@ -20,7 +22,6 @@ from common.events.outbox import OutboxRelay
 from common.events.rabbitmq import RabbitMQBus
 from common.events.tables import inbox, metadata, outbox
 from common.testing import PG_ADMIN_DSN, RABBITMQ_URL, unique_name
-from sqlalchemy.ext.asyncio import AsyncSession
 
 effects = sa.Table("effects", metadata, sa.Column("event_id", sa.Uuid, primary_key=True),
                    sa.Column("value", sa.Integer))

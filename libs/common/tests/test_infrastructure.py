@@ -9,16 +9,17 @@ from collections.abc import AsyncIterator
 import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import APIRouter, FastAPI
+from jwt.algorithms import OKPAlgorithm
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
 from common.cache import MemoryCache, RedisCache
 from common.errors import NotFound, Unauthorized
 from common.observability import metrics
 from common.security import JWKSVerifier
 from common.settings import ServiceSettings
 from common.testing import REDIS_URL, unique_name
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi import APIRouter, FastAPI
-from jwt.algorithms import OKPAlgorithm
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 
 class DemoSettings(ServiceSettings):

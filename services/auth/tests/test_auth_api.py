@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import jwt
 import pytest
+
 from auth.main import create_app
 from auth.settings import AuthSettings
 from common.http import LazyASGITransport

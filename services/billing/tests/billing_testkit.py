@@ -23,6 +23,10 @@ import httpx
 import sqlalchemy as sa
 import stripe
 import uvicorn
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 from auth.main import create_app as create_auth_app
 from auth.settings import AuthSettings
 from billing.main import create_app as create_billing_app
@@ -35,9 +39,6 @@ from common.events.bus import InProcessBus
 from common.events.tables import outbox
 from common.http import LazyASGITransport
 from common.testing import postgres_database, serve_in_process
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 DEMO_COURSE_ID = uuid.UUID("10000000-0000-4000-8000-000000000001")
 FREE_COURSE_ID = uuid.UUID("10000000-0000-4000-8000-000000000002")

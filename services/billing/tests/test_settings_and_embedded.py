@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from billing.settings import BillingSettings
 from billing_testkit import STUDENT, open_platform
 from pydantic import ValidationError
+
+from billing.settings import BillingSettings
 
 PRODUCTION: dict[str, Any] = {"environment": "production", "database_url": "postgresql+psycopg://u:p@db/triple",
               "service_client_secret": "a-real-client-credential-0123456789",

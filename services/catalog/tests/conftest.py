@@ -12,6 +12,8 @@ import httpx
 import jwt
 import pytest
 import sqlalchemy as sa
+from fastapi import FastAPI
+
 from auth import service as auth_service
 from auth.main import create_app as create_auth_app
 from auth.settings import AuthSettings
@@ -25,7 +27,6 @@ from common.events.consumer import InboxConsumer
 from common.events.tables import outbox
 from common.http import LazyASGITransport
 from common.testing import postgres_database, serve_in_process
-from fastapi import FastAPI
 
 BILLING_SECRET = "billing-test-secret-123456"
 PLAYBACK_SECRET = "playback-test-secret-12345"

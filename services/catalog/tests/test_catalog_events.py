@@ -9,6 +9,7 @@ from typing import Any
 import pydantic
 import pytest
 import sqlalchemy as sa
+
 from catalog import service
 from catalog.models import Enrollment, OrderFact
 from common.events import Envelope

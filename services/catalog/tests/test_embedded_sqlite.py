@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
+
 from catalog.events import HANDLERS
 from catalog.main import create_app
 from catalog.models import Enrollment

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from gateway import nginx
 
 pytestmark = pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),

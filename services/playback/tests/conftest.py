@@ -17,6 +17,10 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.routing import Mount
+
 from auth.main import create_app as create_auth_app
 from auth.settings import AuthSettings
 from catalog.main import create_app as create_catalog_app
@@ -28,13 +32,10 @@ from common.events.envelope import Envelope
 from common.http import LazyASGITransport
 from common.runtime import Runtime
 from common.testing import postgres_database, serve_in_process
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 from playback import events, signing
 from playback.main import create_app
 from playback.media import create_media_app
 from playback.settings import PlaybackSettings
-from starlette.routing import Mount
 
 COURSE_ID = uuid.UUID("10000000-0000-4000-8000-000000000001")
 DRAFT_COURSE_ID = uuid.UUID("10000000-0000-4000-8000-0000000000d0")

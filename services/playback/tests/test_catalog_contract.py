@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import sqlalchemy as sa
+
 from playback.models import AccessLog
 
 from .conftest import COURSE_ID, DRAFT_LESSON, PAID_LESSON, Platform

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import sqlalchemy as sa
+
 from common.events.consumer import InboxConsumer
 from common.events.envelope import Envelope
 from playback import events, signing

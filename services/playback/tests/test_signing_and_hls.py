@@ -7,10 +7,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
 from common.errors import Unauthorized
 from playback import hls, signing
 from playback.settings import DEFAULT_MEDIA_ROOT, PlaybackSettings
-from pydantic import ValidationError
 
 ASSET = "20000000-0000-4000-8000-000000000001"
 

@@ -7,9 +7,10 @@ Create Date: 2026-11-22 21:51:57.879028
 
 from collections.abc import Sequence
 
-import common.db
 import sqlalchemy as sa
 from alembic import op
+
+import common.db
 from common.events.tables import create_messaging_tables, drop_messaging_tables
 
 revision: str = 'f579193b2f6b'

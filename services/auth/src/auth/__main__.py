@@ -6,12 +6,11 @@ import argparse
 import asyncio
 import getpass
 
-from common import cli
-from common.db import Database
-
 from auth import events, keys, service
 from auth.main import MIGRATIONS_DIR
 from auth.settings import AuthSettings
+from common import cli
+from common.db import Database
 
 
 async def _bootstrap(settings: AuthSettings) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from common.db import utcnow
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.models import User
 from auth.passwords import hash_password
+from common.db import utcnow
 
 # Fixed ids so the catalog's demo course can name its instructor.
 DEMO_USERS = [

@@ -10,13 +10,13 @@ from typing import Any
 
 import jwt
 import sqlalchemy as sa
-from common.db import utcnow
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.models import SigningKey
+from common.db import utcnow
 
 ALGORITHM = "EdDSA"
 

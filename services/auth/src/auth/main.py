@@ -7,14 +7,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from common.app import build_app
-from common.events import EventBus
-from common.runtime import open_runtime
 from fastapi import FastAPI
 
 from auth import demo, events, keys, service
 from auth.api.routes import router
 from auth.settings import AuthSettings
+from common.app import build_app
+from common.events import EventBus
+from common.runtime import open_runtime
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 

@@ -10,17 +10,17 @@ import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from common.cache import Cache
-from common.db import utcnow
-from common.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized
-from common.events import add_event
-from common.observability.metrics import count
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import keys
 from auth.models import RefreshToken, ServiceClient, User
 from auth.passwords import hash_password, needs_rehash, verify_password
 from auth.settings import AuthSettings
+from common.cache import Cache
+from common.db import utcnow
+from common.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized
+from common.events import add_event
+from common.observability.metrics import count
 
 ROLES = ("student", "instructor", "admin")
 SERVICE_AUDIENCES = ("auth", "catalog", "billing", "playback")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from common.settings import ServiceSettings
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
+
+from common.settings import ServiceSettings
 
 
 class AuthSettings(ServiceSettings):

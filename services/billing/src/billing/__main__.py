@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from common import cli
-
 from billing import events
 from billing.main import MIGRATIONS_DIR
 from billing.settings import BillingSettings
+from common import cli
 
 
 def main() -> None:

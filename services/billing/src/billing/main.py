@@ -7,9 +7,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from common.app import build_app
-from common.events import EventBus
-from common.runtime import open_runtime
 from fastapi import APIRouter, FastAPI
 
 from billing import events
@@ -18,6 +15,9 @@ from billing.api.deps import PROVIDER_RESOURCE
 from billing.api.routes import router
 from billing.providers import open_provider
 from billing.settings import BillingSettings
+from common.app import build_app
+from common.events import EventBus
+from common.runtime import open_runtime
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 

@@ -7,8 +7,9 @@ import enum
 import uuid
 
 import sqlalchemy as sa
-from common.db import UTCDateTime, utcnow
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from common.db import UTCDateTime, utcnow
 
 
 class Base(DeclarativeBase):

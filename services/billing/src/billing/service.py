@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from common.db import Database, utcnow
-from common.errors import Conflict, NotFound, UpstreamUnavailable
-from common.events import add_event
-from common.http import ServiceClient
-from common.observability.metrics import count
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.models import FULFILLABLE, AuditEntry, Order, OrderStatus, ProcessedProviderEvent, Refund
 from billing.providers.base import CheckoutSession, PaymentProvider, ProviderEvent
 from billing.schemas import CatalogCourse, EnrollmentCheck
+from common.db import Database, utcnow
+from common.errors import Conflict, NotFound, UpstreamUnavailable
+from common.events import add_event
+from common.http import ServiceClient
+from common.observability.metrics import count
 
 log = logging.getLogger(__name__)
 

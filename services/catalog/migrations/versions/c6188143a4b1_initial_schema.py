@@ -7,9 +7,10 @@ Create Date: 2026-11-22 21:57:30.130195
 
 from collections.abc import Sequence
 
-import common.db
 import sqlalchemy as sa
 from alembic import op
+
+import common.db
 from common.events.tables import create_messaging_tables, drop_messaging_tables
 
 revision: str = 'c6188143a4b1'

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from common import cli
-
 from catalog import events
 from catalog.main import MIGRATIONS_DIR
 from catalog.settings import CatalogSettings
+from common import cli
 
 
 def main() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import uuid
 
-from common.db import utcnow
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.models import Course, Lesson, Section
+from common.db import utcnow
 
 DEMO_INSTRUCTOR_ID = uuid.UUID("00000000-0000-4000-8000-000000000002")
 DEMO_ASSET_ID = uuid.UUID("20000000-0000-4000-8000-000000000001")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import uuid
 
-from common.events import Envelope
-from common.events.consumer import HandlerMap
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog import service
+from common.events import Envelope
+from common.events.consumer import HandlerMap
 
 
 class _OrderEvent(BaseModel):

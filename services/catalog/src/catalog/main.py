@@ -7,14 +7,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from common.app import build_app
-from common.events import EventBus
-from common.runtime import open_runtime
 from fastapi import FastAPI
 
 from catalog import demo, events
 from catalog.api.routes import internal_router, router
 from catalog.settings import CatalogSettings
+from common.app import build_app
+from common.events import EventBus
+from common.runtime import open_runtime
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 

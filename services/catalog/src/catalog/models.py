@@ -6,8 +6,9 @@ import datetime as dt
 import uuid
 
 import sqlalchemy as sa
-from common.db import UTCDateTime, utcnow
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from common.db import UTCDateTime, utcnow
 
 COURSE_STATUSES = ("draft", "published", "archived")
 LESSON_KINDS = ("video", "text")

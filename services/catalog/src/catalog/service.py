@@ -15,10 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from common.db import upsert_insert, utcnow
-from common.errors import Conflict, Forbidden, NotFound
-from common.events import add_event
-from common.observability.metrics import count
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -34,6 +30,10 @@ from catalog.schemas import (
     MyEnrollment,
     MyEnrollments,
 )
+from common.db import upsert_insert, utcnow
+from common.errors import Conflict, Forbidden, NotFound
+from common.events import add_event
+from common.observability.metrics import count
 
 log = logging.getLogger(__name__)
 

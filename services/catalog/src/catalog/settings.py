@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from common.settings import ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from common.settings import ServiceSettings
 
 
 class CatalogSettings(ServiceSettings):

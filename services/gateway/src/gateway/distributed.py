@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
-from common import pgbootstrap
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from common import pgbootstrap
 from gateway import nginx
 
 SERVICES = ("auth", "catalog", "billing", "playback")

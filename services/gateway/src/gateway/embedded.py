@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
 import auth.main
 import billing.main
 import catalog.main
@@ -19,16 +25,10 @@ from catalog.settings import CatalogSettings
 from common.app import compose_services
 from common.events.bus import InProcessBus
 from common.http import LazyASGITransport
-from playback.media import create_media_app
-from playback.settings import PlaybackSettings
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
-
 from gateway.headers import SecurityHeadersMiddleware
 from gateway.settings import GatewaySettings
+from playback.media import create_media_app
+from playback.settings import PlaybackSettings
 
 SERVICES = ("auth", "catalog", "billing", "playback")
 

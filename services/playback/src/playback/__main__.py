@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from common import cli
-
 from playback import events, signing
 from playback.main import MIGRATIONS_DIR
 from playback.settings import PlaybackSettings

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from common.events import Envelope
-from common.events.consumer import HandlerMap
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.events import Envelope
+from common.events.consumer import HandlerMap
 from playback import service
 from playback.schemas import EnrollmentChanged
 

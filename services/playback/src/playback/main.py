@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
+
 from common.app import build_app
 from common.events import EventBus
 from common.runtime import open_runtime
-from fastapi import FastAPI
-
 from playback import events, signing
 from playback.api.routes import router
 from playback.media import LocalMediaStore

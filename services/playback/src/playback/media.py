@@ -13,14 +13,14 @@ import uuid
 from pathlib import Path
 
 import aiofiles
-from common.errors import problem
-from common.observability.middleware import ObservabilityMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from common.errors import problem
+from common.observability.middleware import ObservabilityMiddleware
 from playback import hls, signing
 from playback.settings import PlaybackSettings
 

@@ -6,8 +6,9 @@ import datetime as dt
 import uuid
 
 import sqlalchemy as sa
-from common.db import UTCDateTime, utcnow
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from common.db import UTCDateTime, utcnow
 
 GRANTED = "granted"
 REFUSED = "refused"

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import NoReturn
 from urllib.parse import quote
 
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from common.cache import Cache
 from common.db import upsert_insert, utcnow
 from common.errors import DomainError, Forbidden, NotFound, Unprocessable, UpstreamUnavailable
 from common.http import ServiceClient
 from common.observability.metrics import count
-from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from playback import hls, signing
 from playback.media import LocalMediaStore
 from playback.models import GRANTED, REFUSED, AccessLog, Entitlement, PlaybackSession

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from common.settings import ServiceSettings
 from pydantic import SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
+
+from common.settings import ServiceSettings
 
 # The committed demo asset lives next to the package in a source checkout (services/playback/media).
 DEFAULT_MEDIA_ROOT = Path(__file__).resolve().parents[2] / "media"

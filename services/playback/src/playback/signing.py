@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-from common.errors import Unauthorized
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from common.errors import Unauthorized
 from playback.settings import PlaybackSettings
 
 log = logging.getLogger(__name__)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from common.app import get_runtime
-from common.runtime import Runtime
 from fastapi import Depends, Request
 
 from auth.settings import AuthSettings
+from common.app import get_runtime
+from common.runtime import Runtime
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 

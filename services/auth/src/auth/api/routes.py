@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from common.errors import Unauthorized
-from common.security import CurrentUser
 from fastapi import APIRouter, Form, status
 
 from auth import keys, service
 from auth.api.deps import ClientIP, RuntimeDep, SettingsDep
 from auth.schemas import LoginRequest, RefreshRequest, ServiceToken, TokenPair, UserCreate, UserRead
+from common.errors import Unauthorized
+from common.security import CurrentUser
 
 router = APIRouter()
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from common.app import get_runtime
-from common.errors import Unauthorized
-from common.runtime import Runtime
-from common.security import Principal
 from fastapi import Depends, Header, Request
 
 from billing.providers import PaymentProvider
 from billing.settings import BillingSettings
+from common.app import get_runtime
+from common.errors import Unauthorized
+from common.runtime import Runtime
+from common.security import Principal
 
 PROVIDER_RESOURCE = "payment_provider"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from html import escape
 from typing import Annotated
 
-from common.db import Database
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import HTMLResponse
 
@@ -19,6 +18,7 @@ from billing.models import FULFILLABLE, Order
 from billing.providers import LocalProvider
 from billing.providers.local import Outcome
 from billing.settings import BillingSettings
+from common.db import Database
 
 router = APIRouter(prefix="/local-checkout", tags=["local checkout"])
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from common.security import AdminUser, CurrentUser
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from billing import service
 from billing.api.deps import IdempotencyKey, ProviderDep, RuntimeDep, SettingsDep, user_id_of
 from billing.providers import verify_webhook
 from billing.schemas import CheckoutRead, CheckoutRequest, OrderPage, OrderRead, RefundRequest, WebhookAck
+from common.security import AdminUser, CurrentUser
 
 router = APIRouter()
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 import stripe
-from common.errors import InvalidInput
 
 from billing.models import Order
+from common.errors import InvalidInput
 
 
 class CheckoutSession(NamedTuple):

@@ -17,11 +17,11 @@ from typing import Any, Literal
 
 import httpx
 import stripe
-from common.errors import UpstreamUnavailable
 
 from billing.models import Order
 from billing.providers.base import CheckoutSession, checkout_idempotency_key
 from billing.settings import BillingSettings
+from common.errors import UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 import stripe
-from common.errors import Conflict, UpstreamUnavailable
 
 from billing.models import Order
 from billing.providers.base import CheckoutSession, checkout_idempotency_key, refund_idempotency_key
 from billing.settings import BillingSettings
+from common.errors import Conflict, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+from fastapi import Depends, Query
+
+from catalog.service import Actor
 from common.app import get_runtime
 from common.errors import Unauthorized
 from common.runtime import Runtime
 from common.security import CurrentUser, OptionalUser, Principal, require_roles, require_service
-from fastapi import Depends, Query
-
-from catalog.service import Actor
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 

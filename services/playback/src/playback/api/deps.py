@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from common.app import get_runtime
-from common.runtime import Runtime
 from fastapi import Depends, Request
 
+from common.app import get_runtime
+from common.runtime import Runtime
 from playback.media import LocalMediaStore
 from playback.settings import PlaybackSettings
 from playback.signing import TokenKey

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from common.errors import Unauthorized
-from common.security import CurrentUser
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
+from common.errors import Unauthorized
+from common.security import CurrentUser
 from playback import hls, service, signing
 from playback.api.deps import MediaStoreDep, RuntimeDep, SettingsDep, TokenKeyDep
 from playback.media import HLS_PLAYLIST
