@@ -39,6 +39,22 @@ def free_port() -> int:
         return port
 
 
+def _wait_gone(pid: int, deadline: float) -> bool:
+    """Wait for a process to exit: reap it if it is our child (`make up` then `make down` are two
+    different processes, so often it is not)."""
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return True
+        except ChildProcessError:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+        time.sleep(0.1)
+    return False
+
+
 @dataclass
 class Topology:
     namespace: str = "triple"
@@ -180,16 +196,7 @@ class Topology:
                 continue
         deadline = time.monotonic() + 10
         for pid in self.pids.values():
-            while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                    reaped, _ = os.waitpid(pid, os.WNOHANG)
-                    if reaped:
-                        break
-                except (ProcessLookupError, ChildProcessError):
-                    break
-                time.sleep(0.1)
-            else:
+            if not _wait_gone(pid, deadline):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
         self.pids.clear()
@@ -231,17 +238,18 @@ def main() -> None:
         existing.stop()
         print("stopped")
         return
-    if existing is not None and args.command == "up":
+    if args.command == "migrate":
+        # A running topology keeps its secrets (the roles' passwords must not change under it).
+        (existing or Topology(run_dir=run_dir)).bootstrap()
+        print("migrated")
+        return
+    if existing is not None:
         existing.stop()
     topology = Topology(run_dir=run_dir, api_rate_limit=args.api_rate_limit)
     for spec in args.replicas:
         service, count = spec.split("=", 1)
         first = DEFAULT_PORTS[service]
         topology.ports[service] = [first + 10 * i for i in range(int(count))]
-    if args.command == "migrate":
-        topology.bootstrap()
-        print("migrated")
-        return
     topology.start()
     print(f"Triple Academy (distributed) at {topology.gateway_url}  logs: {run_dir / 'logs'}")
 
