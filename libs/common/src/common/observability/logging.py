@@ -48,5 +48,10 @@ def configure_logging(service: str, level: str = "INFO", json_logs: bool = True)
     handler.addFilter(ContextFilter(service))
     root.addHandler(handler)
     root.setLevel(level)
+    # uvicorn installs its own plain-text handlers; send its records through ours instead.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        server_logger = logging.getLogger(name)
+        server_logger.handlers.clear()
+        server_logger.propagate = True
     for noisy in ("aiormq", "aio_pika", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
