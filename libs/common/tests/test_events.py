@@ -206,3 +206,20 @@ async def test_consumer_survives_a_dropped_broker_connection() -> None:
     finally:
         await bus.delete_queues("svc")
         await bus.close()
+
+
+async def test_startup_transactions_of_replicas_run_one_at_a_time(db: Database) -> None:
+    """Two replicas seeding at once: check-then-insert must not collide (it did, in CI)."""
+    seed_id = uuid.uuid4()
+
+    async def seed() -> None:
+        async with db.startup_transaction("seed") as session:
+            exists = await session.scalar(sa.select(effects.c.event_id).where(effects.c.event_id == seed_id))
+            await asyncio.sleep(0.2)  # the window in which the other replica used to insert too
+            if exists is None:
+                await session.execute(effects.insert().values(event_id=seed_id, value=1))
+
+    await asyncio.gather(seed(), seed())
+    async with db.session() as session:
+        assert await session.scalar(sa.select(sa.func.count()).select_from(effects).where(
+            effects.c.event_id == seed_id)) == 1

@@ -113,6 +113,18 @@ class Database:
             hook(session)
 
     @asynccontextmanager
+    async def startup_transaction(self, name: str) -> AsyncIterator[AsyncSession]:
+        """A transaction that replicas starting together run one at a time (seeds, first keys).
+
+        PostgreSQL: a transaction-scoped advisory lock; SQLite: BEGIN IMMEDIATE already serializes.
+        """
+        async with self.transaction() as session:
+            if not self.url.startswith("sqlite"):
+                await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+                                      {"name": f"{self.schema}:{name}"})
+            yield session
+
+    @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A read-only style session; callers commit explicitly if they write."""
         async with self.sessionmaker() as session:

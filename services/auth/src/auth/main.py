@@ -27,7 +27,7 @@ def create_app(settings: AuthSettings | None = None, *, bus: EventBus | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_runtime(settings, migrations_dir=MIGRATIONS_DIR, handlers=events.HANDLERS,
                                 bus=bus, http_transport=http_transport) as runtime:
-            async with runtime.db.transaction() as session:
+            async with runtime.db.startup_transaction("bootstrap") as session:
                 await keys.ensure_signing_key(db_session=session)
                 await service.ensure_service_clients(
                     db_session=session, secrets_by_client=settings.service_client_secrets())

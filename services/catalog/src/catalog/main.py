@@ -28,7 +28,7 @@ def create_app(settings: CatalogSettings | None = None, *, bus: EventBus | None 
         async with open_runtime(settings, migrations_dir=MIGRATIONS_DIR, handlers=events.HANDLERS,
                                 bus=bus, http_transport=http_transport) as runtime:
             if settings.seed_demo_data:
-                async with runtime.db.transaction() as session:
+                async with runtime.db.startup_transaction("demo-seed") as session:
                     await demo.seed(db_session=session)
             app.state.runtime = runtime
             yield
