@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -32,11 +33,33 @@ REPO_ROOT = nginx.REPO_ROOT
 DEFAULT_PORTS = {"auth": 8101, "catalog": 8102, "billing": 8103, "playback": 8104}
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A listening port below the kernel's ephemeral range.
+
+    bind(0) hands out ephemeral ports, and those are what every outgoing connection (to
+    PostgreSQL, Redis, RabbitMQ) also takes: a port chosen that way can be gone by the time the
+    service binds it.
+    """
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(20000, max(20001, ephemeral_low))
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def _wait_gone(pid: int, deadline: float) -> bool:

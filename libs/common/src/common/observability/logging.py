@@ -49,7 +49,8 @@ def configure_logging(service: str, level: str = "INFO", json_logs: bool = True)
     root.addHandler(handler)
     root.setLevel(level)
     # uvicorn installs its own plain-text handlers; send its records through ours instead.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    # (Not uvicorn.access: it stays as uvicorn configured it, off, since query strings carry tokens.)
+    for name in ("uvicorn", "uvicorn.error"):
         server_logger = logging.getLogger(name)
         server_logger.handlers.clear()
         server_logger.propagate = True
