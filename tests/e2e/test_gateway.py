@@ -14,6 +14,14 @@ def test_internal_routes_are_not_public(distributed: Topology) -> None:
         assert client.get("/media/not-an-asset/x.ts").status_code == 404
 
 
+def test_openapi_documents_are_served_under_their_prefix(distributed: Topology) -> None:
+    with httpx.Client(base_url=distributed.gateway_url) as client:
+        for service in ("auth", "catalog", "billing", "playback"):
+            docs = client.get(f"/api/{service}/docs")
+            assert docs.status_code == 200 and f"/api/{service}/openapi.json" in docs.text
+            assert client.get(f"/api/{service}/openapi.json").json()["paths"]
+
+
 def test_every_replica_is_ready_and_metrics_use_route_templates(distributed: Topology) -> None:
     for service, ports in distributed.ports.items():
         for port in ports:

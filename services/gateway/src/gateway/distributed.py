@@ -179,7 +179,7 @@ class Topology:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "uvicorn", f"{service}.main:create_app", "--factory",
                      "--host", "127.0.0.1", "--port", str(port), "--no-server-header", "--no-access-log",
-                     "--proxy-headers"],
+                     "--proxy-headers", "--root-path", f"/api/{service}"],
                     env=self.env_for(service), cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
                     start_new_session=True)
                 self.pids[name] = process.pid
