@@ -38,7 +38,7 @@ from common.db import Database
 from common.events.bus import InProcessBus
 from common.events.tables import outbox
 from common.http import LazyASGITransport
-from common.testing import postgres_database, serve_in_process
+from common.testing import in_process_settings, postgres_database, serve_in_process
 
 DEMO_COURSE_ID = uuid.UUID("10000000-0000-4000-8000-000000000001")
 FREE_COURSE_ID = uuid.UUID("10000000-0000-4000-8000-000000000002")
@@ -246,19 +246,15 @@ async def open_platform(**billing_overrides: Any) -> AsyncIterator[Platform]:
         transport = LazyASGITransport()
         bus = InProcessBus()
         auth_app = create_auth_app(AuthSettings(
-            database_url=urls["auth"], migrate_on_start=True, auth_url="http://testserver/api/auth",
-            seed_demo_data=True, log_json=False,
+            **in_process_settings(urls["auth"]), seed_demo_data=True,
             service_clients=f"billing:{BILLING_CLIENT_SECRET},catalog:catalog-test-secret-1234,"
                             "playback:playback-test-secret-12345"), bus=bus, http_transport=transport)
         settings = BillingSettings(**{
-            "database_url": urls["billing"], "migrate_on_start": True, "auth_url": "http://testserver/api/auth",
-            "catalog_url": "http://testserver/api/catalog", "billing_url": "http://testserver/api/billing",
-            "public_base_url": "http://testserver", "service_client_secret": BILLING_CLIENT_SECRET,
-            "stripe_webhook_secret": WEBHOOK_SECRET, "log_json": False, **billing_overrides})
+            **in_process_settings(urls["billing"]), "service_client_secret": BILLING_CLIENT_SECRET,
+            "stripe_webhook_secret": WEBHOOK_SECRET, **billing_overrides})
         billing_app = create_billing_app(settings, bus=bus, http_transport=transport)
         catalog_app = create_catalog_app(CatalogSettings(
-            database_url=urls["catalog"], migrate_on_start=True, auth_url="http://testserver/api/auth",
-            seed_demo_data=True, log_json=False), bus=bus, http_transport=transport)
+            **in_process_settings(urls["catalog"]), seed_demo_data=True), bus=bus, http_transport=transport)
         outage = Outage()
         catalog_app.add_middleware(OutageMiddleware, outage=outage)
         platform_app = compose_services({"auth": auth_app, "catalog": catalog_app, "billing": billing_app},

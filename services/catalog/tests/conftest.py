@@ -26,7 +26,7 @@ from common.events.bus import InProcessBus
 from common.events.consumer import InboxConsumer
 from common.events.tables import outbox
 from common.http import LazyASGITransport
-from common.testing import postgres_database, serve_in_process
+from common.testing import in_process_settings, postgres_database, serve_in_process
 
 BILLING_SECRET = "billing-test-secret-123456"
 PLAYBACK_SECRET = "playback-test-secret-12345"
@@ -91,13 +91,11 @@ async def platform() -> AsyncIterator[Platform]:
         transport = LazyASGITransport()
         bus = InProcessBus()
         auth_app = create_auth_app(AuthSettings(
-            database_url=urls["auth"], migrate_on_start=True, auth_url="http://testserver/api/auth",
-            seed_demo_data=True, log_json=False,
+            **in_process_settings(urls["auth"]), seed_demo_data=True,
             service_clients=f"billing:{BILLING_SECRET},playback:{PLAYBACK_SECRET}",
         ), bus=bus, http_transport=transport)
         catalog_app = create_app(CatalogSettings(
-            database_url=urls["catalog"], migrate_on_start=True, auth_url="http://testserver/api/auth",
-            seed_demo_data=True, log_json=False,
+            **in_process_settings(urls["catalog"]), seed_demo_data=True,
         ), bus=bus, http_transport=transport)
         app = compose_services({"auth": auth_app, "catalog": catalog_app}, bus=bus)
         async with serve_in_process(app, transport) as client:

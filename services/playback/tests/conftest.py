@@ -31,7 +31,7 @@ from common.events.consumer import InboxConsumer
 from common.events.envelope import Envelope
 from common.http import LazyASGITransport
 from common.runtime import Runtime
-from common.testing import postgres_database, serve_in_process
+from common.testing import in_process_settings, postgres_database, serve_in_process
 from playback import events, signing
 from playback.main import create_app
 from playback.media import create_media_app
@@ -141,17 +141,14 @@ async def _serve(catalog: FakeCatalog | None = None) -> AsyncIterator[Platform]:
         transport = LazyASGITransport()
         bus = InProcessBus()
         auth_app = create_auth_app(AuthSettings(
-            database_url=urls["auth"], migrate_on_start=True, auth_url="http://testserver/api/auth",
-            seed_demo_data=True, log_json=False,
+            **in_process_settings(urls["auth"]), seed_demo_data=True,
             service_clients=f"playback:{PLAYBACK_CLIENT_SECRET},billing:billing-test-secret-123456"),
             bus=bus, http_transport=transport)
         catalog_app = catalog.app() if catalog else create_catalog_app(CatalogSettings(
-            database_url=urls["catalog"], migrate_on_start=True, auth_url="http://testserver/api/auth",
-            seed_demo_data=True, log_json=False), bus=bus, http_transport=transport)
+            **in_process_settings(urls["catalog"]), seed_demo_data=True), bus=bus, http_transport=transport)
         settings = PlaybackSettings(
-            database_url=urls["playback"], migrate_on_start=True, auth_url="http://testserver/api/auth",
-            catalog_url="http://testserver/api/catalog", public_base_url="http://testserver",
-            service_client_secret=PLAYBACK_CLIENT_SECRET, token_private_key=pem, log_json=False)
+            **in_process_settings(urls["playback"]), service_client_secret=PLAYBACK_CLIENT_SECRET,
+            token_private_key=pem)
         playback_app = create_app(settings, bus=bus, http_transport=transport)
         app = compose_services({"auth": auth_app, "catalog": catalog_app, "playback": playback_app},
                                bus=bus, extra_routes=[Mount("/media", app=create_media_app(settings))])

@@ -38,6 +38,12 @@ async def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
+async def get_settings(request: Request) -> ServiceSettings:
+    """The app's settings; each service annotates it with its own class (`Annotated[XSettings, ...]`)."""
+    settings: ServiceSettings = request.app.state.settings
+    return settings
+
+
 def compose_services(services: Mapping[str, FastAPI], *, bus: InProcessBus | None = None,
                      extra_routes: Sequence[BaseRoute] = (),
                      middleware: Sequence[Middleware] = ()) -> Starlette:

@@ -93,6 +93,16 @@ class ServiceSettings(BaseSettings):
         return values
 
 
+SERVICE_NAMES = ("auth", "catalog", "billing", "playback")
+
+
+def composed_urls(base_url: str) -> dict[str, str]:
+    """Settings for a service whose peers are all mounted under `<base_url>/api/<name>` (the embedded
+    gateway and the in-process test platforms)."""
+    base = base_url.rstrip("/")
+    return {"public_base_url": base, **{f"{name}_url": f"{base}/api/{name}" for name in SERVICE_NAMES}}
+
+
 def _is_placeholder(value: str) -> bool:
     lowered = value.lower()
     return len(value) < 16 or any(marker in lowered for marker in PLACEHOLDER_MARKERS)

@@ -10,12 +10,14 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
 
 from common import pgbootstrap
 from common.http import LazyASGITransport
+from common.settings import composed_urls
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -25,6 +27,12 @@ TEST_BASE_URL = "http://testserver"
 
 def unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def in_process_settings(database_url: str) -> dict[str, Any]:
+    """Settings every service gets in a test platform served by `serve_in_process`."""
+    return {**composed_urls(TEST_BASE_URL), "database_url": database_url, "migrate_on_start": True,
+            "log_json": False}
 
 
 @contextmanager

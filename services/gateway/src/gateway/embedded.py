@@ -25,28 +25,25 @@ from catalog.settings import CatalogSettings
 from common.app import compose_services
 from common.events.bus import InProcessBus
 from common.http import LazyASGITransport
+from common.settings import SERVICE_NAMES, composed_urls
 from gateway.headers import SecurityHeadersMiddleware
 from gateway.settings import GatewaySettings
 from playback.media import create_media_app
 from playback.settings import PlaybackSettings
 
-SERVICES = ("auth", "catalog", "billing", "playback")
-
 
 def service_overrides(settings: GatewaySettings, name: str) -> dict[str, Any]:
     """Embedded values: every service reaches the others through this process's own prefixes."""
-    base = settings.public_base_url.rstrip("/")
-    urls = {f"{svc}_url": f"{base}/api/{svc}" for svc in SERVICES}
     data_dir = settings.data_dir.resolve()
-    return {**urls, "public_base_url": base, "log_json": settings.log_json,
+    return {**composed_urls(settings.public_base_url), "log_json": settings.log_json,
             "database_url": f"sqlite+aiosqlite:///{data_dir / f'{name}.db'}"}
 
 
 async def index(_request: Request) -> JSONResponse:
     return JSONResponse({
         "platform": "Triple Academy (embedded mode)",
-        "apis": {name: f"/api/{name}/docs" for name in SERVICES},
-        "health": {name: f"/api/{name}/health/ready" for name in SERVICES},
+        "apis": {name: f"/api/{name}/docs" for name in SERVICE_NAMES},
+        "health": {name: f"/api/{name}/health/ready" for name in SERVICE_NAMES},
     })
 
 

@@ -7,15 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from auth.settings import AuthSettings
-from common.app import get_runtime
+from common.app import get_runtime, get_settings
 from common.runtime import Runtime
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-
-async def get_settings(request: Request) -> AuthSettings:
-    settings: AuthSettings = request.app.state.settings
-    return settings
 
 
 SettingsDep = Annotated[AuthSettings, Depends(get_settings)]

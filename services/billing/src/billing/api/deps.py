@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header
 
 from billing.providers import PaymentProvider
 from billing.settings import BillingSettings
-from common.app import get_runtime
+from common.app import get_runtime, get_settings
 from common.errors import Unauthorized
 from common.runtime import Runtime
 from common.security import Principal
@@ -17,11 +17,6 @@ from common.security import Principal
 PROVIDER_RESOURCE = "payment_provider"
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-
-async def get_settings(request: Request) -> BillingSettings:
-    settings: BillingSettings = request.app.state.settings
-    return settings
 
 
 SettingsDep = Annotated[BillingSettings, Depends(get_settings)]

@@ -6,18 +6,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from common.app import get_runtime
+from common.app import get_runtime, get_settings
 from common.runtime import Runtime
 from playback.media import LocalMediaStore
 from playback.settings import PlaybackSettings
 from playback.signing import TokenKey
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-
-async def get_settings(request: Request) -> PlaybackSettings:
-    settings: PlaybackSettings = request.app.state.settings
-    return settings
 
 
 async def get_token_key(request: Request) -> TokenKey:
