@@ -93,7 +93,7 @@ def _schema_exists(connection: sa.Connection, schema: str) -> bool:
     return found is not None
 
 
-def upgrade(migrations_dir: Path, url: str, schema: str | None, revision: str = "head") -> None:
+def upgrade(migrations_dir: Path, url: str, schema: str | None, revision: str = "heads") -> None:
     command.upgrade(alembic_config(migrations_dir, url, schema), revision)
 
 

@@ -19,6 +19,7 @@ from common.events.consumer import HandlerMap, InboxConsumer
 from common.events.outbox import OutboxRelay
 from common.events.rabbitmq import RabbitMQBus
 from common.http import ServiceClient, ServiceTokenProvider
+from common.mail import Mailer, build_mailer
 from common.observability.logging import configure_logging
 from common.observability.tracing import configure_tracing
 from common.security import JWKSVerifier
@@ -37,6 +38,7 @@ class Runtime:
     verifier: JWKSVerifier
     tokens: ServiceTokenProvider | None
     relay: OutboxRelay
+    mailer: Mailer
     health_checks: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
     # Service-specific resources (payment provider, storage...) opened by the service itself.
     resources: dict[str, Any] = field(default_factory=dict)
@@ -102,7 +104,8 @@ async def open_runtime(settings: ServiceSettings, *, migrations_dir: Path, handl
         if settings.broker_url:
             checks["broker"] = bus.ping
         runtime = Runtime(settings=settings, db=db, cache=cache, bus=bus, http=http,
-                          verifier=verifier, tokens=tokens, relay=relay, health_checks=checks)
+                          verifier=verifier, tokens=tokens, relay=relay, mailer=build_mailer(settings),
+                          health_checks=checks)
         if handlers:
             consumer = InboxConsumer(db, name, handlers)
             await bus.subscribe(name, consumer.routing_keys, consumer)

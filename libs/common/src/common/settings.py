@@ -51,6 +51,14 @@ class ServiceSettings(BaseSettings):
     http_timeout_seconds: float = 3.0
     http_retries: int = 2
 
+    # Outgoing mail: SMTP when a host is set (distributed), otherwise written to the log (embedded).
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "Triple Academy <no-reply@triple.academy>"
+
     log_level: str = "INFO"
     log_json: bool = True
     otlp_endpoint: str | None = None

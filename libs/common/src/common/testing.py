@@ -6,11 +6,16 @@ between runs.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from typing import Any, cast
 
 import httpx
 from starlette.applications import Starlette
@@ -64,3 +69,46 @@ async def serve_in_process(app: Starlette, transport: LazyASGITransport | None =
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url=TEST_BASE_URL) as client:
         yield client
+
+
+class MailCatcher:
+    """A real SMTP server (aiosmtpd) on loopback that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.host = "127.0.0.1"
+        self.port = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(cast(EmailMessage, message_from_bytes(envelope.content, policy=default_policy)))
+        return "250 Message accepted for delivery"
+
+    def settings(self) -> dict[str, Any]:
+        """Service settings that send mail here."""
+        return {"smtp_host": self.host, "smtp_port": self.port}
+
+    async def wait_for(self, to: str, *, subject_contains: str = "") -> EmailMessage:
+        """The newest message to `to` whose subject contains the text, waiting up to 10 s for it."""
+        async with asyncio.timeout(10):
+            while True:
+                for message in reversed(self.messages):
+                    if message["To"] == to and subject_contains in str(message["Subject"]):
+                        return message
+                await asyncio.sleep(0.05)
+
+
+@contextmanager
+def smtp_server() -> Iterator[MailCatcher]:
+    """Run a MailCatcher on a free loopback port for the duration of the block."""
+    from aiosmtpd.controller import Controller
+
+    catcher = MailCatcher()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        catcher.port = probe.getsockname()[1]
+    controller = Controller(catcher, hostname=catcher.host, port=catcher.port)
+    controller.start()
+    try:
+        yield catcher
+    finally:
+        controller.stop()
