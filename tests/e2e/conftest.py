@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import aio_pika
@@ -33,9 +34,9 @@ async def _delete_broker_objects(topology: Topology) -> None:
         await channel.exchange_delete(f"{topology.namespace}.events")
 
 
-@pytest.fixture(scope="session")
-def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    topology = Topology.ephemeral(tmp_path_factory.mktemp("distributed"), replicas={"catalog": 2})
+@contextmanager
+def running(topology: Topology) -> Iterator[Topology]:
+    """Start a topology and always take it down again: processes, database and broker objects."""
     try:
         topology.start()
         yield topology
@@ -45,12 +46,34 @@ def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
 
 
 @pytest.fixture(scope="session")
+def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    """The shared platform of the e2e tests. Every test logs in from 127.0.0.1, so the strict login
+    zone is widened here; test_failover.py runs its own topology with the production 5/min.
+    `gateway_url` is the edge's loopback plain-HTTP listener (same config as the TLS one, which is
+    at `https_url`; trust `ca_file` for it)."""
+    topology = Topology.ephemeral(tmp_path_factory.mktemp("distributed"), replicas={"catalog": 2},
+                                  login_rate_limit="1200r/m", login_burst=200)
+    with running(topology):
+        yield topology
+
+
+@pytest.fixture(scope="module")
+def failover(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    """Two processes of every service behind the edge, with the production rate limits (the tests
+    kill replicas, so this platform is never shared beyond its module)."""
+    topology = Topology.ephemeral(tmp_path_factory.mktemp("failover"), replicas=dict.fromkeys(SERVICES, 2))
+    with running(topology):
+        yield topology
+
+
+@pytest.fixture(scope="session")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("embedded")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    # Every test logs in from 127.0.0.1: the strict login limit (5/min) is widened as for `distributed`.
     env = {**os.environ, "GATEWAY_PORT": str(port), "GATEWAY_PUBLIC_BASE_URL": url,
-           "GATEWAY_DATA_DIR": str(data_dir)}
+           "GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_LOGIN_RATE_LIMIT": "1200r/m", "GATEWAY_LOGIN_BURST": "200"}
     log = (data_dir / "gateway.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=REPO_ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT)

@@ -1,10 +1,17 @@
-"""What only the Nginx edge does: private internal routes, readiness of every replica, 429s."""
+"""What only the Nginx edge does: private internal routes, readiness of every replica, TLS, edge
+headers, the microcache (test_failover.py: replicas dying, rate limits)."""
 
 from __future__ import annotations
+
+import ssl
+import time
+import uuid
 
 import httpx
 
 from gateway.distributed import Topology
+
+ADMIN = {"email": "admin@triple.academy", "password": "Admin-Demo-2026!"}
 
 
 def test_internal_routes_are_not_public(distributed: Topology) -> None:
@@ -42,12 +49,71 @@ def test_logs_are_json_without_secrets(distributed: Topology) -> None:
             assert secret not in text, f"{secret!r} in {log_file.name}"
 
 
-def test_login_rate_limit_answers_429(distributed: Topology) -> None:
-    """Runs last: it spends this IP's login budget at the edge."""
+def test_tls_edge_with_the_dev_ca(distributed: Topology) -> None:
+    """The same API over HTTPS (Mozilla intermediate, HSTS); the redirect listener sends plain
+    HTTP there."""
+    context = ssl.create_default_context(cafile=distributed.ca_file)
+    with httpx.Client(base_url=distributed.https_url, verify=context) as client:
+        courses = client.get("/api/catalog/courses")
+        assert courses.status_code == 200 and courses.json()["items"]
+        assert courses.headers["strict-transport-security"].startswith("max-age=")
+    redirect = httpx.get(f"http://127.0.0.1:{distributed.redirect_port}/api/catalog/courses")
+    assert redirect.status_code == 308
+    assert redirect.headers["location"] == f"{distributed.https_url}/api/catalog/courses"
+
+
+def test_edge_headers_on_service_and_edge_responses(distributed: Topology) -> None:
     with httpx.Client(base_url=distributed.gateway_url) as client:
-        responses = [client.post("/api/auth/login", json={"email": "x@example.com", "password": "wrong-password"})
-                     for _ in range(40)]
-    # auth's own per-IP throttle answers problem+json; the edge's limit_req answers before auth.
-    edge_refusals = [r for r in responses
-                     if r.status_code == 429 and "problem+json" not in r.headers.get("content-type", "")]
-    assert edge_refusals
+        for path, status in (("/api/catalog/courses", 200), ("/api/auth/me", 401),
+                             ("/api/catalog/courses/00000000-0000-4000-8000-000000000000", 404), ("/x", 404)):
+            response = client.get(path)
+            assert response.status_code == status, path
+            for header in ("strict-transport-security", "x-content-type-options", "referrer-policy",
+                           "content-security-policy", "x-request-id"):
+                assert header in response.headers, (path, header)
+            assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+            assert response.headers.get_list("x-request-id") == [response.headers["x-request-id"]]
+
+
+def test_public_catalog_reads_are_microcached_and_a_publish_shows_within_a_second(distributed: Topology) -> None:
+    with httpx.Client(base_url=distributed.gateway_url) as client:
+        login = client.post("/api/auth/login", json=ADMIN)
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        # Anonymous reads come from the edge cache; a reader with credentials never does.
+        time.sleep(1 - time.time() % 1 + 0.02)  # the cache key changes with the wall-clock second
+        first, second = client.get("/api/catalog/courses"), client.get("/api/catalog/courses")
+        assert (first.headers["x-cache-status"], second.headers["x-cache-status"]) == ("MISS", "HIT")
+        assert "no-store" not in second.headers["cache-control"]
+        authed = client.get("/api/catalog/courses", headers=auth)
+        assert authed.headers["x-cache-status"] == "BYPASS" and authed.headers["cache-control"] == "no-store"
+        total = second.json()["total"]
+        created = client.post("/api/catalog/courses", headers=auth, json={
+            "title": f"Edge cache {uuid.uuid4().hex[:8]}", "price_amount": 0, "currency": "EUR",
+            "sections": [{"title": "One", "lessons": [{"title": "Read me", "kind": "text", "body": "Hello."}]}]})
+        assert created.status_code == 201, created.text
+        published = client.post(f"/api/catalog/courses/{created.json()['id']}/publish", headers=auth)
+        assert published.status_code == 200, published.text
+        published_at = time.monotonic()
+        while client.get("/api/catalog/courses").json()["total"] == total:
+            assert time.monotonic() - published_at < 1.3, "the edge served the old list for over a second"
+            time.sleep(0.05)
+
+
+def test_embedded_gateway_applies_the_same_edge(embedded: str) -> None:
+    """`make run` has no Nginx: its edge middleware adds the same headers, ids and CORS."""
+    with httpx.Client(base_url=embedded) as client:
+        for path, status in (("/api/catalog/courses", 200), ("/api/auth/me", 401), ("/nowhere", 404)):
+            response = client.get(path, headers={"Origin": "http://localhost:3000"})
+            assert response.status_code == status, path
+            for header in ("strict-transport-security", "x-content-type-options", "referrer-policy", "x-request-id"):
+                assert header in response.headers, (path, header)
+            assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+            assert response.headers["access-control-allow-origin"] == "http://localhost:3000"
+            assert len(response.headers.get_list("x-request-id")) == 1
+        passed = client.get("/api/catalog/courses", headers={"X-Request-ID": "embedded-trace-1"})
+        assert passed.headers["x-request-id"] == "embedded-trace-1"
+        login = client.post("/api/auth/login", json=ADMIN)
+        me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"})
+        assert me.headers["cache-control"] == "no-store"
+        assert "access-control-allow-origin" not in client.get(
+            "/api/catalog/courses", headers={"Origin": "https://evil.example"}).headers

@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,17 +23,22 @@ from typing import Any
 import pytest
 import yaml
 
+# --import-mode=importlib does not put test folders on sys.path; the kit has a unique name.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from compose_kit import COMPOSE_DIR, compose, env_example
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("auth", "catalog", "billing", "playback")
 DEPLOYABLES = (*SERVICES, "gateway")
 NAMESPACE = "triple-academy"
 OVERLAYS = ("dev", "prod")
-COMPOSE_DIR = ROOT / "infra" / "compose"
 NGINX_TEMPLATE = ROOT / "infra" / "nginx" / "gateway.conf.template"
 
 # `${VAR}`, `${VAR:-default}`, `${VAR:?message}` (compose interpolation).
 REF = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?:(:?[-?])([^}]*))?\}")
-SECRET_NAME = re.compile(r"(SECRET|PASSWORD|_PASS|API_KEY|PRIVATE_KEY|SERVICE_CLIENTS|REDISCLI_AUTH)$")
+SECRET_NAME = re.compile(
+    r"(SECRET|PASSWORD|_PASS|API_KEY|PRIVATE_KEY|SECRET_ACCESS_KEY|SERVICE_CLIENTS|REDISCLI_AUTH)$")
 URL_PASSWORD = re.compile(r"://[^/@\s:]*:([^@]*)@")
 
 
@@ -197,18 +203,23 @@ def test_python_dockerfile(service: str) -> None:
 
 def test_gateway_dockerfile() -> None:
     instrs = instructions(ROOT / "services" / "gateway" / "Dockerfile")
-    assert ("FROM", "nginx:1.27-alpine") in instrs
-    copies = {args.split()[0]: args.split()[1] for word, args in instrs if word == "COPY"}
+    # >= 1.27.3: `server ... resolve` in upstreams (compose and k8s).
+    assert ("FROM", "nginx:1.28-alpine") in instrs
+    copies = {src: args.split()[-1] for word, args in instrs if word == "COPY" for src in args.split()[:-1]}
     assert copies.get("infra/nginx/nginx.conf") == "/etc/nginx/nginx.conf"
-    # nginx.conf includes http.conf, and the image entrypoint renders /etc/nginx/templates/*.template.
-    assert copies.get("infra/nginx/http.conf") == "/etc/nginx/triple/http.conf"
+    # nginx.conf includes triple/*.conf (relative to /etc/nginx), and the image entrypoint renders
+    # /etc/nginx/templates/*.template into conf.d.
+    for name in ("http.conf", "edge_headers.conf", "api_headers.conf", "ffdhe2048.pem"):
+        assert copies.get(f"infra/nginx/{name}") == "/etc/nginx/triple/", name
+        assert (ROOT / "infra" / "nginx" / name).exists()
     assert copies.get("infra/nginx/gateway.conf.template", "").startswith("/etc/nginx/templates/")
     users = [args for word, args in instrs if word == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0", "nginx")
     assert any(word == "HEALTHCHECK" and "/health/live" in args for word, args in instrs)
-    assert ("EXPOSE", "8080") in instrs
+    assert ("EXPOSE", "8080 8443") in instrs
     env = " ".join(args for word, args in instrs if word == "ENV")
     assert "SECURE_LINK_SECRET" not in env, "the secure_link secret is a run-time value"
+    assert "TLS_KEY" not in env, "the TLS key is a run-time file"
 
 
 # --- YAML everywhere -----------------------------------------------------------------------------
@@ -225,17 +236,6 @@ def test_yaml_parses(path: Path) -> None:
 
 
 # --- compose -------------------------------------------------------------------------------------
-
-
-@functools.cache
-def compose() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((COMPOSE_DIR / "compose.yaml").read_text())
-    return data
-
-
-def env_example() -> dict[str, str]:
-    lines = (COMPOSE_DIR / ".env.example").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
 
 
 def test_compose_infrastructure_versions() -> None:
@@ -486,11 +486,27 @@ def test_gateway_config_fills_every_template_placeholder(overlay: str) -> None:
     keys = env_keys(overlay, objects(overlay, "Deployment")["gateway"])
     missing = template_placeholders() - set(keys)
     assert not missing, f"{overlay}: gateway.conf.template placeholders without a value: {sorted(missing)}"
+    # Upstream = the headless Service (one address per ready pod), re-resolved: least_conn per pod.
+    services = objects(overlay, "Service")
     for service in SERVICES:
-        assert f"{service}:8000" in (keys[f"{service.upper()}_SERVERS"] or ""), "upstream = Service DNS name"
-    mounts = {m["mountPath"] for m in pod(objects(overlay, "Deployment")["gateway"])["containers"][0]
-              ["volumeMounts"]}
+        servers = keys[f"{service.upper()}_SERVERS"] or ""
+        assert f"server {service}-headless.{NAMESPACE}.svc.cluster.local:8000 resolve max_fails=" in servers
+        headless = services[f"{service}-headless"]["spec"]
+        assert headless["clusterIP"] == "None"
+        assert selects({"matchLabels": headless["selector"]}, pod_labels(overlay, service))
+        assert headless["selector"] == services[service]["spec"]["selector"], "same pods as the ClusterIP"
+    gateway = pod(objects(overlay, "Deployment")["gateway"])
+    mounts = {m["mountPath"]: m for m in gateway["containers"][0]["volumeMounts"]}
     assert keys["MEDIA_ROOT"] in mounts and "/etc/nginx/conf.d" in mounts and "/tmp" in mounts
+    assert str(keys["CACHE_DIR"]).startswith("/var/cache/nginx") and "/var/cache/nginx" in mounts
+    # TLS ends in nginx: the certificate's Secret is mounted where TLS_CERT/TLS_KEY point.
+    tls_dir = str(Path(str(keys["TLS_CERT"])).parent)
+    assert Path(str(keys["TLS_KEY"])).parent == Path(tls_dir) and mounts[tls_dir]["readOnly"] is True
+    volume = next(v for v in gateway["volumes"] if v["name"] == mounts[tls_dir]["name"])
+    certificate = objects(overlay, "Certificate")["gateway-tls"]["spec"]
+    assert volume["secret"]["secretName"] == certificate["secretName"]
+    assert {p["containerPort"] for p in gateway["containers"][0]["ports"]} == {8080, 8443}
+    assert {p["port"] for p in services["gateway"]["spec"]["ports"]} == {80, 443}
 
 
 # NetworkPolicy reachability: evaluated from the rendered policies, not from their names.
@@ -544,6 +560,7 @@ def test_network_policies_allow_exactly_the_designed_calls(overlay: str) -> None
                 assert can_call(overlay, labels[source], labels[target], 8000) is expected, (source, target)
     stranger = {"app": "something-else"}
     assert policy_allows(overlay, "Ingress", labels["gateway"], stranger, 8080), "the edge is unreachable"
+    assert policy_allows(overlay, "Ingress", labels["gateway"], stranger, 8443), "the TLS edge is unreachable"
     assert not can_call(overlay, stranger, labels["billing"], 8000)
     for service in SERVICES:
         migrate = objects(overlay, "Job")[f"{service}-migrate"]["spec"]["template"]["metadata"]["labels"]
@@ -587,11 +604,13 @@ def test_prod_has_no_literal_secrets() -> None:
     for name, secret in objects("prod", "Secret").items():
         assert not secret.get("data") and not secret.get("stringData"), f"literal Secret {name} in prod"
     targets = {e["spec"]["target"]["name"]: e for e in objects("prod", "ExternalSecret").values()}
+    # cert-manager writes the certificates' Secrets (keys generated in the cluster, never in git).
+    certificates = {c["spec"]["secretName"] for c in objects("prod", "Certificate").values()}
     for workload in workloads("prod"):
         spec = pod(workload)
         refs = {s["secretRef"]["name"] for c in spec["containers"] for s in c.get("envFrom", []) if "secretRef" in s}
         refs |= {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
-        missing = refs - set(targets)
+        missing = refs - set(targets) - certificates
         assert not missing, f"{workload['metadata']['name']}: no ExternalSecret for {sorted(missing)}"
 
 

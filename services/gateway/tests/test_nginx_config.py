@@ -2,28 +2,54 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 from gateway import nginx
+from gateway.devcert import ensure_dev_cert
 
 pytestmark = pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
                                 reason="nginx is not installed")
 
 
-def test_rendered_config_is_valid(tmp_path: Path) -> None:
+def render(tmp_path: Path) -> str:
+    cert = ensure_dev_cert(tmp_path / "certs")
     main = nginx.render(nginx.GatewayConfig(
-        listen="127.0.0.1:18080",
+        https_listen="127.0.0.1:18443", http_listen="127.0.0.1:18080",
         upstreams={"auth": ["127.0.0.1:1"], "catalog": ["127.0.0.1:2", "127.0.0.1:3"],
                    "billing": ["127.0.0.1:4"], "playback": ["127.0.0.1:5"]},
-        media_root=tmp_path / "media", secure_link_secret="s3cr3t-value"), tmp_path / "nginx")
+        media_root=tmp_path / "media", secure_link_secret="s3cr3t-value", tls_cert=cert.cert,
+        tls_key=cert.key), tmp_path / "nginx")
     nginx.check(main)
-    rendered = (tmp_path / "nginx" / "gateway.conf").read_text()
+    return (tmp_path / "nginx" / "conf.d" / "gateway.conf").read_text()
+
+
+def test_rendered_config_is_valid(tmp_path: Path) -> None:
+    rendered = render(tmp_path)
     assert "${" not in rendered
-    assert rendered.count("least_conn") == 4
-    assert "server 127.0.0.1:3 max_fails" in rendered
+    assert rendered.count("least_conn") == 4 and rendered.count("keepalive 32") == 4
+    assert "server 127.0.0.1:3 max_fails=2 fail_timeout=5s;" in rendered
     # The signature nginx checks is exactly what playback computes (docs/contracts.md).
     assert 'secure_link_md5 "$secure_link_expires/media/$asset/ s3cr3t-value"' in rendered
+    # No plain listener unless asked for (the images never have one).
+    assert not (tmp_path / "nginx" / "conf.d" / "plain.listen").exists()
 
+
+def test_post_is_never_re_sent_to_another_replica() -> None:
+    """proxy_next_upstream without `non_idempotent`, anywhere (tests/test_edge.py shows it live)."""
+    for path in (nginx.NGINX_DIR / "http.conf", nginx.TEMPLATE):
+        directives = re.findall(r"^\s*proxy_next_upstream\s+([^;]*);", path.read_text(), re.M)
+        assert all("non_idempotent" not in d for d in directives)
+    http_conf = (nginx.NGINX_DIR / "http.conf").read_text()
+    assert "proxy_next_upstream error timeout http_502 http_503 http_504;" in http_conf
+
+
+def test_every_location_with_its_own_headers_includes_the_edge_headers() -> None:
+    """nginx drops inherited add_header in a block that adds its own: each such block re-includes."""
+    text = nginx.TEMPLATE.read_text()
+    for block in re.findall(r"\n    location [^{]*\{(.*?)\n    \}", text, re.S):
+        if "add_header" in block:
+            assert "include triple/edge_headers.conf;" in block or "include triple/api_headers.conf;" in block, block

@@ -18,8 +18,9 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import serialization
@@ -27,10 +28,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from common import pgbootstrap
 from gateway import nginx
+from gateway.devcert import ensure_dev_cert
 
 SERVICES = ("auth", "catalog", "billing", "playback")
 REPO_ROOT = nginx.REPO_ROOT
 DEFAULT_PORTS = {"auth": 8101, "catalog": 8102, "billing": 8103, "playback": 8104}
+# `make up`: the TLS edge, and the plain listener that only redirects to it.
+DEFAULT_TLS_PORT = 8443
+DEFAULT_REDIRECT_PORT = 8081
+# Issue 7 (video ingestion): Nginx serves media from here, and playback's local storage writes here.
+MEDIA_ROOT = REPO_ROOT / "services" / "playback" / "media"
 
 
 _handed_out: set[int] = set()
@@ -80,8 +87,18 @@ def _wait_gone(pid: int, deadline: float) -> bool:
 
 @dataclass
 class Topology:
+    """One local distributed platform.
+
+    The gateway listens three ways: `gateway_url` (plain HTTP on loopback with the whole API, for
+    tests and tools that do not trust the dev CA), `https_url` (the TLS edge, certificate signed by
+    the dev CA in `cert_dir`) and `redirect_port` (plain HTTP that redirects to HTTPS, as in compose).
+    """
+
     namespace: str = "triple"
     gateway_port: int = 8080
+    tls_port: int = DEFAULT_TLS_PORT
+    redirect_port: int = DEFAULT_REDIRECT_PORT
+    cert_dir: Path = REPO_ROOT / "var" / "dev-certs"
     ports: dict[str, list[int]] = field(default_factory=lambda: {s: [p] for s, p in DEFAULT_PORTS.items()})
     run_dir: Path = REPO_ROOT / "var" / "distributed"
     pg_admin_dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -90,16 +107,21 @@ class Topology:
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     seed_demo_data: bool = True
     api_rate_limit: str = "100r/s"
+    # The strict zone (login, register, password): 5 a minute per client IP.
+    login_rate_limit: str = "5r/m"
+    login_burst: int = 4
     secrets: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def ephemeral(cls, run_dir: Path, replicas: dict[str, int] | None = None) -> Topology:
-        """A throw-away topology on free ports with unique names (tests)."""
+    def ephemeral(cls, run_dir: Path, replicas: dict[str, int] | None = None, **settings: Any) -> Topology:
+        """A throw-away topology on free ports with unique names (tests); `settings` are fields
+        such as login_rate_limit."""
         replicas = replicas or {}
-        return cls(namespace=f"t{secrets.token_hex(5)}", gateway_port=free_port(),
+        return cls(namespace=f"t{secrets.token_hex(5)}", gateway_port=free_port(), tls_port=free_port(),
+                   redirect_port=free_port(), cert_dir=run_dir / "certs",
                    ports={s: [free_port() for _ in range(replicas.get(s, 1))] for s in SERVICES},
-                   run_dir=run_dir)
+                   run_dir=run_dir, **settings)
 
     @property
     def database(self) -> str:
@@ -108,6 +130,15 @@ class Topology:
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def https_url(self) -> str:
+        return f"https://127.0.0.1:{self.tls_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The dev CA that signed the edge's certificate (`curl --cacert`, SSL_CERT_FILE)."""
+        return self.cert_dir / "ca.pem"
 
     def _ensure_secrets(self) -> None:
         if self.secrets:
@@ -155,6 +186,9 @@ class Topology:
             env["SECURE_LINK_SECRET"] = self.secrets["secure_link_secret"]
             env["MEDIA_BASE_URL"] = f"{self.gateway_url}/media"
             env["TOKEN_PRIVATE_KEY_FILE"] = self.secrets["playback_token_key_file"]
+            # Issue 7: transcoded assets land where Nginx serves /media from (local storage).
+            env["STORAGE_BACKEND"] = "local"
+            env["MEDIA_ROOT"] = str(MEDIA_ROOT)
         base = {k: v for k, v in os.environ.items() if not k.startswith(tuple(s.upper() + "_" for s in SERVICES))}
         return {**base, **{(k if k == "ENVIRONMENT" else prefix + k): v for k, v in env.items()}}
 
@@ -183,11 +217,20 @@ class Topology:
                     env=self.env_for(service), cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
                     start_new_session=True)
                 self.pids[name] = process.pid
+        # Issue 7: the transcode worker (`python -m playback.worker`), its own process as in k8s.
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "playback.worker"],
+            env={**self.env_for("playback"), "PLAYBACK_WORKER_PORT": str(free_port())}, cwd=REPO_ROOT,
+            stdout=(logs / "playback-worker-0.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.pids["playback-worker-0"] = worker.pid
+        cert = ensure_dev_cert(self.cert_dir)
         main_conf = nginx.render(nginx.GatewayConfig(
-            listen=f"127.0.0.1:{self.gateway_port}",
+            https_listen=f"127.0.0.1:{self.tls_port}", http_listen=f"127.0.0.1:{self.redirect_port}",
+            plain_listen=f"127.0.0.1:{self.gateway_port}", tls_cert=cert.cert, tls_key=cert.key,
             upstreams={s: [f"127.0.0.1:{p}" for p in self.ports[s]] for s in SERVICES},
-            media_root=REPO_ROOT / "services" / "playback" / "media",
-            secure_link_secret=self.secrets["secure_link_secret"], api_rate_limit=self.api_rate_limit),
+            media_root=MEDIA_ROOT,
+            secure_link_secret=self.secrets["secure_link_secret"], api_rate_limit=self.api_rate_limit,
+            login_rate_limit=self.login_rate_limit, login_burst=self.login_burst),
             self.run_dir / "nginx")
         nginx.check(main_conf)
         nginx.start(main_conf)
@@ -232,6 +275,7 @@ class Topology:
     def save(self) -> None:
         data = asdict(self)
         data["run_dir"] = str(self.run_dir)
+        data["cert_dir"] = str(self.cert_dir)
         (self.run_dir / "state.json").write_text(json.dumps(data, indent=2))
 
     @classmethod
@@ -241,7 +285,9 @@ class Topology:
             return None
         data = json.loads(state.read_text())
         data["run_dir"] = Path(data["run_dir"])
-        return cls(**data)
+        data["cert_dir"] = Path(data.get("cert_dir", REPO_ROOT / "var" / "dev-certs"))
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def main() -> None:
@@ -251,6 +297,8 @@ def main() -> None:
                         help="run N processes of a service behind the gateway (least_conn)")
     parser.add_argument("--api-rate-limit", default="100r/s",
                         help="nginx limit_req rate per client IP on /api (benchmarks raise it)")
+    parser.add_argument("--login-rate-limit", default="5r/m",
+                        help="the strict zone (login, register, password) per client IP (load tests raise it)")
     args = parser.parse_args()
     run_dir = REPO_ROOT / "var" / "distributed"
     existing = Topology.load(run_dir)
@@ -268,13 +316,15 @@ def main() -> None:
         return
     if existing is not None:
         existing.stop()
-    topology = Topology(run_dir=run_dir, api_rate_limit=args.api_rate_limit)
+    topology = Topology(run_dir=run_dir, api_rate_limit=args.api_rate_limit,
+                        login_rate_limit=args.login_rate_limit)
     for spec in args.replicas:
         service, count = spec.split("=", 1)
         first = DEFAULT_PORTS[service]
         topology.ports[service] = [first + 10 * i for i in range(int(count))]
     topology.start()
-    print(f"Triple Academy (distributed) at {topology.gateway_url}  logs: {run_dir / 'logs'}")
+    print(f"Triple Academy (distributed) at {topology.https_url} (CA: {topology.ca_file}) and "
+          f"{topology.gateway_url} (loopback plain HTTP)  logs: {run_dir / 'logs'}")
 
 
 if __name__ == "__main__":

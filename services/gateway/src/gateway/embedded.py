@@ -26,7 +26,7 @@ from common.app import compose_services
 from common.events.bus import InProcessBus
 from common.http import LazyASGITransport
 from common.settings import SERVICE_NAMES, composed_urls
-from gateway.headers import SecurityHeadersMiddleware
+from gateway.headers import EdgeMiddleware, RateLimit, parse_rate
 from gateway.settings import GatewaySettings
 from playback.media import create_media_app
 from playback.settings import PlaybackSettings
@@ -37,6 +37,15 @@ def service_overrides(settings: GatewaySettings, name: str) -> dict[str, Any]:
     data_dir = settings.data_dir.resolve()
     return {**composed_urls(settings.public_base_url), "log_json": settings.log_json,
             "database_url": f"sqlite+aiosqlite:///{data_dir / f'{name}.db'}"}
+
+
+def edge_middleware(settings: GatewaySettings) -> Middleware:
+    """Headers, request ids, CORS and rate limits as the Nginx edge applies them."""
+    login_retry_after = max(1, round(1 / parse_rate(settings.login_rate_limit)))
+    return Middleware(EdgeMiddleware, cors_origins=settings.cors_origins,
+                      api_limit=RateLimit(settings.api_rate_limit, settings.api_burst, retry_after=1),
+                      login_limit=RateLimit(settings.login_rate_limit, settings.login_burst,
+                                            retry_after=login_retry_after))
 
 
 async def index(_request: Request) -> JSONResponse:
@@ -68,6 +77,6 @@ def create_embedded_app(settings: GatewaySettings | None = None) -> Starlette:
     app = compose_services(services, bus=bus, extra_routes=[
         Mount("/media", app=create_media_app(playback_settings)),
         Route("/", index),
-    ], middleware=[Middleware(SecurityHeadersMiddleware)])
+    ], middleware=[edge_middleware(settings)])
     transport.bind(app)
     return app

@@ -1,31 +1,157 @@
-"""Security headers the Nginx gateway adds in distributed mode, added the same way embedded."""
+"""What the Nginx edge does in distributed mode, done the same way by the embedded gateway:
+request ids, security headers on every response, CORS for the configured origins, the two
+per-client-IP rate limits (problem+json 429 with Retry-After) and `no-store` on answers to
+requests with credentials. infra/nginx/ is the reference; the values come from GatewaySettings.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# The same values as infra/nginx/edge_headers.conf.
 SECURITY_HEADERS = [
+    (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+    (b"cross-origin-opener-policy", b"same-origin"),
 ]
+CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+DOCS_CSP = (b"default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inline'; "
+            b"style-src https://cdn.jsdelivr.net; img-src https://fastapi.tiangolo.com data:; connect-src 'self'; "
+            b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+DOCS_PATH = re.compile(r"^/api/[a-z]+/docs$")
+# The strict zone's paths, as in gateway.conf.template.
+LOGIN_PATH = re.compile(r"^/api/auth/(login|register|(me/)?password[a-z/_-]*|forgot[a-z/_-]*|reset[a-z/_-]*)$")
+VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+CORS_METHODS = b"GET, HEAD, POST, PUT, PATCH, DELETE"
+CORS_HEADERS = b"Authorization, Content-Type, Idempotency-Key, X-Request-ID"
+CORS_EXPOSE = b"X-Request-ID, Retry-After, ETag"
+# Response headers the edge owns (a service's own values are replaced; Vary is added to).
+OWNED = {b"x-request-id", b"cache-control", b"access-control-allow-origin", b"access-control-allow-credentials",
+         b"access-control-expose-headers", b"content-security-policy", *(name for name, _ in SECURITY_HEADERS)}
 
 
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+def parse_rate(rate: str) -> float:
+    """nginx's `10r/s` / `5r/m` as requests per second."""
+    match = re.fullmatch(r"(\d+)r/([sm])", rate.strip())
+    if match is None:
+        raise ValueError(f"a rate is <n>r/s or <n>r/m, not {rate!r}")
+    return int(match.group(1)) / (1 if match.group(2) == "s" else 60)
+
+
+@dataclass
+class _Bucket:
+    excess: float
+    at: float
+
+
+class RateLimit:
+    """nginx limit_req with `burst=N nodelay`: a leaky bucket per key, the first request plus N more
+    at once, then `rate`; refused requests do not count."""
+
+    def __init__(self, rate: str, burst: int, retry_after: int) -> None:
+        self.rate = parse_rate(rate)
+        self.burst = burst
+        self.retry_after = retry_after
+        self._buckets: dict[str, _Bucket] = {}
+
+    def allow(self, key: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= 100_000:
+                self._prune(now)
+            self._buckets[key] = _Bucket(0.0, now)
+            return True
+        excess = max(0.0, bucket.excess - self.rate * (now - bucket.at)) + 1
+        if excess > self.burst:
+            return False
+        bucket.excess, bucket.at = excess, now
+        return True
+
+    def _prune(self, now: float) -> None:
+        drained = [k for k, b in self._buckets.items() if b.excess - self.rate * (now - b.at) <= 0]
+        for key in drained:
+            del self._buckets[key]
+
+
+class EdgeMiddleware:
+    """The embedded gateway's edge, outermost around every mounted service."""
+
+    def __init__(self, app: ASGIApp, *, cors_origins: Iterable[str] = (), api_limit: RateLimit | None = None,
+                 login_limit: RateLimit | None = None) -> None:
         self.app = app
+        self.cors_origins = {o.rstrip("/") for o in cors_origins}
+        self.api_limit = api_limit
+        self.login_limit = login_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        # The services see (and log) the edge's id, as behind Nginx.
+        scope["headers"] = [(k, v) for k, v in scope.get("headers") or [] if k != b"x-request-id"]
+        scope["headers"].append((b"x-request-id", request_id.encode()))
+        path: str = scope.get("path", "")
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        allowed_origin = origin if origin in self.cors_origins else ""
+        credentials = b"authorization" in headers or b"cookie" in headers
+        extra = self._edge_headers(request_id, path, allowed_origin)
 
-        async def send_with_headers(message: Message) -> None:
+        if scope.get("method") == "OPTIONS" and b"access-control-request-method" in headers:
+            if allowed_origin:
+                extra += [(b"access-control-allow-methods", CORS_METHODS),
+                          (b"access-control-allow-headers", CORS_HEADERS), (b"access-control-max-age", b"600")]
+            await self._answer(send, 204, b"", extra)
+            return
+
+        limit = self.login_limit if LOGIN_PATH.match(path) else self.api_limit if path.startswith("/api/") else None
+        client = (scope.get("client") or ("unknown", 0))[0]
+        if limit is not None and not limit.allow(client):
+            body = json.dumps({"type": "about:blank", "title": "Too Many Requests", "status": 429,
+                               "request_id": request_id}).encode()
+            await self._answer(send, 429, body, [*extra, (b"cache-control", b"no-store"),
+                                                 (b"retry-after", str(limit.retry_after).encode()),
+                                                 (b"content-type", b"application/problem+json")])
+            return
+
+        async def send_with_edge_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in SECURITY_HEADERS if k not in present]
-                message["headers"] = [*message.get("headers", []), *extra]
+                own = [(k, v) for k, v in message.get("headers", []) if k.lower() not in OWNED]
+                theirs = {k.lower(): v for k, v in message.get("headers", [])}
+                cache_control = theirs.get(b"cache-control")
+                if path.startswith("/api/"):
+                    cache_control = b"no-store" if credentials else cache_control or b"no-store"
+                if cache_control is not None:
+                    own.append((b"cache-control", cache_control))
+                message["headers"] = [*own, *extra]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, send_with_edge_headers)
+
+    def _edge_headers(self, request_id: str, path: str, allowed_origin: str) -> list[tuple[bytes, bytes]]:
+        extra = [(b"x-request-id", request_id.encode()), *SECURITY_HEADERS,
+                 (b"content-security-policy", DOCS_CSP if DOCS_PATH.match(path) else CSP), (b"vary", b"Origin")]
+        if allowed_origin:
+            extra += [(b"access-control-allow-origin", allowed_origin.encode()),
+                      (b"access-control-allow-credentials", b"true"),
+                      (b"access-control-expose-headers", CORS_EXPOSE)]
+        return extra
+
+    @staticmethod
+    async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})

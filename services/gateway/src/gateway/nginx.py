@@ -1,20 +1,34 @@
 """Render the Nginx gateway config for local processes (`make up`, e2e) from infra/nginx.
 
-Compose and k8s render the same template with envsubst; here the values are the local ports,
-the local media folder and a per-run secret.
+Compose and k8s render the same template with envsubst (the nginx image's templates feature);
+here the values are the local ports, the local media folder, a dev certificate and a per-run
+secret. The layout of the run folder mirrors /etc/nginx in the image, so the template's relative
+includes resolve the same way in both:
+
+    <prefix>/nginx.conf          the wrapper (the image has infra/nginx/nginx.conf)
+    <prefix>/triple/             infra/nginx's static files (http.conf, header snippets, dhparam)
+    <prefix>/conf.d/gateway.conf the rendered template
+    <prefix>/conf.d/*.listen     extra listeners of the HTTPS server (the loopback plain one)
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import string
 import subprocess
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 NGINX_DIR = REPO_ROOT / "infra" / "nginx"
+TEMPLATE = NGINX_DIR / "gateway.conf.template"
+# What the image copies to /etc/nginx/triple/ (services/gateway/Dockerfile).
+STATIC_FILES = ("http.conf", "edge_headers.conf", "api_headers.conf", "ffdhe2048.pem")
+# Passive health check of every upstream server line.
+SERVER_PARAMS = "max_fails=2 fail_timeout=5s"
 
 WRAPPER = """\
 worker_processes 2;
@@ -31,20 +45,36 @@ http {{
     fastcgi_temp_path {prefix}/tmp/fastcgi;
     uwsgi_temp_path {prefix}/tmp/uwsgi;
     scgi_temp_path {prefix}/tmp/scgi;
-    include {http_conf};
-    include {prefix}/gateway.conf;
+    include triple/http.conf;
+    include conf.d/*.conf;
 }}
 """
 
 
 @dataclass(frozen=True)
 class GatewayConfig:
-    listen: str
-    upstreams: dict[str, list[str]]  # service -> ["127.0.0.1:8101", ...]
+    """The values of one local gateway.
+
+    `https_listen` is the TLS edge and `http_listen` the plain listener that only redirects to it
+    (and answers /health/live), as in compose and k8s. `plain_listen`, when set, adds a plain-HTTP
+    listener with the whole API to the HTTPS server: loopback only, for tests and tools that do not
+    trust the dev CA (it never exists in the images).
+    """
+
+    https_listen: str
+    http_listen: str
+    upstreams: Mapping[str, list[str]]  # service -> ["127.0.0.1:8101", ...]
     media_root: Path
     secure_link_secret: str
+    tls_cert: Path
+    tls_key: Path
+    plain_listen: str | None = None
     api_rate_limit: str = "100r/s"
-    login_rate_limit: str = "30r/m"
+    login_rate_limit: str = "5r/m"
+    login_burst: int = 4
+    cors_origins: tuple[str, ...] = ("http://localhost:3000",)
+    # The load balancer in front whose X-Forwarded-For is believed (loopback stand-in for tests).
+    trusted_proxies: str = "127.0.0.2/32"
 
 
 def nginx_binary() -> str:
@@ -54,33 +84,83 @@ def nginx_binary() -> str:
     return found
 
 
-def render(config: GatewayConfig, prefix: Path) -> Path:
-    """Write <prefix>/nginx.conf and gateway.conf; returns the main config path."""
-    prefix = prefix.resolve()
-    (prefix / "tmp").mkdir(parents=True, exist_ok=True)
-    values = {
-        f"{svc.upper()}_SERVERS": "\n    ".join(f"server {addr} max_fails=2 fail_timeout=5s;" for addr in addrs)
-        for svc, addrs in config.upstreams.items()
-    }
+def nginx_version() -> tuple[int, ...]:
+    out = subprocess.run([nginx_binary(), "-v"], capture_output=True, text=True, check=False).stderr
+    match = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(p) for p in match.groups()) if match else (0, 0, 0)
+
+
+def port_of(listen: str) -> int:
+    return int(listen.rsplit(":", 1)[-1].split()[0])
+
+
+def server_lines(addresses: Iterable[str], params: str = SERVER_PARAMS) -> str:
+    return "\n    ".join(f"server {addr} {params};" for addr in addresses)
+
+
+def cors_pattern(origins: Iterable[str]) -> str:
+    """The CORS_ORIGINS placeholder: exact origins as one regex alternation."""
+    return "|".join(re.escape(origin) for origin in origins)
+
+
+def substitute(template: str, values: Mapping[str, str]) -> str:
+    """envsubst semantics: ${NAME} of a known NAME is replaced, nginx's own $variables are kept."""
+    return string.Template(template).safe_substitute(values)
+
+
+def template_values(config: GatewayConfig, prefix: Path) -> dict[str, str]:
+    values = {f"{svc.upper()}_SERVERS": server_lines(addrs) for svc, addrs in config.upstreams.items()}
     values.update({
-        "GATEWAY_LISTEN": config.listen,
+        "HTTP_LISTEN": config.http_listen,
+        "HTTPS_LISTEN": config.https_listen,
+        "HTTPS_PORT": str(port_of(config.https_listen)),
+        "TLS_CERT": str(config.tls_cert.resolve()),
+        "TLS_KEY": str(config.tls_key.resolve()),
+        "TRUSTED_PROXIES": config.trusted_proxies,
+        "RESOLVER": "127.0.0.1",  # local upstreams are addresses: never asked
+        "CORS_ORIGINS": cors_pattern(config.cors_origins),
+        "CACHE_DIR": str(prefix / "cache"),
         "ACCESS_LOG": str(prefix / "access.log"),
         "MEDIA_ROOT": str(config.media_root.resolve()),
         "SECURE_LINK_SECRET": config.secure_link_secret,
         "API_RATE_LIMIT": config.api_rate_limit,
         "LOGIN_RATE_LIMIT": config.login_rate_limit,
+        "LOGIN_BURST": str(config.login_burst),
     })
-    template = string.Template((NGINX_DIR / "gateway.conf.template").read_text())
-    (prefix / "gateway.conf").write_text(template.safe_substitute(values))
+    return values
+
+
+def install_static_files(prefix: Path) -> None:
+    """infra/nginx's static files where the template's relative includes expect them."""
+    (prefix / "triple").mkdir(parents=True, exist_ok=True)
+    for name in STATIC_FILES:
+        shutil.copyfile(NGINX_DIR / name, prefix / "triple" / name)
+
+
+def render(config: GatewayConfig, prefix: Path) -> Path:
+    """Write <prefix>/nginx.conf and its includes; returns the main config path."""
+    prefix = prefix.resolve()
+    (prefix / "tmp").mkdir(parents=True, exist_ok=True)
+    (prefix / "conf.d").mkdir(parents=True, exist_ok=True)
+    install_static_files(prefix)
+    rendered = substitute(TEMPLATE.read_text(), template_values(config, prefix))
+    (prefix / "conf.d" / "gateway.conf").write_text(rendered)
+    plain = prefix / "conf.d" / "plain.listen"
+    if config.plain_listen:
+        plain.write_text(f"listen {config.plain_listen};\n")
+    else:
+        plain.unlink(missing_ok=True)
     user = "user root;" if os.geteuid() == 0 else ""  # workers must read the repo's media files
     main = prefix / "nginx.conf"
-    main.write_text(WRAPPER.format(prefix=prefix, http_conf=NGINX_DIR / "http.conf", user=user))
+    main.write_text(WRAPPER.format(prefix=prefix, user=user))
     return main
 
 
 def check(main_conf: Path) -> None:
-    subprocess.run([nginx_binary(), "-t", "-q", "-p", str(main_conf.parent), "-c", str(main_conf)],
-                   check=True)
+    result = subprocess.run([nginx_binary(), "-t", "-q", "-p", str(main_conf.parent), "-c", str(main_conf)],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"nginx -t failed for {main_conf}:\n{result.stderr}")
 
 
 def start(main_conf: Path) -> None:

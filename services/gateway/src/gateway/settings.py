@@ -16,3 +16,14 @@ class GatewaySettings(BaseSettings):
     data_dir: Path = Path("var/data")
     seed_demo_data: bool = True
     log_json: bool = False
+
+    # The edge, as the Nginx gateway does it (infra/nginx): browser origins allowed by CORS, and the
+    # per-client-IP limits (`<n>r/s` or `<n>r/m` plus a burst; login = login, register, password).
+    cors_origins: list[str] = ["http://localhost:3000"]
+    api_rate_limit: str = "100r/s"
+    api_burst: int = 200
+    login_rate_limit: str = "5r/m"
+    login_burst: int = 4
+    # Proxies whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips); none by
+    # default, so a client cannot pick its own rate-limit key.
+    forwarded_allow_ips: str | None = None

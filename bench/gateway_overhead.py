@@ -1,0 +1,100 @@
+"""Gateway overhead: a catalog read straight from the service versus through the Nginx edge.
+
+Three runs of `wrk` (short, loopback) on GET /courses/{demo course}:
+  direct      the catalog uvicorn process itself
+  edge        through Nginx with a cookie, so the microcache is bypassed: proxy cost only
+  edge-cache  through Nginx anonymously: the 1 s microcache answers most reads
+
+By default it starts its own throw-away distributed platform (PostgreSQL, Redis, RabbitMQ as for
+the e2e tests; one catalog process, edge limits lifted) and takes it down again:
+
+    uv run python bench/gateway_overhead.py --seconds 5 --connections 16
+    uv run python bench/gateway_overhead.py --gateway-url http://127.0.0.1:8080 --service-url http://127.0.0.1:8102
+
+Numbers go in the issue notes, never in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gateway.distributed import Topology
+
+COURSE = "10000000-0000-4000-8000-000000000001"
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, *, seconds: int, connections: int, threads: int, headers: dict[str, str]) -> dict[str, float]:
+    args = ["wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s"]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+
+    def latency(percent: str) -> float:
+        match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert match, out
+        return float(match.group(1)) * UNITS[match.group(2)]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    assert rps, out
+    return {"rps": float(rps.group(1)), "p50": latency("50"), "p99": latency("99"),
+            "errors": float(errors.group(1)) if errors else 0.0}
+
+
+@contextmanager
+def own_platform() -> Iterator[tuple[str, str]]:
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
+        topology = Topology.ephemeral(Path(tmp), api_rate_limit="100000r/s")
+        try:
+            topology.start()
+            yield topology.gateway_url, f"http://127.0.0.1:{topology.ports['catalog'][0]}"
+        finally:
+            topology.stop(drop_database=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gateway-url", help="a running edge (limits lifted: make up UP_ARGS=...)")
+    parser.add_argument("--service-url", help="the catalog process behind it")
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+
+    @contextmanager
+    def given() -> Iterator[tuple[str, str]]:
+        yield args.gateway_url, args.service_url
+
+    platform = given() if args.gateway_url and args.service_url else own_platform()
+    with platform as (gateway_url, service_url):
+        runs = {
+            "direct": (f"{service_url}/courses/{COURSE}", {}),
+            "edge": (f"{gateway_url}/api/catalog/courses/{COURSE}", {"Cookie": "bench=bypass-the-microcache"}),
+            "edge-cache": (f"{gateway_url}/api/catalog/courses/{COURSE}", {}),
+        }
+        results = {}
+        for name, (url, headers) in runs.items():
+            wrk(url, seconds=1, connections=args.connections, threads=args.threads, headers=headers)  # warm-up
+            results[name] = wrk(url, seconds=args.seconds, connections=args.connections, threads=args.threads,
+                                headers=headers)
+    print(f"GET /courses/{{id}}  {args.connections} connections, {args.seconds}s each")
+    for name, r in results.items():
+        print(f"{name:<11} {r['rps']:8.0f} req/s   p50 {r['p50']:7.2f} ms   p99 {r['p99']:7.2f} ms"
+              f"   non-2xx {r['errors']:.0f}")
+    direct, edge = results["direct"], results["edge"]
+    print(f"edge overhead: p50 +{edge['p50'] - direct['p50']:.2f} ms, p99 +{edge['p99'] - direct['p99']:.2f} ms, "
+          f"throughput {100 * (edge['rps'] / direct['rps'] - 1):+.0f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The embedded gateway's edge does what the Nginx one does (tests/test_edge.py): same headers,
+request ids, CORS and rate limits, with nginx's limit_req arithmetic."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from gateway.headers import EdgeMiddleware, RateLimit, parse_rate
+from gateway.settings import GatewaySettings
+
+seen_request_ids: list[str] = []
+
+
+async def echo(request: Request) -> JSONResponse:
+    seen_request_ids.append(request.headers["x-request-id"])
+    return JSONResponse({"ok": True}, headers={"x-request-id": "service-own", "cache-control": "public, max-age=1",
+                                               "vary": "Accept-Encoding"})
+
+
+def client(**limits: RateLimit) -> httpx.AsyncClient:
+    app = Starlette(routes=[Route("/api/{service}/{rest:path}", echo, methods=["GET", "POST"])],
+                    middleware=[Middleware(EdgeMiddleware, cors_origins=["https://app.example.test"], **limits)])
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("198.51.100.7", 1234)),
+                             base_url="http://embedded")
+
+
+async def test_headers_and_request_ids_on_every_response() -> None:
+    async with client() as http:
+        ok = await http.get("/api/catalog/courses")
+        missing = await http.get("/nowhere")
+        for response in (ok, missing):
+            assert response.headers["strict-transport-security"] == "max-age=63072000; includeSubDomains"
+            assert response.headers["x-content-type-options"] == "nosniff"
+            assert response.headers["referrer-policy"] == "no-referrer"
+            assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+            assert len(response.headers.get_list("x-request-id")) == 1
+        assert missing.status_code == 404
+        # The service saw the edge's id, and the client gets that one back.
+        assert ok.headers["x-request-id"] == seen_request_ids[-1] != "service-own"
+        passed = await http.get("/api/catalog/courses", headers={"X-Request-ID": "client-id.7"})
+        assert passed.headers["x-request-id"] == "client-id.7" == seen_request_ids[-1]
+        assert ok.headers["cache-control"] == "public, max-age=1"
+        assert "Accept-Encoding" in ok.headers.get_list("vary") and "Origin" in ok.headers.get_list("vary")
+        authed = await http.get("/api/catalog/courses", headers={"Authorization": "Bearer x"})
+        assert authed.headers.get_list("cache-control") == ["no-store"]
+        docs = await http.get("/api/catalog/docs")
+        assert "https://cdn.jsdelivr.net" in docs.headers["content-security-policy"]
+
+
+async def test_cors_for_configured_origins_only() -> None:
+    async with client() as http:
+        allowed = await http.get("/api/catalog/courses", headers={"Origin": "https://app.example.test"})
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example.test"
+        assert allowed.headers["access-control-allow-credentials"] == "true"
+        other = await http.get("/api/catalog/courses", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        preflight = await http.options("/api/billing/checkout", headers={
+            "Origin": "https://app.example.test", "Access-Control-Request-Method": "POST"})
+        assert preflight.status_code == 204 and "POST" in preflight.headers["access-control-allow-methods"]
+        refused = await http.options("/api/billing/checkout", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        assert "access-control-allow-methods" not in refused.headers
+
+
+async def test_login_zone_five_a_minute_then_problem_429() -> None:
+    settings = GatewaySettings()
+    login = RateLimit(settings.login_rate_limit, settings.login_burst, retry_after=12)
+    async with client(login_limit=login, api_limit=RateLimit("100r/s", 200, retry_after=1)) as http:
+        statuses = [(await http.post("/api/auth/login", json={})).status_code for _ in range(7)]
+        assert statuses == [200] * 5 + [429] * 2
+        refused = await http.post("/api/auth/login", json={}, headers={"X-Forwarded-For": "203.0.113.9"})
+        assert refused.status_code == 429, "X-Forwarded-For is not the client address"
+        assert refused.headers["retry-after"] == "12"
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["status"] == 429 and refused.headers["x-content-type-options"] == "nosniff"
+        assert (await http.get("/api/auth/me")).status_code == 200, "the API zone is separate"
+
+
+def test_rate_limit_follows_nginx_limit_req() -> None:
+    limit = RateLimit("5r/m", 4, retry_after=12)
+    assert [limit.allow("a", now=0.0) for _ in range(6)] == [True] * 5 + [False]
+    assert limit.allow("b", now=0.0), "per key"
+    assert not limit.allow("a", now=11.0) and limit.allow("a", now=12.1)
+    assert parse_rate("100r/s") == 100 and parse_rate("30r/m") == 0.5
+    with pytest.raises(ValueError, match="rate"):
+        parse_rate("5/min")
