@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.models import User
@@ -23,7 +24,14 @@ DEMO_USERS = [
 
 async def seed(*, db_session: AsyncSession) -> None:
     for user_id, email, password, name, roles in DEMO_USERS:
-        if await db_session.get(User, user_id) is None:
+        existing = await db_session.get(User, user_id)
+        if existing is None:
+            if await db_session.scalar(sa.select(User.id).where(User.email == email)) is not None:
+                continue  # the demo account was erased and its address taken by a new account
+            now = utcnow()
             db_session.add(User(id=user_id, email=email, full_name=name,
                                 password_hash=await hash_password(password), roles=roles,
-                                is_active=True, created_at=utcnow()))
+                                is_active=True, created_at=now, updated_at=now, email_verified_at=now,
+                                password_changed_at=now))
+        elif existing.email_verified_at is None and existing.email == email:
+            existing.email_verified_at = utcnow()  # seeded before verification existed

@@ -1,0 +1,41 @@
+"""Settings that protect production: no mail-to-log, ASVS password lengths, KEK format."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from auth import keys
+from auth.settings import AuthSettings
+
+PRODUCTION = {
+    "environment": "production", "database_url": "postgresql+psycopg://auth:pw@db/triple",
+    "service_clients": "billing:Zq8x7Lw2Rt5Yb9Nc4Vm1", "smtp_host": "smtp.internal",
+}
+
+
+def test_production_needs_an_smtp_relay() -> None:
+    AuthSettings(**PRODUCTION)
+    with pytest.raises(ValidationError, match="SMTP"):
+        AuthSettings(**{**PRODUCTION, "smtp_host": None})
+
+
+def test_password_limits_cannot_go_below_asvs() -> None:
+    with pytest.raises(ValidationError):
+        AuthSettings(password_min_length=6)
+    with pytest.raises(ValidationError):
+        AuthSettings(password_max_length=32)
+
+
+def test_key_encryption_keys_must_be_32_bytes() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        keys.KeyEncryption.from_settings(AuthSettings(signing_key_encryption_keys=SecretStr("c2hvcnQ")))
+    assert keys.KeyEncryption.from_settings(AuthSettings(signing_key_encryption_keys=SecretStr(
+        keys.generate_kek()))).enabled
+    assert not keys.KeyEncryption.from_settings(AuthSettings()).enabled
+
+
+def test_allowed_origins_default_to_the_public_base_url() -> None:
+    assert AuthSettings(public_base_url="https://academy.example.com/").origins() == {"https://academy.example.com"}
+    assert AuthSettings(allowed_origins="https://a.example, https://b.example/").origins() == {
+        "https://a.example", "https://b.example"}
