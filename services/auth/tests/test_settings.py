@@ -1,4 +1,5 @@
-"""Settings that protect production: no mail-to-log, ASVS password lengths, KEK format."""
+"""Settings that protect production: no mail-to-log, no unencrypted signing keys, ASVS password lengths,
+KEK format."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from auth.settings import AuthSettings
 PRODUCTION = {
     "environment": "production", "database_url": "postgresql+psycopg://auth:pw@db/triple",
     "service_clients": "billing:Zq8x7Lw2Rt5Yb9Nc4Vm1", "smtp_host": "smtp.internal",
+    "signing_key_encryption_keys": "kR3v8Qm1Zt6Wn2Yp5Lc9Hd4Fg7Js0Xb3Ua8Ne1Ti6Oq",
 }
 
 
@@ -18,6 +20,11 @@ def test_production_needs_an_smtp_relay() -> None:
     AuthSettings(**PRODUCTION)
     with pytest.raises(ValidationError, match="SMTP"):
         AuthSettings(**{**PRODUCTION, "smtp_host": None})
+
+
+def test_production_never_stores_signing_keys_unencrypted() -> None:
+    with pytest.raises(ValidationError, match="AUTH_SIGNING_KEY_ENCRYPTION_KEYS"):
+        AuthSettings(**{**PRODUCTION, "signing_key_encryption_keys": None})
 
 
 def test_password_limits_cannot_go_below_asvs() -> None:

@@ -90,7 +90,8 @@ class AuthSettings(ServiceSettings):
             raise ValueError("production needs AUTH_SMTP_HOST: without it verification and reset codes "
                              "would be written to the log")
         if self.environment == "production" and self.signing_key_encryption_keys is None:
-            log.warning("AUTH_SIGNING_KEY_ENCRYPTION_KEYS is not set: signing keys are stored unencrypted")
+            raise ValueError("production needs AUTH_SIGNING_KEY_ENCRYPTION_KEYS: signing keys are never stored "
+                             "unencrypted there (generate one with `python -m auth keys generate-kek`)")
         return self
 
     def service_client_secrets(self) -> dict[str, str]:

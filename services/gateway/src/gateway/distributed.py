@@ -8,6 +8,7 @@ per-run secrets, and direct service-to-service URLs (the gateway is for the publ
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -154,6 +155,8 @@ class Topology:
             "secure_link_secret": secrets.token_urlsafe(24),
             "stripe_webhook_secret": "whsec_" + secrets.token_urlsafe(24),
             "playback_token_key_file": str(key_file),
+            # auth's private signing keys are stored encrypted with this key (AES-256-GCM).
+            "auth_key_encryption_key": base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),
         })
 
     def env_for(self, service: str) -> dict[str, str]:
@@ -179,6 +182,8 @@ class Topology:
             env[f"{other.upper()}_URL"] = f"http://127.0.0.1:{self.ports[other][0]}"
         if service == "auth":
             env["SERVICE_CLIENTS"] = ",".join(f"{s}:{self.secrets[f'{s}_client_secret']}" for s in SERVICES)
+            if "auth_key_encryption_key" in self.secrets:  # topologies saved before keys were encrypted
+                env["SIGNING_KEY_ENCRYPTION_KEYS"] = self.secrets["auth_key_encryption_key"]
         if service == "billing":
             env["PAYMENT_PROVIDER"] = "local"
             env["STRIPE_WEBHOOK_SECRET"] = self.secrets["stripe_webhook_secret"]
