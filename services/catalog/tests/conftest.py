@@ -1,5 +1,6 @@
 """An in-process platform (auth + catalog behind one ASGI app, one in-process bus) on a fresh
-PostgreSQL database, built the way the embedded gateway builds it."""
+PostgreSQL database, with catalog's response cache in the real Redis (a unique key prefix per
+module), built the way the embedded gateway builds it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import jwt
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 from auth import service as auth_service
 from auth.main import create_app as create_auth_app
@@ -26,7 +28,7 @@ from common.events.bus import InProcessBus
 from common.events.consumer import InboxConsumer
 from common.events.tables import outbox
 from common.http import LazyASGITransport
-from common.testing import in_process_settings, postgres_database, serve_in_process
+from common.testing import REDIS_URL, in_process_settings, postgres_database, serve_in_process, unique_name
 
 BILLING_SECRET = "billing-test-secret-123456"
 PLAYBACK_SECRET = "playback-test-secret-12345"
@@ -71,6 +73,36 @@ class Platform:
         return [p for p in payloads if all(p.get(k) == v for k, v in payload_match.items())]
 
 
+ASSET = "20000000-0000-4000-8000-000000000001"  # the demo asset, ready in demo data
+
+
+def course_body(title: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "title": title, "subtitle": "A test course", "description": "Long text", "price_amount": 1900,
+        "currency": "EUR", "sections": [
+            {"title": "Intro", "lessons": [
+                {"title": "Hello", "kind": "video", "asset_id": ASSET, "is_preview": True,
+                 "duration_seconds": 6},
+                {"title": "Notes", "kind": "text", "body": "Read this first."},
+            ]},
+            {"title": "Core", "lessons": [{"title": "Main", "kind": "video", "asset_id": ASSET}]},
+        ]}
+    body.update(overrides)
+    return body
+
+
+async def create_course(p: Platform, title: str, who: str = "instructor", **overrides: Any) -> dict[str, Any]:
+    response = await p.client.post("/api/catalog/courses", json=course_body(title, **overrides),
+                                   headers=p.auth(who))
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def set_status(p: Platform, course_id: str, status: str, who: str = "instructor") -> httpx.Response:
+    return await p.client.post(f"/api/catalog/courses/{course_id}/status", json={"status": status},
+                               headers=p.auth(who))
+
+
 async def _login(client: httpx.AsyncClient, email: str, password: str) -> str:
     response = await client.post("/api/auth/login", json={"email": email, "password": password})
     assert response.status_code == 200, response.text
@@ -94,8 +126,10 @@ async def platform() -> AsyncIterator[Platform]:
             **in_process_settings(urls["auth"]), seed_demo_data=True,
             service_clients=f"billing:{BILLING_SECRET},playback:{PLAYBACK_SECRET}",
         ), bus=bus, http_transport=transport)
+        key_prefix = f"{unique_name('catalog')}:"
         catalog_app = create_app(CatalogSettings(
-            **in_process_settings(urls["catalog"]), seed_demo_data=True,
+            **in_process_settings(urls["catalog"]), seed_demo_data=True, redis_url=REDIS_URL,
+            redis_key_prefix=key_prefix,
         ), bus=bus, http_transport=transport)
         app = compose_services({"auth": auth_app, "catalog": catalog_app}, bus=bus)
         async with serve_in_process(app, transport) as client:
@@ -109,4 +143,11 @@ async def platform() -> AsyncIterator[Platform]:
             platform.tokens["other_instructor"] = await _login(client, *OTHER_INSTRUCTOR)
             platform.tokens["billing"] = await _service_token(client, "billing", BILLING_SECRET)
             platform.tokens["playback"] = await _service_token(client, "playback", PLAYBACK_SECRET)
-            yield platform
+            try:
+                yield platform
+            finally:
+                redis = Redis.from_url(REDIS_URL)
+                keys = [key async for key in redis.scan_iter(match=f"{key_prefix}*")]
+                if keys:
+                    await redis.delete(*keys)
+                await redis.aclose()

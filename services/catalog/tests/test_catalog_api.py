@@ -8,34 +8,11 @@ from typing import Any
 
 from catalog import demo
 
-from .conftest import Platform
+from .conftest import ASSET, Platform, course_body, create_course
 
-ASSET = "20000000-0000-4000-8000-000000000001"
 PAID_COURSE = "10000000-0000-4000-8000-000000000001"
 FREE_COURSE = "10000000-0000-4000-8000-000000000002"
 PROBLEM = "application/problem+json"
-
-
-def course_body(title: str, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "title": title, "subtitle": "A test course", "description": "Long text", "price_amount": 1900,
-        "currency": "EUR", "sections": [
-            {"title": "Intro", "lessons": [
-                {"title": "Hello", "kind": "video", "asset_id": ASSET, "is_preview": True,
-                 "duration_seconds": 6},
-                {"title": "Notes", "kind": "text"},
-            ]},
-            {"title": "Core", "lessons": [{"title": "Main", "kind": "video", "asset_id": ASSET}]},
-        ]}
-    body.update(overrides)
-    return body
-
-
-async def create_course(p: Platform, title: str, who: str = "instructor", **overrides: Any) -> dict[str, Any]:
-    response = await p.client.post("/api/catalog/courses", json=course_body(title, **overrides),
-                                   headers=p.auth(who))
-    assert response.status_code == 201, response.text
-    return dict(response.json())
 
 
 async def test_demo_courses_are_seeded_once(platform: Platform) -> None:
@@ -53,8 +30,12 @@ async def test_demo_courses_are_seeded_once(platform: Platform) -> None:
     assert [s["title"] for s in detail["sections"]] == ["Welcome", "Deep dive"]
     trailer, reading = detail["sections"][0]["lessons"]
     assert trailer == {"id": "30000000-0000-4000-8000-000000000001", "title": "Trailer", "kind": "video",
-                       "position": 1, "is_preview": True, "duration_seconds": 6, "asset_id": ASSET}
+                       "position": 1, "is_preview": True, "duration_seconds": 6, "asset_id": ASSET,
+                       "body": None}
     assert reading["kind"] == "text" and reading["asset_id"] is None
+    assert reading["body"] is None  # a paid text lesson's content is not public
+    assert detail["lesson_count"] == 3 and detail["duration_seconds"] == 12
+    assert detail["category"]["slug"] == "video-engineering" and "hls" in detail["tags"]
     deep = detail["sections"][1]["lessons"][0]
     assert deep["id"] == "30000000-0000-4000-8000-000000000003" and deep["is_preview"] is False
     assert await platform.outbox_events("catalog.course.published.v1", course_id=PAID_COURSE) == []
@@ -94,7 +75,9 @@ async def test_create_publish_list_and_detail(platform: Platform) -> None:
     newest = page["items"][0]
     assert newest["id"] == course_id and newest["lesson_count"] == 3
     assert set(newest) == {"id", "slug", "title", "subtitle", "price_amount", "currency", "instructor_id",
-                           "lesson_count", "published_at"}
+                           "lesson_count", "published_at", "instructor_ids", "level", "language", "category",
+                           "tags", "cover_image_url", "duration_seconds", "is_free"}
+    assert newest["duration_seconds"] == 12 and newest["instructor_ids"] == [platform.user_id("instructor")]
 
     public = await platform.client.get(f"/api/catalog/courses/{course_id}")
     assert public.status_code == 200 and public.json()["sections"][1]["lessons"][0]["title"] == "Main"

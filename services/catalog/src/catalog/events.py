@@ -1,4 +1,5 @@
-"""Events catalog consumes: billing's paid and refunded orders drive enrollments.
+"""Events catalog consumes: billing's paid and refunded orders drive enrollments, playback's
+asset events make video lessons publishable and give them their duration, auth's deletions erase.
 
 Payloads are validated here (unknown extra fields are tolerated, so producers can add fields);
 the decisions live in service.py.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog import service
@@ -48,7 +49,51 @@ async def on_order_refunded(session: AsyncSession, envelope: Envelope) -> None:
                                         refunded_at=event.refunded_at)
 
 
+class AssetReady(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    asset_id: uuid.UUID
+    owner_id: uuid.UUID | None = None
+    duration_seconds: int | None = Field(default=None, ge=0)
+    ready_at: AwareDatetime
+
+
+class AssetDeleted(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    asset_id: uuid.UUID
+    deleted_at: AwareDatetime | None = None
+
+
+class UserDeleted(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    user_id: uuid.UUID
+    deleted_at: AwareDatetime | None = None
+
+
+async def on_asset_ready(session: AsyncSession, envelope: Envelope) -> None:
+    event = AssetReady.model_validate(envelope.payload)
+    await service.record_asset_ready(db_session=session, asset_id=event.asset_id, owner_id=event.owner_id,
+                                     duration_seconds=event.duration_seconds, ready_at=event.ready_at)
+
+
+async def on_asset_deleted(session: AsyncSession, envelope: Envelope) -> None:
+    event = AssetDeleted.model_validate(envelope.payload)
+    await service.record_asset_deleted(db_session=session, asset_id=event.asset_id,
+                                       deleted_at=event.deleted_at or envelope.occurred_at)
+
+
+async def on_user_deleted(session: AsyncSession, envelope: Envelope) -> None:
+    event = UserDeleted.model_validate(envelope.payload)
+    await service.erase_user(db_session=session, user_id=event.user_id,
+                             erased_at=event.deleted_at or envelope.occurred_at)
+
+
 HANDLERS: HandlerMap = {
     "billing.order.paid.v1": on_order_paid,
     "billing.order.refunded.v1": on_order_refunded,
+    "playback.asset.ready.v1": on_asset_ready,
+    "playback.asset.deleted.v1": on_asset_deleted,
+    "auth.user.deleted.v1": on_user_deleted,
 }

@@ -9,8 +9,9 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from catalog import demo, events
+from catalog import demo, events, querycount
 from catalog.api.routes import internal_router, router
+from catalog.public_cache import PublicCache
 from catalog.settings import CatalogSettings
 from common.app import build_app
 from common.events import EventBus
@@ -27,12 +28,18 @@ def create_app(settings: CatalogSettings | None = None, *, bus: EventBus | None 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_runtime(settings, migrations_dir=MIGRATIONS_DIR, handlers=events.HANDLERS,
                                 bus=bus, http_transport=http_transport) as runtime:
+            querycount.install(runtime.db.engine)
+            public_cache = PublicCache(runtime.cache, settings.public_cache_ttl_seconds)
+            runtime.db.on_commit(public_cache.after_commit)
+            runtime.resources["public_cache"] = public_cache
             if settings.seed_demo_data:
                 async with runtime.db.startup_transaction("demo-seed") as session:
                     await demo.seed(db_session=session)
             app.state.runtime = runtime
             yield
 
-    return build_app(settings, title="Triple Academy catalog",
-                     description="Courses, curriculum, publication and enrollments.",
-                     lifespan=lifespan, routers=[router, internal_router])
+    app = build_app(settings, title="Triple Academy catalog",
+                    description="Courses, curriculum, publication and enrollments.",
+                    lifespan=lifespan, routers=[router, internal_router])
+    app.add_middleware(querycount.QueryCountMiddleware, service=settings.service_name)
+    return app

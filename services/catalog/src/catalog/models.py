@@ -1,4 +1,5 @@
-"""Catalog's tables: courses and their curriculum, enrollments, and the order facts behind them."""
+"""Catalog's tables: categories, courses and their curriculum, enrollments, the order facts and
+asset facts behind them, and the audit trail of hand-made enrollment changes."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from common.db import UTCDateTime, utcnow
 
-COURSE_STATUSES = ("draft", "published", "archived")
+COURSE_STATUSES = ("draft", "in_review", "published", "archived")
+COURSE_LEVELS = ("beginner", "intermediate", "advanced", "all")
 LESSON_KINDS = ("video", "text")
 ENROLLMENT_STATUSES = ("active", "revoked")
 ENROLLMENT_SOURCES = ("order", "free", "admin")
+ASSET_STATES = ("ready", "deleted")
+AUDIT_ACTIONS = ("grant", "revoke")
 
 
 def _one_of(column: str, values: tuple[str, ...], name: str) -> sa.CheckConstraint:
@@ -25,10 +29,22 @@ class Base(DeclarativeBase):
     pass
 
 
+class Category(Base):
+    __tablename__ = "categories"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    slug: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+
+
 class Course(Base):
+    """On PostgreSQL the table also has `search_vector`, a generated weighted tsvector (migration
+    c7a41d9e2b10) with a GIN index; it is not mapped because SQLite has no equivalent."""
+
     __tablename__ = "courses"
     __table_args__ = (
         _one_of("status", COURSE_STATUSES, "ck_courses_status"),
+        _one_of("level", COURSE_LEVELS, "ck_courses_level"),
         sa.CheckConstraint("price_amount >= 0", name="ck_courses_price_not_negative"),
         sa.Index("ix_courses_status_published_at", "status", "published_at"),
     )
@@ -45,14 +61,45 @@ class Course(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    level: Mapped[str] = mapped_column(sa.String(16), default="all")
+    language: Mapped[str] = mapped_column(sa.String(8), default="en", index=True)
+    category_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("categories.id", ondelete="SET NULL", name="fk_courses_category_id"), nullable=True,
+        index=True)
+    tags: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    # The tags as one space-separated string: what LIKE search and the tsvector read.
+    tags_text: Mapped[str] = mapped_column(sa.String(1000), default="")
+    cover_image_url: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)
+    # Derived from the curriculum, kept up to date by every curriculum write and asset event,
+    # so listing never aggregates lessons.
+    lesson_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    duration_seconds: Mapped[int] = mapped_column(sa.Integer, default=0)
 
     # lazy="raise": in async code every load must be explicit (selectinload), never implicit IO.
     sections: Mapped[list[Section]] = relationship(
         order_by="Section.position", cascade="all, delete-orphan", lazy="raise")
+    instructors: Mapped[list[CourseInstructor]] = relationship(
+        order_by="CourseInstructor.position", cascade="all, delete-orphan", lazy="raise")
+    category: Mapped[Category | None] = relationship(lazy="raise")
 
     @property
     def is_free(self) -> bool:
         return self.price_amount == 0
+
+    @property
+    def instructor_ids(self) -> list[uuid.UUID]:
+        return [instructor.user_id for instructor in self.instructors]
+
+
+class CourseInstructor(Base):
+    """Who teaches (and may edit) a course; `courses.instructor_id` is the creator and first one."""
+
+    __tablename__ = "course_instructors"
+
+    course_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("courses.id", ondelete="CASCADE"),
+                                                 primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(sa.Integer, default=1)
 
 
 class Section(Base):
@@ -86,6 +133,23 @@ class Lesson(Base):
     asset_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
     is_preview: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     duration_seconds: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    body: Mapped[str | None] = mapped_column(sa.Text, nullable=True)  # text lessons
+
+
+class KnownAsset(Base):
+    """What playback told us about a video asset, in whatever order it told us.
+
+    `deleted` is final: a late or redelivered `asset.ready` never brings a deleted asset back.
+    """
+
+    __tablename__ = "known_assets"
+    __table_args__ = (_one_of("state", ASSET_STATES, "ck_known_assets_state"),)
+
+    asset_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    state: Mapped[str] = mapped_column(sa.String(16))
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
+    duration_seconds: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Enrollment(Base):
@@ -120,3 +184,32 @@ class OrderFact(Base):
     course_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
     paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     refunded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class EnrollmentAudit(Base):
+    """Append-only record of enrollments granted or revoked by hand (admins).
+
+    Rows are never updated or deleted, except that erasing a user blanks their ids (PostgreSQL
+    enforces this with a trigger, see migration c7a41d9e2b10).
+    """
+
+    __tablename__ = "enrollment_audit"
+    __table_args__ = (_one_of("action", AUDIT_ACTIONS, "ck_enrollment_audit_action"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
+    action: Mapped[str] = mapped_column(sa.String(16))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True, index=True)
+    course_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    reason: Mapped[str] = mapped_column(sa.String(500))
+    changed: Mapped[bool] = mapped_column(sa.Boolean)
+
+
+class ErasedUser(Base):
+    """Users erased by `auth.user.deleted.v1`: a late payment event must not re-create their data."""
+
+    __tablename__ = "erased_users"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    erased_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

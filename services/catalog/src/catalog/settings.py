@@ -17,3 +17,10 @@ class CatalogSettings(ServiceSettings):
 
     database_url: str = "sqlite+aiosqlite:///var/data/catalog.db"
     seed_demo_data: bool = False
+    # When true, instructors submit courses for review and only admins publish them.
+    require_review: bool = False
+    # Public list/detail answers kept in the cache (0 turns the cache off); invalidation is explicit,
+    # this is only the safety net.
+    public_cache_ttl_seconds: float = 60.0
+    # Cache-Control max-age of anonymous reads: the edge may serve a published change this late.
+    public_max_age_seconds: int = 1

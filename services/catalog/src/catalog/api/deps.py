@@ -7,13 +7,24 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
+from catalog.public_cache import PublicCache
 from catalog.service import Actor
-from common.app import get_runtime
+from catalog.settings import CatalogSettings
+from common.app import get_runtime, get_settings
 from common.errors import Unauthorized
 from common.runtime import Runtime
 from common.security import CurrentUser, OptionalUser, Principal, require_roles, require_service
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SettingsDep = Annotated[CatalogSettings, Depends(get_settings)]
+
+
+async def public_cache(runtime: RuntimeDep) -> PublicCache:
+    cache: PublicCache = runtime.resources["public_cache"]
+    return cache
+
+
+PublicCacheDep = Annotated[PublicCache, Depends(public_cache)]
 
 
 def _actor(principal: Principal) -> Actor:
@@ -42,6 +53,13 @@ async def author_actor(user: Annotated[Principal, Depends(require_roles("instruc
 ActorDep = Annotated[Actor, Depends(current_actor)]
 OptionalActorDep = Annotated[Actor | None, Depends(optional_actor)]
 AuthorDep = Annotated[Actor, Depends(author_actor)]
+
+
+async def admin_actor(user: Annotated[Principal, Depends(require_roles("admin"))]) -> Actor:
+    return _actor(user)
+
+
+AdminDep = Annotated[Actor, Depends(admin_actor)]
 
 BillingOrPlayback = Annotated[Principal, Depends(require_service("billing", "playback"))]
 PlaybackOnly = Annotated[Principal, Depends(require_service("playback"))]

@@ -1,0 +1,189 @@
+"""Public reads: ETag / Cache-Control, the Redis response cache, and its invalidation after every
+kind of write that changes what the public sees."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prometheus_client import REGISTRY
+from redis.asyncio import Redis
+
+from common.testing import REDIS_URL
+
+from .conftest import ASSET, Platform, create_course, set_status
+
+LIST = "/api/catalog/courses"
+
+
+def lookups(cache: str, result: str) -> float:
+    return REGISTRY.get_sample_value("catalog_cache_lookups_total",
+                                     {"service": "catalog", "cache": cache, "result": result}) or 0.0
+
+
+async def listed(p: Platform, course_id: str) -> dict[str, Any] | None:
+    response = await p.client.get(LIST, params={"page_size": 100})
+    assert response.status_code == 200
+    return next((item for item in response.json()["items"] if item["id"] == course_id), None)
+
+
+async def public_detail(p: Platform, course_id: str) -> dict[str, Any] | None:
+    response = await p.client.get(f"{LIST}/{course_id}")
+    if response.status_code == 404:
+        return None
+    assert response.status_code == 200
+    return dict(response.json())
+
+
+async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
+    """Event handlers invalidate right after their commit, in the background: allow a moment."""
+    for _ in range(50):
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("not invalidated")
+
+
+async def published_course(p: Platform, title: str, **overrides: Any) -> dict[str, Any]:
+    course = await create_course(p, title, **overrides)
+    assert (await set_status(p, course["id"], "published")).status_code == 200
+    return course
+
+
+async def test_etag_and_cache_control(platform: Platform) -> None:
+    first = await platform.client.get(LIST)
+    assert first.headers["cache-control"] == "public, max-age=1"
+    assert first.headers["vary"] == "Authorization" and first.headers["etag"].startswith('"')
+    etag = first.headers["etag"]
+    second = await platform.client.get(LIST)
+    assert second.headers["etag"] == etag and second.content == first.content
+    for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        not_modified = await platform.client.get(LIST, headers={"If-None-Match": header})
+        assert not_modified.status_code == 304 and not_modified.content == b""
+        assert not_modified.headers["etag"] == etag and not_modified.headers["cache-control"] == "public, max-age=1"
+    assert (await platform.client.get(LIST, headers={"If-None-Match": '"stale"'})).status_code == 200
+
+    signed_in = await platform.client.get(LIST, headers=platform.auth("student"))
+    assert signed_in.headers["cache-control"] == "private, no-cache"
+    assert signed_in.headers["vary"] == "Authorization" and signed_in.headers["etag"] == etag
+
+    detail_url = f"{LIST}/10000000-0000-4000-8000-000000000001"
+    anonymous = await platform.client.get(detail_url)
+    assert anonymous.headers["cache-control"] == "public, max-age=1"
+    assert (await platform.client.get(detail_url, headers={"If-None-Match": anonymous.headers["etag"]})
+            ).status_code == 304
+    owner = await platform.client.get(detail_url, headers=platform.auth("instructor"))
+    assert owner.headers["cache-control"] == "private, no-cache"
+    assert owner.headers["etag"] != anonymous.headers["etag"]  # the owner sees every asset id
+    assert (await platform.client.get(detail_url, headers={**platform.auth("instructor"),
+                                                           "If-None-Match": owner.headers["etag"]})).status_code == 304
+
+
+async def test_public_reads_are_served_from_redis(platform: Platform) -> None:
+    course = await published_course(platform, "Cached In Redis")
+    url = f"{LIST}/{course['id']}"
+    hits, misses = lookups("detail", "hit"), lookups("detail", "miss")
+    await platform.client.get(url)
+    await platform.client.get(url)
+    await platform.client.get(url)
+    assert lookups("detail", "miss") == misses + 1 and lookups("detail", "hit") == hits + 2
+    ratio = REGISTRY.get_sample_value("catalog_cache_hit_ratio", {"service": "catalog", "cache": "detail"})
+    assert ratio is not None and 0 < ratio <= 1
+    prefix = platform.catalog_app.state.runtime.settings.redis_key_prefix
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{prefix}pub:course:{course['id']}:*")]
+    finally:
+        await redis.aclose()
+    assert keys, "the detail answer is stored in Redis"
+
+    # What a signed-in caller gets is never stored or served from the cache.
+    before = lookups("detail", "hit") + lookups("detail", "miss")
+    await platform.client.get(url, headers=platform.auth("student"))
+    assert lookups("detail", "hit") + lookups("detail", "miss") == before
+
+
+async def test_publish_unpublish_archive_are_seen_at_once(platform: Platform) -> None:
+    course = await create_course(platform, "Visibility Flips")
+    course_id = course["id"]
+    assert await listed(platform, course_id) is None and await public_detail(platform, course_id) is None
+    assert (await set_status(platform, course_id, "published")).status_code == 200
+    assert await listed(platform, course_id) is not None and await public_detail(platform, course_id) is not None
+    await listed(platform, course_id)  # now cached
+    assert (await set_status(platform, course_id, "draft")).status_code == 200
+    assert await listed(platform, course_id) is None and await public_detail(platform, course_id) is None
+    assert (await set_status(platform, course_id, "published")).status_code == 200
+    assert await listed(platform, course_id) is not None
+    assert (await set_status(platform, course_id, "archived")).status_code == 200
+    assert await listed(platform, course_id) is None and await public_detail(platform, course_id) is None
+
+
+async def test_metadata_and_price_changes_are_seen_at_once(platform: Platform) -> None:
+    course = await published_course(platform, "Price Watch", slug="price-watch")
+    course_id, url = course["id"], f"{LIST}/{course['id']}"
+    assert (await listed(platform, course_id) or {})["price_amount"] == 1900
+    assert (await public_detail(platform, course_id) or {})["price_amount"] == 1900
+    assert (await platform.client.get(f"{LIST}/by-slug/price-watch")).status_code == 200
+    changed = await platform.client.patch(url, json={"price_amount": 990, "title": "Price Watch II",
+                                                     "slug": "price-watch-2"}, headers=platform.auth("instructor"))
+    assert changed.status_code == 200
+    assert (await listed(platform, course_id) or {})["price_amount"] == 990
+    detail = await public_detail(platform, course_id) or {}
+    assert detail["price_amount"] == 990 and detail["title"] == "Price Watch II"
+    assert (await platform.client.get(f"{LIST}/by-slug/price-watch")).status_code == 404
+    by_slug = await platform.client.get(f"{LIST}/by-slug/price-watch-2")
+    assert by_slug.status_code == 200 and by_slug.json()["id"] == course_id
+    free = await platform.client.patch(url, json={"price_amount": 0}, headers=platform.auth("admin"))
+    assert free.status_code == 200
+    assert (await listed(platform, course_id) or {})["is_free"] is True
+    assert course_id in [item["id"] for item in (await platform.client.get(
+        LIST, params={"price": "free", "page_size": 100})).json()["items"]]
+
+
+async def test_curriculum_and_asset_changes_are_seen_at_once(platform: Platform) -> None:
+    asset = str(uuid.uuid4())
+    ready = {"asset_id": asset, "owner_id": platform.user_id("instructor"), "duration_seconds": 30,
+             "ready_at": "2026-11-20T10:00:00Z"}
+    await platform.deliver("playback.asset.ready", ready)
+    course = await published_course(platform, "Curriculum Watch", sections=[{"title": "S", "lessons": [
+        {"title": "Clip", "kind": "video", "asset_id": asset, "is_preview": True}]}])
+    course_id = course["id"]
+    assert (await public_detail(platform, course_id) or {})["duration_seconds"] == 30
+    assert (await listed(platform, course_id) or {})["duration_seconds"] == 30
+
+    # playback re-measures the asset: durations change without any HTTP write.
+    await platform.deliver("playback.asset.ready", {**ready, "duration_seconds": 45})
+
+    async def remeasured() -> bool:
+        detail = await public_detail(platform, course_id) or {}
+        item = await listed(platform, course_id) or {}
+        return detail.get("duration_seconds") == 45 and item.get("duration_seconds") == 45
+
+    await eventually(remeasured)
+
+    # Back to draft, add a lesson, publish again: the public sees the new curriculum.
+    assert (await set_status(platform, course_id, "draft")).status_code == 200
+    section_id = course["sections"][0]["id"]
+    added = await platform.client.post(f"{LIST}/{course_id}/sections/{section_id}/lessons", json={
+        "title": "Paid clip", "kind": "video", "asset_id": ASSET}, headers=platform.auth("instructor"))
+    assert added.status_code == 201
+    assert (await set_status(platform, course_id, "published")).status_code == 200
+    detail = await public_detail(platform, course_id) or {}
+    assert [lesson["title"] for lesson in detail["sections"][0]["lessons"]] == ["Clip", "Paid clip"]
+    assert detail["sections"][0]["lessons"][1]["asset_id"] is None  # not a preview: hidden from the public
+    assert (await listed(platform, course_id) or {})["lesson_count"] == 2
+
+
+async def test_erased_instructor_disappears_from_cached_answers(platform: Platform) -> None:
+    co_teacher = str(uuid.uuid4())
+    course = await published_course(platform, "Co-taught Course", instructor_ids=[co_teacher])
+    assert (await public_detail(platform, course["id"]) or {})["instructor_ids"][1] == co_teacher
+    await platform.deliver("auth.user.deleted", {"user_id": co_teacher, "deleted_at": "2026-11-22T10:00:00Z"})
+
+    async def forgotten() -> bool:
+        detail = await public_detail(platform, course["id"]) or {}
+        return detail.get("instructor_ids") == [platform.user_id("instructor")]
+
+    await eventually(forgotten)
