@@ -13,18 +13,20 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+import aio_pika
 import httpx
 import sqlalchemy as sa
 import stripe
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth.main import create_app as create_auth_app
@@ -36,16 +38,40 @@ from catalog.settings import CatalogSettings
 from common.app import compose_services
 from common.db import Database
 from common.events.bus import InProcessBus
+from common.events.envelope import Envelope
 from common.events.tables import outbox
 from common.http import LazyASGITransport
-from common.testing import in_process_settings, postgres_database, serve_in_process
+from common.runtime import Runtime
+from common.testing import (
+    RABBITMQ_URL,
+    MailCatcher,
+    in_process_settings,
+    postgres_database,
+    serve_in_process,
+    smtp_server,
+    unique_name,
+)
 
+ADMIN_ID = "00000000-0000-4000-8000-000000000001"
+STUDENT_ID = "00000000-0000-4000-8000-000000000003"
 DEMO_COURSE_ID = uuid.UUID("10000000-0000-4000-8000-000000000001")
 FREE_COURSE_ID = uuid.UUID("10000000-0000-4000-8000-000000000002")
 ADMIN = ("admin@triple.academy", "Admin-Demo-2026!")
 STUDENT = ("student@triple.academy", "Student-Demo-2026!")
 WEBHOOK_SECRET = "whsec_test-webhook-secret-for-billing"
 BILLING_CLIENT_SECRET = "billing-test-secret-123456"
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], what: str) -> Any:
+    """Poll an async check until it is truthy (work done after a commit, by the worker or a consumer)."""
+    deadline = time.monotonic() + 5
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
 # --- catalog outage switch ------------------------------------------------------------------------
@@ -70,26 +96,91 @@ class OutageMiddleware:
         await self.app(scope, receive, send)
 
 
+# --- peers whose internal endpoints are being built in parallel ------------------------------------
+
+
+@dataclass
+class Peers:
+    """Auth's `GET /internal/users/{user_id}` and playback's `GET /internal/progress`, exactly as
+    docs/contracts.md describes them (these two endpoints did not exist yet when billing was built).
+    Like the real ones they require a service token (a bearer header) and answer 404 for an erased user."""
+
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    watched: dict[tuple[str, str], float] = field(default_factory=dict)
+    playback_down: bool = False
+    auth_calls: int = 0
+
+
+class PeerStubMiddleware:
+    def __init__(self, app: ASGIApp, peers: Peers) -> None:
+        self.app = app
+        self.peers = peers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith("/api/auth/internal/users/") or path == "/api/playback/internal/progress":
+            response = self._answer(StarletteRequest(scope), path)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _answer(self, request: StarletteRequest, path: str) -> JSONResponse:
+        if not request.headers.get("authorization", "").startswith("Bearer "):
+            return JSONResponse({"detail": "service token required"}, status_code=401)
+        if path.startswith("/api/auth/"):
+            self.peers.auth_calls += 1
+            user = self.peers.users.get(path.rsplit("/", 1)[1])
+            if user is None:
+                return JSONResponse({"detail": "not found"}, status_code=404)
+            return JSONResponse(user)
+        if self.peers.playback_down:
+            return JSONResponse({"detail": "down for the test"}, status_code=503)
+        user_id, course_id = request.query_params["user_id"], request.query_params["course_id"]
+        ratio = self.peers.watched.get((user_id, course_id), 0.0)
+        total = 3600
+        return JSONResponse({"user_id": user_id, "course_id": course_id, "watched_seconds": int(total * ratio),
+                             "total_seconds": total, "watched_ratio": ratio})
+
+
 # --- Stripe fake ---------------------------------------------------------------------------------
+
+
+def _stripe_error(status: int, code: str, message: str) -> JSONResponse:
+    """Stripe's error body, so the SDK raises the same exception class it would in production."""
+    return JSONResponse({"error": {"type": "invalid_request_error", "code": code, "message": message}},
+                        status_code=status)
 
 
 @dataclass
 class FakeStripe:
-    """Answers the two calls billing makes and records what the SDK sent."""
+    """Answers the calls billing makes, as Stripe's API would, and records what the SDK sent.
+
+    Tests steer it: `fail_with` (an outage status), `paid_sessions` (what a session retrieve says),
+    `refund_status` / `refuse_refunds` (the answer to a refund create).
+    """
 
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_with: int | None = None
     base_url: str = ""
+    paid_sessions: dict[str, str] = field(default_factory=dict)  # session id -> payment intent
+    expired_sessions: set[str] = field(default_factory=set)
+    refund_status: str = "succeeded"
+    refuse_refunds: bool = False
 
     def app(self) -> FastAPI:
         app = FastAPI()
 
         async def record(request: Request) -> dict[str, str]:
             form = dict(parse_qsl((await request.body()).decode()))
-            self.requests.append({"path": request.url.path, "headers": dict(request.headers), "form": form})
+            self.requests.append({"path": request.url.path, "method": request.method,
+                                  "headers": dict(request.headers), "form": form})
             if self.fail_with is not None:
                 raise HTTPException(self.fail_with, detail="fake outage")
             return form
+
+        def keyed(request: Request, prefix: str) -> str:
+            key = request.headers.get("idempotency-key", "") or uuid.uuid4().hex
+            return f"{prefix}_{uuid.uuid5(uuid.NAMESPACE_URL, key).hex[:24]}"
 
         @app.post("/v1/checkout/sessions")
         async def create_session(request: Request) -> dict[str, Any]:
@@ -97,16 +188,56 @@ class FakeStripe:
             key = request.headers.get("idempotency-key", "")
             session_id = f"cs_test_{uuid.uuid5(uuid.NAMESPACE_URL, key).hex}"
             return {"id": session_id, "object": "checkout.session", "mode": "payment",
-                    "client_reference_id": form.get("client_reference_id"),
+                    "client_reference_id": form.get("client_reference_id"), "status": "open",
                     "url": f"https://checkout.stripe.test/c/pay/{session_id}", "payment_status": "unpaid"}
 
-        @app.post("/v1/refunds")
-        async def create_refund(request: Request) -> dict[str, Any]:
+        @app.get("/v1/checkout/sessions/{session_id}")
+        async def retrieve_session(session_id: str, request: Request) -> dict[str, Any]:
+            await record(request)
+            intent = self.paid_sessions.get(session_id)
+            return {"id": session_id, "object": "checkout.session", "mode": "payment",
+                    "status": "complete" if intent else "open", "payment_intent": intent,
+                    "payment_status": "paid" if intent else "unpaid"}
+
+        @app.post("/v1/checkout/sessions/{session_id}/expire", response_model=None)
+        async def expire_session(session_id: str, request: Request) -> dict[str, Any] | JSONResponse:
+            await record(request)
+            if session_id in self.paid_sessions:
+                return _stripe_error(400, "checkout_session_not_open", "Only open sessions can be expired.")
+            self.expired_sessions.add(session_id)
+            return {"id": session_id, "object": "checkout.session", "status": "expired"}
+
+        @app.post("/v1/customers")
+        async def create_customer(request: Request) -> dict[str, Any]:
             form = await record(request)
-            key = request.headers.get("idempotency-key", "")
-            return {"id": f"re_test_{uuid.uuid5(uuid.NAMESPACE_URL, key).hex[:16]}", "object": "refund",
-                    "amount": int(form.get("amount", "0")), "status": "succeeded",
-                    "payment_intent": form.get("payment_intent")}
+            return {"id": keyed(request, "cus_test"), "object": "customer",
+                    "metadata": {"user_id": form.get("metadata[user_id]")}}
+
+        @app.delete("/v1/customers/{customer_id}")
+        async def delete_customer(customer_id: str, request: Request) -> dict[str, Any]:
+            await record(request)
+            return {"id": customer_id, "object": "customer", "deleted": True}
+
+        @app.post("/v1/coupons")
+        async def create_coupon(request: Request) -> dict[str, Any]:
+            form = await record(request)
+            return {"id": keyed(request, "co_test"), "object": "coupon", "duration": form.get("duration")}
+
+        @app.post("/v1/promotion_codes")
+        async def create_promotion_code(request: Request) -> dict[str, Any]:
+            form = await record(request)
+            return {"id": keyed(request, "promo_test"), "object": "promotion_code", "code": form.get("code")}
+
+        @app.post("/v1/refunds", response_model=None)
+        async def create_refund(request: Request) -> dict[str, Any] | JSONResponse:
+            form = await record(request)
+            if self.refuse_refunds:
+                return _stripe_error(400, "charge_already_refunded", "Charge has already been refunded.")
+            return {"id": keyed(request, "re_test"), "object": "refund",
+                    "amount": int(form.get("amount", "0")), "status": self.refund_status,
+                    "payment_intent": form.get("payment_intent"),
+                    "metadata": {"order_id": form.get("metadata[order_id]"),
+                                 "refund_id": form.get("metadata[refund_id]")}}
 
         return app
 
@@ -144,7 +275,21 @@ class Platform:
     billing_db: Database
     catalog_outage: Outage
     settings: BillingSettings
+    peers: Peers
+    mailbox: MailCatcher
+    billing_app: FastAPI
+    bus: InProcessBus | None
     tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.billing_app.state.runtime
+        return runtime
+
+    async def publish(self, event_type: str, payload: dict[str, Any]) -> None:
+        """An event from another service (in-process bus platforms only)."""
+        assert self.bus is not None
+        await self.bus.publish(Envelope.new(event_type, payload))
 
     async def login(self, email: str, password: str) -> str:
         if email not in self.tokens:
@@ -161,6 +306,9 @@ class Platform:
         response = await self.client.post("/api/auth/register", json={
             "email": email, "password": password, "full_name": "Another Buyer"})
         assert response.status_code == 201, response.text
+        user_id = await self.user_id((email, password))
+        self.peers.users[user_id] = {"user_id": user_id, "email": email, "full_name": "Another Buyer",
+                                     "is_active": True}
         return email, password
 
     async def user_id(self, who: tuple[str, str]) -> str:
@@ -185,12 +333,14 @@ class Platform:
         return courses
 
     async def checkout(self, who: tuple[str, str], course_id: uuid.UUID = DEMO_COURSE_ID,
-                       key: str | None = None) -> httpx.Response:
+                       key: str | None = None, coupon: str | None = None) -> httpx.Response:
         headers = await self.auth(who)
         if key is not None:
             headers["Idempotency-Key"] = key
-        return await self.client.post("/api/billing/checkout", json={"course_id": str(course_id)},
-                                      headers=headers)
+        body: dict[str, Any] = {"course_id": str(course_id)}
+        if coupon is not None:
+            body["coupon_code"] = coupon
+        return await self.client.post("/api/billing/checkout", json=body, headers=headers)
 
     async def order(self, order_id: str, who: tuple[str, str] = ADMIN) -> dict[str, Any]:
         response = await self.client.get(f"/api/billing/orders/{order_id}", headers=await self.auth(who))
@@ -208,14 +358,35 @@ class Platform:
     def stripe_event(self, event_type: str, order_id: str, session_id: str, *,
                      payment_status: str = "paid", event_id: str | None = None,
                      amount: int = 4900) -> str:
+        return self.event_json(event_type, {
+            "id": session_id, "object": "checkout.session", "client_reference_id": order_id,
+            "metadata": {"order_id": order_id}, "payment_status": payment_status,
+            "payment_intent": payment_intent_of(order_id), "amount_total": amount, "currency": "eur"},
+            event_id=event_id)
+
+    def charge_refunded_event(self, order_id: str, amount_refunded: int, *, amount: int = 4900,
+                              refunds: list[dict[str, Any]] | None = None) -> str:
+        """Stripe's charge.refunded: the charge knows its payment intent, not our order (no metadata)."""
+        charge: dict[str, Any] = {
+            "id": f"ch_test_{order_id[:8]}", "object": "charge", "amount": amount, "currency": "eur",
+            "amount_refunded": amount_refunded, "refunded": amount_refunded >= amount,
+            "payment_intent": payment_intent_of(order_id), "metadata": {}}
+        if refunds is not None:
+            charge["refunds"] = {"object": "list", "data": refunds}
+        return self.event_json("charge.refunded", charge)
+
+    def refund_event(self, event_type: str, order_id: str, refund_id: str, amount: int, status: str, *,
+                     our_refund_id: str | None = None) -> str:
+        return self.event_json(event_type, {
+            "id": refund_id, "object": "refund", "amount": amount, "currency": "eur", "status": status,
+            "payment_intent": payment_intent_of(order_id),
+            "metadata": {"order_id": order_id, "refund_id": our_refund_id} if our_refund_id else {}})
+
+    def event_json(self, event_type: str, obj: dict[str, Any], *, event_id: str | None = None) -> str:
         return json.dumps({
             "id": event_id or f"evt_test_{uuid.uuid4().hex}", "object": "event", "type": event_type,
             "api_version": stripe.api_version, "created": int(time.time()), "livemode": False,
-            "data": {"object": {
-                "id": session_id, "object": "checkout.session", "client_reference_id": order_id,
-                "metadata": {"order_id": order_id}, "payment_status": payment_status,
-                "payment_intent": f"pi_test_{order_id[:8]}", "amount_total": amount, "currency": "eur"}},
-        })
+            "data": {"object": obj}})
 
     def sign(self, payload: str, timestamp: int | None = None) -> str:
         return stripe.WebhookSignature.generate_signature_header(payload, WEBHOOK_SECRET, timestamp)
@@ -233,6 +404,10 @@ class Platform:
                                           .where(outbox.c.routing_key == routing_key))).scalars()
             return [row["payload"] for row in rows if row["payload"]["order_id"] == order_id]
 
+    async def scalar(self, sql: str, **params: Any) -> Any:
+        async with self.billing_db.session() as session:
+            return await session.scalar(sa.text(sql), params)
+
     async def count(self, table: str, order_id: str) -> int:
         async with self.billing_db.session() as session:
             value = await session.scalar(sa.text(f"SELECT count(*) FROM {table} WHERE order_id = :id"),  # noqa: S608
@@ -240,29 +415,60 @@ class Platform:
         return int(value or 0)
 
 
+def payment_intent_of(order_id: str) -> str:
+    return f"pi_test_{order_id.replace('-', '')[:16]}"
+
+
 @asynccontextmanager
-async def open_platform(**billing_overrides: Any) -> AsyncIterator[Platform]:
-    with postgres_database(["auth", "catalog", "billing"]) as urls:
+async def open_platform(*, broker: str | None = None, **billing_overrides: Any) -> AsyncIterator[Platform]:
+    """Auth, catalog and billing in one process on real PostgreSQL; events go through the in-process
+    bus, or through RabbitMQ when `broker` names an exchange (queues prefixed with it, deleted after)."""
+    with postgres_database(["auth", "catalog", "billing"]) as urls, smtp_server() as mailbox:
         transport = LazyASGITransport()
-        bus = InProcessBus()
+        bus = InProcessBus() if broker is None else None
+        messaging: dict[str, Any] = {} if broker is None else {
+            "broker_url": RABBITMQ_URL, "broker_exchange": broker, "broker_queue_prefix": f"{broker}."}
         auth_app = create_auth_app(AuthSettings(
-            **in_process_settings(urls["auth"]), seed_demo_data=True,
+            **in_process_settings(urls["auth"]), **messaging, seed_demo_data=True,
             service_clients=f"billing:{BILLING_CLIENT_SECRET},catalog:catalog-test-secret-1234,"
                             "playback:playback-test-secret-12345"), bus=bus, http_transport=transport)
         settings = BillingSettings(**{
-            **in_process_settings(urls["billing"]), "service_client_secret": BILLING_CLIENT_SECRET,
-            "stripe_webhook_secret": WEBHOOK_SECRET, **billing_overrides})
+            **in_process_settings(urls["billing"]), **messaging, **mailbox.settings(),
+            "service_client_secret": BILLING_CLIENT_SECRET, "stripe_webhook_secret": WEBHOOK_SECRET,
+            **billing_overrides})
         billing_app = create_billing_app(settings, bus=bus, http_transport=transport)
         catalog_app = create_catalog_app(CatalogSettings(
-            **in_process_settings(urls["catalog"]), seed_demo_data=True), bus=bus, http_transport=transport)
+            **in_process_settings(urls["catalog"]), **messaging, seed_demo_data=True), bus=bus,
+            http_transport=transport)
         outage = Outage()
         catalog_app.add_middleware(OutageMiddleware, outage=outage)
+        peers = Peers(users={
+            ADMIN_ID: {"user_id": ADMIN_ID, "email": ADMIN[0], "full_name": "Demo Admin", "is_active": True},
+            STUDENT_ID: {"user_id": STUDENT_ID, "email": STUDENT[0], "full_name": "Demo Student",
+                         "is_active": True}})
         platform_app = compose_services({"auth": auth_app, "catalog": catalog_app, "billing": billing_app},
                                         bus=bus)
+        platform_app.add_middleware(PeerStubMiddleware, peers=peers)
         billing_db = Database(settings.database_url, settings.db_schema)
         try:
             async with serve_in_process(platform_app, transport) as client:
-                yield Platform(client=client, billing_db=billing_db, catalog_outage=outage,
-                               settings=settings)
+                yield Platform(client=client, billing_db=billing_db, catalog_outage=outage, settings=settings,
+                               peers=peers, mailbox=mailbox, billing_app=billing_app, bus=bus)
         finally:
             await billing_db.dispose()
+            if broker is not None:
+                await delete_broker_objects(broker, ["auth", "catalog", "billing"])
+
+
+async def delete_broker_objects(exchange: str, consumers: list[str]) -> None:
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    async with connection:
+        channel = await connection.channel()
+        for consumer in consumers:
+            for suffix in ("", ".retry", ".dlq"):
+                await channel.queue_delete(f"{exchange}.{consumer}.events{suffix}")
+        await channel.exchange_delete(exchange)
+
+
+def new_exchange() -> str:
+    return unique_name("billing_test")

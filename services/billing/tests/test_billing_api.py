@@ -40,21 +40,43 @@ async def test_checkout_creates_a_pending_order_with_a_checkout_url(platform: Pl
 
 
 async def test_same_idempotency_key_returns_the_same_order(platform: Platform) -> None:
-    first = await platform.checkout(STUDENT, key="same-key-twice")
-    again = await platform.checkout(STUDENT, key="same-key-twice")
+    buyer = await platform.new_user()
+    first = await platform.checkout(buyer, key="same-key-twice")
+    again = await platform.checkout(buyer, key="same-key-twice")
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json() == again.json()
 
-    racing = await asyncio.gather(*(platform.checkout(STUDENT, key="racing-key") for _ in range(5)))
+    racer = await platform.new_user()
+    racing = await asyncio.gather(*(platform.checkout(racer, key="racing-key") for _ in range(5)))
     assert sorted(r.status_code for r in racing) == [200, 200, 200, 200, 201]
     assert len({r.json()["order_id"] for r in racing}) == 1
 
-    reused = await platform.checkout(STUDENT, FREE_COURSE_ID, key="same-key-twice")
+    reused = await platform.checkout(buyer, FREE_COURSE_ID, key="same-key-twice")
     assert reused.status_code == 409 and reused.json()["code"] == "idempotency_key_reused"
 
-    without_key = [await platform.checkout(STUDENT) for _ in range(2)]
-    assert all(r.status_code == 201 for r in without_key)
-    assert without_key[0].json()["order_id"] != without_key[1].json()["order_id"]
+
+async def test_one_open_checkout_per_learner_and_course(platform: Platform) -> None:
+    """The last session's bug: two checkouts with different keys could both be paid."""
+    buyer = await platform.new_user()
+    first = await platform.checkout(buyer, key=f"a-{uuid.uuid4()}")
+    second = await platform.checkout(buyer, key=f"b-{uuid.uuid4()}")
+    without_key = await platform.checkout(buyer)
+    assert (first.status_code, second.status_code, without_key.status_code) == (201, 200, 200)
+    assert first.json() == second.json() == without_key.json()
+
+    racer = await platform.new_user()
+    racing = await asyncio.gather(*(platform.checkout(racer, key=f"k{i}-{uuid.uuid4()}") for i in range(6)))
+    assert sorted(r.status_code for r in racing) == [200] * 5 + [201]
+    assert len({r.json()["order_id"] for r in racing}) == 1
+    racer_id = uuid.UUID(await platform.user_id(racer))
+    assert await platform.scalar("SELECT count(*) FROM orders WHERE user_id = :u", u=racer_id) == 1
+
+    # Once paid, a new checkout is refused here even before catalog has granted the enrollment.
+    order_id = first.json()["order_id"]
+    paid = platform.stripe_event("checkout.session.completed", order_id, await platform.session_id(order_id))
+    assert (await platform.deliver(paid)).json()["outcome"] == "fulfilled"
+    again = await platform.checkout(buyer, key=f"c-{uuid.uuid4()}")
+    assert again.status_code == 409 and again.json()["code"] == "already_enrolled"
 
 
 async def test_local_pay_fulfils_through_the_signed_webhook_and_enrols(platform: Platform) -> None:
@@ -162,8 +184,8 @@ async def test_admin_refund_is_recorded_once_and_revokes_access(platform: Platfo
     student = await platform.client.post(url, json={"reason": "changed my mind"},
                                          headers=await platform.auth(STUDENT))
     assert student.status_code == 403
-    extra = await platform.client.post(url, json={"reason": "x", "amount": 1}, headers=await platform.auth(ADMIN))
-    assert extra.status_code == 422
+    for bad in ({"reason": "x", "amount": 12.5}, {"reason": "x", "amount": 0}, {"reason": "x", "currency": "EUR"}):
+        assert (await platform.client.post(url, json=bad, headers=await platform.auth(ADMIN))).status_code == 422
 
     first = await platform.client.post(url, json={"reason": "requested by customer"},
                                        headers=await platform.auth(ADMIN))
@@ -175,7 +197,7 @@ async def test_admin_refund_is_recorded_once_and_revokes_access(platform: Platfo
     events = await platform.events(REFUNDED, order_id)
     assert len(events) == 1
     assert events[0]["amount_refunded"] == 4900 and events[0]["currency"] == "EUR"
-    assert await platform.count("refunds", order_id) == 1
+    assert await platform.count("order_refunds", order_id) == 1
     assert await platform.enrolled_courses(buyer, expect=0) == []
     assert (await platform.checkout(buyer)).status_code == 201  # no longer enrolled: may buy again
 
@@ -190,12 +212,17 @@ async def test_admin_refund_is_recorded_once_and_revokes_access(platform: Platfo
 
 async def test_orders_are_visible_to_their_owner_and_admins_only(platform: Platform) -> None:
     other = await platform.new_user()
-    order_id, _ = await _pending_order(platform, other)
+    order_id, session_id = await _pending_order(platform, other)
     foreign = await platform.client.get(f"/api/billing/orders/{order_id}", headers=await platform.auth(STUDENT))
     assert foreign.status_code == 404
+    foreign_confirm = await platform.client.post(f"/api/billing/orders/{order_id}/confirm",
+                                                 headers=await platform.auth(STUDENT))
+    assert foreign_confirm.status_code == 404
     assert (await platform.order(order_id, ADMIN))["order_id"] == order_id
     assert (await platform.order(order_id, other))["status"] == "pending"
 
+    expired = platform.stripe_event("checkout.session.expired", order_id, session_id, payment_status="unpaid")
+    assert (await platform.deliver(expired)).json()["outcome"] == "expired"
     await _pending_order(platform, other)
     listing = await platform.client.get("/api/billing/orders", params={"page_size": 1},
                                         headers=await platform.auth(other))

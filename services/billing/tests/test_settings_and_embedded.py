@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from billing_testkit import STUDENT, open_platform
+from billing_testkit import ADMIN, STUDENT, open_platform
 from pydantic import ValidationError
 
 from billing.settings import BillingSettings
@@ -25,6 +25,8 @@ def test_production_refuses_placeholders_and_the_local_provider() -> None:
         BillingSettings(**{**PRODUCTION, "stripe_api_key": "sk_test_dev-placeholder"})
     with pytest.raises(ValidationError, match="PAYMENT_PROVIDER=stripe"):
         BillingSettings(**{**PRODUCTION, "payment_provider": "local"})
+    with pytest.raises(ValidationError, match="1900"):
+        BillingSettings(**{**PRODUCTION, "checkout_session_ttl_seconds": 600})
     live = BillingSettings(**PRODUCTION)
     assert live.success_url("o-1") == "http://127.0.0.1:8000/checkout/success?order_id=o-1"
 
@@ -40,3 +42,17 @@ async def test_embedded_mode_on_sqlite_pays_through_the_local_page(tmp_path: Pat
         assert (await platform.client.post(f"{path}/pay")).status_code == 200
         assert (await platform.order(order_id))["status"] == "paid"
         assert len(await platform.events("billing.order.paid.v1", order_id)) == 1
+
+        # The same guards and reads on SQLite: one open checkout per learner and course, totals.
+        buyer = await platform.new_user()
+        first = await platform.checkout(buyer, key="one")
+        second = await platform.checkout(buyer, key="two")
+        assert (first.status_code, second.status_code) == (201, 200)
+        assert first.json()["order_id"] == second.json()["order_id"]
+        admin = await platform.auth(ADMIN)
+        refund = await platform.client.post(f"/api/billing/orders/{order_id}/refund", headers=admin,
+                                            json={"reason": "sqlite", "amount": 900})
+        assert refund.json()["status"] == "partially_refunded", refund.text
+        listing = await platform.client.get("/api/billing/admin/orders", headers=admin)
+        assert listing.json()["totals"] == [{"currency": "EUR", "orders": 1, "gross_amount": 4900,
+                                             "discount_amount": 0, "refunded_amount": 900, "net_amount": 4000}]

@@ -11,10 +11,11 @@ from fastapi import APIRouter, FastAPI
 
 from billing import events
 from billing.api import local_checkout
-from billing.api.deps import PROVIDER_RESOURCE
+from billing.api.deps import PROVIDER_RESOURCE, WORKER_RESOURCE
 from billing.api.routes import router
 from billing.providers import open_provider
 from billing.settings import BillingSettings
+from billing.worker import BillingWorker
 from common.app import build_app
 from common.events import EventBus
 from common.runtime import open_runtime
@@ -32,15 +33,19 @@ def create_app(settings: BillingSettings | None = None, *, bus: EventBus | None 
                                 bus=bus, http_transport=http_transport) as runtime:
             provider = open_provider(settings, runtime.http)
             runtime.resources[PROVIDER_RESOURCE] = provider
+            worker = BillingWorker(runtime, provider, settings)
+            runtime.resources[WORKER_RESOURCE] = worker
             app.state.runtime = runtime
+            worker.start()
             try:
                 yield
             finally:
+                await worker.stop()
                 await provider.close()
 
     routers: list[APIRouter] = [router]
     if settings.payment_provider == "local":
         routers.append(local_checkout.router)
     return build_app(settings, title="Triple Academy billing",
-                     description="Orders, payments (Stripe or the local provider), refunds.",
+                     description="Orders, payments (Stripe or the local provider), refunds, coupons, receipts.",
                      lifespan=lifespan, routers=routers)

@@ -1,15 +1,17 @@
-"""Billing's tables: orders, their audit trail, refunds and the provider events already applied."""
+"""Billing's tables: orders and their audit trail, refunds, coupons, provider customers, receipts,
+and the provider events already applied (or parked until the order they concern is paid)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from common.db import UTCDateTime, utcnow
+from common.db import JSONType, UTCDateTime, utcnow
 
 
 class Base(DeclarativeBase):
@@ -21,22 +23,51 @@ class OrderStatus(enum.StrEnum):
     PAID = "paid"
     FAILED = "failed"
     EXPIRED = "expired"
+    PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
 
 
 # A successful payment may arrive after a failure or expiry notice (events come out of order).
 FULFILLABLE = (OrderStatus.PENDING, OrderStatus.FAILED, OrderStatus.EXPIRED)
+# Money was taken: these can be refunded (again, for a partial refund) and count in totals.
+SETTLED = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)
+# The learner owns the course through this order (a second payment for it is refunded).
+OWNING = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
+
+
+class RefundStatus(enum.StrEnum):
+    REQUESTED = "requested"  # recorded by us, not yet accepted by the provider
+    PENDING = "pending"  # accepted by the provider, money on its way back
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # refused, failed or canceled: no money returned
+
+
+# Refunds whose amount is spoken for (a new refund cannot take it again).
+COMMITTED_REFUNDS = (RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.SUCCEEDED)
+# Refunds whose money has left (or is leaving) us: they make an order (partially) refunded.
+EFFECTIVE_REFUNDS = (RefundStatus.PENDING, RefundStatus.SUCCEEDED)
 
 
 class Order(Base):
-    """One purchase attempt of one course; amounts in minor units of `currency` (ISO 4217)."""
+    """One purchase attempt of one course; amounts in minor units of `currency` (ISO 4217).
+
+    `amount` is what the learner is charged: `subtotal_amount - discount_amount`.
+    """
 
     __tablename__ = "orders"
     __table_args__ = (
         sa.UniqueConstraint("user_id", "idempotency_key", name="uq_orders_user_idempotency_key"),
         sa.CheckConstraint("amount > 0", name="ck_orders_amount_positive"),
         sa.CheckConstraint(
-            "status IN ('pending', 'paid', 'failed', 'expired', 'refunded')", name="ck_orders_status"),
+            "status IN ('pending', 'paid', 'failed', 'expired', 'partially_refunded', 'refunded')",
+            name="ck_orders_status"),
+        sa.CheckConstraint("discount_amount >= 0 AND subtotal_amount = amount + discount_amount",
+                           name="ck_orders_discount"),
+        sa.CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="ck_orders_refunded"),
+        # One open checkout per learner and course: a second one cannot be started (and paid).
+        sa.Index("uq_orders_open_checkout", "user_id", "course_id", unique=True,
+                 postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'")),
+        sa.Index("ix_orders_created_at", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
@@ -44,18 +75,76 @@ class Order(Base):
     course_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
     # Title at purchase time: the product name on the provider's page and receipt.
     course_title: Mapped[str] = mapped_column(sa.String(300))
+    subtotal_amount: Mapped[int] = mapped_column(sa.Integer)
+    discount_amount: Mapped[int] = mapped_column(sa.Integer, default=0)
     amount: Mapped[int] = mapped_column(sa.Integer)
+    amount_refunded: Mapped[int] = mapped_column(sa.Integer, default=0)
     currency: Mapped[str] = mapped_column(sa.String(3))
-    status: Mapped[str] = mapped_column(sa.String(16), default=OrderStatus.PENDING)
+    coupon_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("coupons.id"), nullable=True, index=True)
+    coupon_code: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    # True while the order holds one of its coupon's redemptions (released on expiry/failure).
+    coupon_redeemed: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    status: Mapped[str] = mapped_column(sa.String(20), default=OrderStatus.PENDING)
     idempotency_key: Mapped[str] = mapped_column(sa.String(200))
     provider: Mapped[str] = mapped_column(sa.String(16))
     provider_session_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True, nullable=True)
-    provider_payment_id: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    provider_payment_id: Mapped[str | None] = mapped_column(sa.String(255), nullable=True, index=True)
+    provider_customer_id: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
     checkout_url: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    # Ended here (another order was paid, or the account erased) while its provider session was open:
+    # the worker expires that session at the provider, so it cannot take a payment we would refund.
+    provider_expire_pending: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    # Set when this payment duplicated an order that already gave access: it is refunded, no events.
+    duplicate_of: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     refunded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Erasure (auth.user.deleted.v1): personal data gone, accounting data kept.
+    anonymized_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Coupon(Base):
+    """A discount: percent (1-100) or a fixed amount in one currency, for one course or all."""
+
+    __tablename__ = "coupons"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(kind = 'percent' AND percent_off BETWEEN 1 AND 100 AND amount_off IS NULL) OR "
+            "(kind = 'fixed' AND amount_off > 0 AND currency IS NOT NULL AND percent_off IS NULL)",
+            name="ck_coupons_kind"),
+        sa.CheckConstraint("redemptions >= 0 AND (max_redemptions IS NULL OR redemptions <= max_redemptions)",
+                           name="ck_coupons_redemptions"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(sa.String(64), unique=True)  # stored upper-case
+    kind: Mapped[str] = mapped_column(sa.String(10))
+    percent_off: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    amount_off: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    currency: Mapped[str | None] = mapped_column(sa.String(3), nullable=True)
+    course_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
+    valid_from: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    valid_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    max_redemptions: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    redemptions: Mapped[int] = mapped_column(sa.Integer, default=0)
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    provider_coupon_id: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    provider_promotion_code_id: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Customer(Base):
+    """The provider's customer of one user, reused across their checkouts."""
+
+    __tablename__ = "customers"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    provider: Mapped[str] = mapped_column(sa.String(16))
+    provider_customer_id: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The user was erased: the worker deletes the provider's customer, then this row.
+    erase_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ProcessedProviderEvent(Base):
@@ -68,18 +157,60 @@ class ProcessedProviderEvent(Base):
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Refund(Base):
-    """Full refunds only for now, hence one per order (the unique key makes a second impossible)."""
+class DeferredProviderEvent(Base):
+    """A refund event that arrived before the payment it refunds; applied when that payment is."""
 
-    __tablename__ = "refunds"
+    __tablename__ = "deferred_provider_events"
+
+    event_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(sa.String(100))
+    payment_intent: Mapped[str | None] = mapped_column(sa.String(255), nullable=True, index=True)
+    order_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True, index=True)
+    object: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Refund(Base):
+    """One refund of (part of) an order, whoever asked for it: admin, learner, us, or the provider."""
+
+    __tablename__ = "order_refunds"
+    __table_args__ = (
+        sa.UniqueConstraint("order_id", "idempotency_key", name="uq_order_refunds_key"),
+        sa.CheckConstraint("amount > 0", name="ck_order_refunds_amount_positive"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
-    order_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("orders.id"), unique=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("orders.id"), index=True)
     amount: Mapped[int] = mapped_column(sa.Integer)
     currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(16), default=RefundStatus.REQUESTED)
+    kind: Mapped[str] = mapped_column(sa.String(16))  # admin, self, duplicate, provider
     reason: Mapped[str] = mapped_column(sa.Text)
-    provider_refund_id: Mapped[str] = mapped_column(sa.String(255))
+    actor: Mapped[str] = mapped_column(sa.String(100))
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    provider_refund_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True, nullable=True)
+    failure: Mapped[str | None] = mapped_column(sa.String(300), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Receipt(Base):
+    """A receipt mail owed to the buyer, written with the money change and sent after the commit."""
+
+    __tablename__ = "receipts"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    dedup_key: Mapped[str] = mapped_column(sa.String(100), unique=True)  # payment:<order>, refund:<refund>
+    order_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    refund_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
+    kind: Mapped[str] = mapped_column(sa.String(10))  # payment, refund
+    status: Mapped[str] = mapped_column(sa.String(10), default="pending")  # pending, sent, skipped, dead
+    recipient: Mapped[str | None] = mapped_column(sa.String(320), nullable=True)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class AuditEntry(Base):
@@ -89,8 +220,9 @@ class AuditEntry(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
     order_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("orders.id"), index=True)
-    from_status: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
-    to_status: Mapped[str] = mapped_column(sa.String(16))
+    from_status: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
+    to_status: Mapped[str] = mapped_column(sa.String(20))
     actor: Mapped[str] = mapped_column(sa.String(100))
     provider_event_id: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    detail: Mapped[str | None] = mapped_column(sa.String(300), nullable=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-from billing.models import Order
+from billing.models import Coupon, Order
 
 
 class StrictModel(BaseModel):
@@ -16,9 +17,16 @@ class StrictModel(BaseModel):
 
 class CheckoutRequest(StrictModel):
     course_id: uuid.UUID
+    coupon_code: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
 class RefundRequest(StrictModel):
+    reason: str = Field(min_length=1, max_length=500)
+    # Minor units; omitted means everything not yet refunded. Strict: 12.5 or "12" is refused.
+    amount: StrictInt | None = Field(default=None, gt=0)
+
+
+class SelfRefundRequest(StrictModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
@@ -26,17 +34,26 @@ class CheckoutRead(BaseModel):
     order_id: uuid.UUID
     status: str
     checkout_url: str | None
+    amount: int
+    currency: str
+    discount_amount: int
 
     @classmethod
     def of(cls, order: Order) -> CheckoutRead:
-        return cls(order_id=order.id, status=order.status, checkout_url=order.checkout_url)
+        return cls(order_id=order.id, status=order.status, checkout_url=order.checkout_url, amount=order.amount,
+                   currency=order.currency, discount_amount=order.discount_amount)
 
 
 class OrderRead(BaseModel):
     order_id: uuid.UUID
     course_id: uuid.UUID
+    course_title: str
+    subtotal_amount: int
+    discount_amount: int
     amount: int
+    amount_refunded: int
     currency: str
+    coupon_code: str | None
     status: str
     created_at: dt.datetime
     paid_at: dt.datetime | None
@@ -44,9 +61,26 @@ class OrderRead(BaseModel):
 
     @classmethod
     def of(cls, order: Order) -> OrderRead:
-        return cls(order_id=order.id, course_id=order.course_id, amount=order.amount,
-                   currency=order.currency, status=order.status, created_at=order.created_at,
+        return cls(order_id=order.id, course_id=order.course_id, course_title=order.course_title,
+                   subtotal_amount=order.subtotal_amount, discount_amount=order.discount_amount,
+                   amount=order.amount, amount_refunded=order.amount_refunded, currency=order.currency,
+                   coupon_code=order.coupon_code, status=order.status, created_at=order.created_at,
                    paid_at=order.paid_at, refunded_at=order.refunded_at)
+
+
+class AdminOrderRead(OrderRead):
+    user_id: uuid.UUID
+    provider: str
+    provider_session_id: str | None
+    provider_payment_id: str | None
+    duplicate_of: uuid.UUID | None
+    anonymized: bool
+
+    @classmethod
+    def of(cls, order: Order) -> AdminOrderRead:
+        return cls(**OrderRead.of(order).model_dump(), user_id=order.user_id, provider=order.provider,
+                   provider_session_id=order.provider_session_id, provider_payment_id=order.provider_payment_id,
+                   duplicate_of=order.duplicate_of, anonymized=order.anonymized_at is not None)
 
 
 class OrderPage(BaseModel):
@@ -54,6 +88,88 @@ class OrderPage(BaseModel):
     total: int
     page: int
     page_size: int
+
+
+class CurrencyTotals(BaseModel):
+    """Money taken (paid, partially refunded or refunded orders) in one currency."""
+
+    currency: str
+    orders: int
+    gross_amount: int
+    discount_amount: int
+    refunded_amount: int
+    net_amount: int
+
+
+class AdminOrderPage(BaseModel):
+    items: list[AdminOrderRead]
+    total: int
+    page: int
+    page_size: int
+    totals: list[CurrencyTotals]
+
+
+class AdminOrderFilters(StrictModel):
+    status: Literal["pending", "paid", "failed", "expired", "partially_refunded", "refunded"] | None = None
+    user_id: uuid.UUID | None = None
+    course_id: uuid.UUID | None = None
+    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    coupon_code: str | None = Field(default=None, max_length=64)
+    created_from: dt.datetime | None = None
+    created_to: dt.datetime | None = None
+
+
+class CouponCreate(StrictModel):
+    code: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    kind: Literal["percent", "fixed"]
+    percent_off: StrictInt | None = Field(default=None, ge=1, le=100)
+    amount_off: StrictInt | None = Field(default=None, gt=0)
+    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    course_id: uuid.UUID | None = None
+    valid_from: dt.datetime | None = None
+    valid_until: dt.datetime | None = None
+    max_redemptions: StrictInt | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CouponCreate:
+        if self.kind == "percent" and (self.percent_off is None or self.amount_off is not None
+                                       or self.currency is not None):
+            raise ValueError("a percent coupon has percent_off and no amount_off/currency")
+        if self.kind == "fixed" and (self.amount_off is None or self.currency is None
+                                     or self.percent_off is not None):
+            raise ValueError("a fixed coupon has amount_off and currency, and no percent_off")
+        for value in (self.valid_from, self.valid_until):
+            if value is not None and value.tzinfo is None:
+                raise ValueError("validity times need a UTC offset")
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must be after valid_from")
+        return self
+
+
+class CouponActive(StrictModel):
+    active: bool
+
+
+class CouponRead(BaseModel):
+    coupon_id: uuid.UUID
+    code: str
+    kind: str
+    percent_off: int | None
+    amount_off: int | None
+    currency: str | None
+    course_id: uuid.UUID | None
+    valid_from: dt.datetime | None
+    valid_until: dt.datetime | None
+    max_redemptions: int | None
+    redemptions: int
+    active: bool
+
+    @classmethod
+    def of(cls, coupon: Coupon) -> CouponRead:
+        return cls(coupon_id=coupon.id, code=coupon.code, kind=coupon.kind, percent_off=coupon.percent_off,
+                   amount_off=coupon.amount_off, currency=coupon.currency, course_id=coupon.course_id,
+                   valid_from=coupon.valid_from, valid_until=coupon.valid_until,
+                   max_redemptions=coupon.max_redemptions, redemptions=coupon.redemptions, active=coupon.active)
 
 
 class WebhookAck(BaseModel):
@@ -74,3 +190,20 @@ class CatalogCourse(BaseModel):
 
 class EnrollmentCheck(BaseModel):
     enrolled: bool
+
+
+class PeerUser(BaseModel):
+    """Auth's `GET /internal/users/{user_id}` answer (receipts)."""
+
+    user_id: uuid.UUID
+    email: str
+    full_name: str
+    is_active: bool
+
+
+class PeerProgress(BaseModel):
+    """Playback's `GET /internal/progress` answer (self-refund policy)."""
+
+    watched_seconds: int = Field(ge=0)
+    total_seconds: int = Field(ge=0)
+    watched_ratio: float = Field(ge=0, le=1)  # a share, not money

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from common.settings import ServiceSettings
@@ -29,12 +29,27 @@ class BillingSettings(ServiceSettings):
     checkout_success_url: str | None = None
     checkout_cancel_url: str | None = None
     webhook_tolerance_seconds: int = 300
+    # Open checkouts end after this. Stripe accepts 30 min to 24 h after creation (by its clock), so
+    # a margin is kept at both ends; the local provider's sessions are expired by billing's worker.
+    checkout_session_ttl_seconds: int = Field(default=84_600, ge=60, le=85_000)
+
+    # Learner self-refund policy: within N days of payment and under this share of the course watched.
+    self_refund_window_days: int = Field(default=14, ge=0)
+    self_refund_max_watched_percent: int = Field(default=30, ge=0, le=100)
+
+    # Background work: receipts, refunds left unconfirmed by a crash or outage, local session expiry.
+    worker_interval_seconds: float = Field(default=5.0, gt=0)
+    receipt_max_attempts: int = Field(default=8, ge=1)
+    # A refund still "requested" (provider not yet answered) this long is retried with the same key.
+    refund_retry_after_seconds: int = Field(default=60, ge=1)
 
     @model_validator(mode="after")
     def _real_provider_in_production(self) -> BillingSettings:
         """The local provider marks orders paid without taking money: never in production."""
         if self.environment == "production" and self.payment_provider != "stripe":
             raise ValueError("production needs BILLING_PAYMENT_PROVIDER=stripe")
+        if self.payment_provider == "stripe" and self.checkout_session_ttl_seconds < 1900:
+            raise ValueError("Stripe checkout sessions last at least 1800 s: checkout_session_ttl_seconds >= 1900")
         return self
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ from common.runtime import Runtime
 from common.security import Principal
 
 PROVIDER_RESOURCE = "payment_provider"
+WORKER_RESOURCE = "billing_worker"
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 

@@ -14,9 +14,10 @@ from fastapi.responses import HTMLResponse
 
 from billing import service
 from billing.api.deps import ProviderDep, RuntimeDep, SettingsDep
-from billing.models import FULFILLABLE, Order
+from billing.models import Order, OrderStatus
 from billing.providers import LocalProvider
 from billing.providers.local import Outcome
+from billing.receipts import format_money
 from billing.settings import BillingSettings
 from common.db import Database
 
@@ -43,16 +44,21 @@ def _page(title: str, body: str) -> HTMLResponse:
 
 
 def _summary(order: Order) -> str:
-    major, minor = divmod(order.amount, 100)
-    return (f"<p>{escape(order.course_title)}</p><p><strong>{major}.{minor:02d} {escape(order.currency)}"
-            f"</strong></p><p><small>Order {escape(str(order.id))} - status {escape(order.status)}</small></p>")
+    discount = ""
+    if order.discount_amount:
+        discount = (f"<p>{escape(format_money(order.subtotal_amount, order.currency))} - coupon "
+                    f"{escape(order.coupon_code or '')}: -{escape(format_money(order.discount_amount, order.currency))}"
+                    "</p>")
+    return (f"<p>{escape(order.course_title)}</p>{discount}<p><strong>"
+            f"{escape(format_money(order.amount, order.currency))}</strong></p>"
+            f"<p><small>Order {escape(str(order.id))} - status {escape(order.status)}</small></p>")
 
 
 @router.get("/{session_id}", response_class=HTMLResponse, include_in_schema=False)
 async def checkout_page(session_id: SessionId, runtime: RuntimeDep) -> HTMLResponse:
     async with runtime.db.session() as session:
         order = await service.order_for_checkout_page(db_session=session, session_id=session_id)
-    if order.status not in FULFILLABLE:
+    if order.status != OrderStatus.PENDING:  # like Stripe: a failed or expired session is over
         return _page("Nothing to pay", _summary(order))
     sid = escape(session_id)
     forms = (f"<form method=post action='{sid}/pay'><button>Pay (test mode)</button></form>"
@@ -76,7 +82,7 @@ async def _complete(session_id: str, outcome: Outcome, *, db: Database, provider
                     settings: BillingSettings) -> HTMLResponse:
     async with db.session() as session:
         order = await service.order_for_checkout_page(db_session=session, session_id=session_id)
-    if order.status not in FULFILLABLE:
+    if order.status != OrderStatus.PENDING:
         return _page("Nothing to pay", _summary(order))
     await provider.deliver(order, outcome)
     async with db.session() as session:

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple, Protocol
 
 import stripe
 
-from billing.models import Order
+from billing.models import Coupon, Order, Refund, RefundStatus
 from common.errors import InvalidInput
 
 
@@ -21,26 +21,64 @@ class CheckoutSession(NamedTuple):
     checkout_url: str
 
 
+class ProviderRefund(NamedTuple):
+    refund_id: str
+    status: RefundStatus  # pending, succeeded or failed
+
+
+# Stripe's refund statuses -> ours (requires_action: the money has not come back yet).
+STRIPE_REFUND_STATUS = {"pending": RefundStatus.PENDING, "requires_action": RefundStatus.PENDING,
+                        "succeeded": RefundStatus.SUCCEEDED, "failed": RefundStatus.FAILED,
+                        "canceled": RefundStatus.FAILED}
+
+
 class PaymentProvider(Protocol):
-    """Every create call carries an idempotency key derived from our order id, so retries are safe."""
+    """Every create call carries an idempotency key derived from our own ids, so retries are safe."""
 
     name: str
 
-    async def create_checkout(self, order: Order) -> CheckoutSession: ...
-
-    async def refund(self, order: Order, amount: int, reason: str) -> str:
-        """Refund `amount` of the order's payment; returns the provider's refund id."""
+    async def ensure_customer(self, user_id: uuid.UUID) -> str | None:
+        """The provider's customer for this user (created once), or None if it has no such notion."""
         ...
 
+    async def ensure_coupon(self, coupon: Coupon) -> tuple[str, str] | None:
+        """The provider's (coupon id, promotion code id) for our coupon, or None without coupons."""
+        ...
+
+    async def create_checkout(self, order: Order, *, customer_id: str | None,
+                              promotion_code_id: str | None) -> CheckoutSession: ...
+
+    async def retrieve_checkout(self, order: Order) -> dict[str, Any] | None:
+        """The provider's current view of the order's session (Stripe format), None if it keeps none."""
+        ...
+
+    async def expire_checkout(self, order: Order) -> bool:
+        """End an open checkout so it can no longer be paid; False if it was already completed."""
+        ...
+
+    async def refund(self, order: Order, refund: Refund) -> ProviderRefund:
+        """Refund `refund.amount` of the order's payment (key: the refund id)."""
+        ...
+
+    async def delete_customer(self, customer_id: str) -> None: ...
+
     async def close(self) -> None: ...
+
+
+class PermanentProviderError(Exception):
+    """The provider refused the request itself (not an outage): retrying the same call cannot help."""
 
 
 def checkout_idempotency_key(order_id: uuid.UUID) -> str:
     return f"checkout-{order_id}"
 
 
-def refund_idempotency_key(order_id: uuid.UUID) -> str:
-    return f"refund-{order_id}"
+def refund_idempotency_key(refund_id: uuid.UUID) -> str:
+    return f"refund-{refund_id}"
+
+
+def customer_idempotency_key(user_id: uuid.UUID) -> str:
+    return f"customer-{user_id}"
 
 
 @dataclass(frozen=True)

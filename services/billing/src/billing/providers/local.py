@@ -18,18 +18,20 @@ from typing import Any, Literal
 import httpx
 import stripe
 
-from billing.models import Order
-from billing.providers.base import CheckoutSession, checkout_idempotency_key
+from billing.models import Coupon, Order, Refund, RefundStatus
+from billing.providers.base import CheckoutSession, ProviderRefund, checkout_idempotency_key
 from billing.settings import BillingSettings
 from common.errors import UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["paid", "declined"]
+Outcome = Literal["paid", "declined", "expired"]
 EVENT_TYPES: dict[Outcome, str] = {
     "paid": "checkout.session.completed",
     "declined": "checkout.session.async_payment_failed",
+    "expired": "checkout.session.expired",
 }
+SESSION_STATUS: dict[Outcome, str] = {"paid": "complete", "declined": "complete", "expired": "expired"}
 
 
 class LocalProvider:
@@ -45,13 +47,31 @@ class LocalProvider:
         mac = hmac.new(secret, checkout_idempotency_key(order_id).encode(), hashlib.sha256)
         return f"cs_local_{mac.hexdigest()[:40]}"
 
-    async def create_checkout(self, order: Order) -> CheckoutSession:
+    async def ensure_customer(self, user_id: uuid.UUID) -> str | None:
+        return None
+
+    async def ensure_coupon(self, coupon: Coupon) -> tuple[str, str] | None:
+        return None  # the local page shows our own discounted amount
+
+    async def create_checkout(self, order: Order, *, customer_id: str | None,
+                              promotion_code_id: str | None) -> CheckoutSession:
         session_id = self.session_id_for(order.id)
         base = self.settings.public_base_url.rstrip("/")
         return CheckoutSession(session_id, f"{base}/api/billing/local-checkout/{session_id}")
 
-    async def refund(self, order: Order, amount: int, reason: str) -> str:
-        return f"re_local_{order.id.hex}"
+    async def retrieve_checkout(self, order: Order) -> dict[str, Any] | None:
+        return None  # the page's webhook is delivered before the buyer sees the success page
+
+    async def expire_checkout(self, order: Order) -> bool:
+        """The page only pays pending orders, so marking ours expired is enough."""
+        return True
+
+    async def refund(self, order: Order, refund: Refund) -> ProviderRefund:
+        """Test money comes back at once; the id is derived from ours like Stripe's idempotency."""
+        return ProviderRefund(f"re_local_{refund.id.hex}", RefundStatus.SUCCEEDED)
+
+    async def delete_customer(self, customer_id: str) -> None:
+        return None
 
     async def close(self) -> None:
         return None
@@ -62,13 +82,13 @@ class LocalProvider:
             "id": order.provider_session_id,
             "object": "checkout.session",
             "mode": "payment",
-            "status": "complete",
+            "status": SESSION_STATUS[outcome],
             "client_reference_id": str(order.id),
             "metadata": {"order_id": str(order.id), "course_id": str(order.course_id)},
             "amount_total": order.amount,
             "currency": order.currency.lower(),
             "payment_status": "paid" if outcome == "paid" else "unpaid",
-            "payment_intent": f"pi_local_{order.id.hex}",
+            "payment_intent": f"pi_local_{order.id.hex}" if outcome != "expired" else None,
             "livemode": False,
         }
         return {

@@ -1,0 +1,128 @@
+"""Receipt mails: owed in the transaction of the money change (a `receipts` row), sent after it.
+
+Sending never touches the money: a failed send is retried with backoff and finally marked dead
+(logged), and a row is claimed for a minute before sending so two replicas do not both send it.
+A crash between the send and the "sent" mark can repeat one mail; it can never lose one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+
+import sqlalchemy as sa
+
+from billing.models import Order, Receipt, Refund
+from billing.schemas import PeerUser
+from billing.service import peer_answer
+from common.db import Database, utcnow
+from common.http import ServiceClient
+from common.mail import Mail, Mailer
+from common.observability.metrics import count
+
+log = logging.getLogger(__name__)
+
+CLAIM_SECONDS = 60
+# ISO 4217 currencies without minor units (the rest we show with two decimals).
+ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND",
+                          "VUV", "XAF", "XOF", "XPF"})
+
+
+def format_money(amount: int, currency: str) -> str:
+    if currency.upper() in ZERO_DECIMAL:
+        return f"{amount} {currency}"
+    sign = "-" if amount < 0 else ""
+    major, minor = divmod(abs(amount), 100)
+    return f"{sign}{major}.{minor:02d} {currency}"
+
+
+def render(receipt: Receipt, order: Order, refund: Refund | None, user: PeerUser) -> Mail:
+    lines = [f"Hello {user.full_name},", ""]
+    if receipt.kind == "payment":
+        subject = f"Receipt for {order.course_title}"
+        lines += [f"Thank you for your purchase of \"{order.course_title}\".", "",
+                  f"Price:    {format_money(order.subtotal_amount, order.currency)}"]
+        if order.discount_amount:
+            lines.append(f"Discount: -{format_money(order.discount_amount, order.currency)}"
+                         f" (coupon {order.coupon_code})")
+        lines.append(f"Paid:     {format_money(order.amount, order.currency)}")
+        if order.paid_at:
+            lines.append(f"Date:     {order.paid_at:%Y-%m-%d %H:%M} UTC")
+    else:
+        assert refund is not None
+        subject = f"Refund for {order.course_title}"
+        lines += [f"We refunded {format_money(refund.amount, refund.currency)} of your purchase of "
+                  f"\"{order.course_title}\".", "",
+                  f"Refunded so far: {format_money(order.amount_refunded, order.currency)} of "
+                  f"{format_money(order.amount, order.currency)}",
+                  "The money reaches your account within a few business days."]
+    lines += ["", f"Order: {order.id}", "", "Triple Academy"]
+    return Mail(to=user.email, subject=subject, text="\n".join(lines))
+
+
+async def send_due(*, db: Database, mailer: Mailer, auth: ServiceClient, max_attempts: int,
+                   now: dt.datetime | None = None, limit: int = 20) -> int:
+    """Send the receipts that are due; returns how many were sent."""
+    now = now or utcnow()
+    async with db.session() as session:
+        due = list(await session.scalars(
+            sa.select(Receipt.id).where(Receipt.status == "pending", Receipt.next_attempt_at <= now)
+            .order_by(Receipt.next_attempt_at).limit(limit)))
+    sent = 0
+    for receipt_id in due:
+        if await _send_one(db=db, mailer=mailer, auth=auth, receipt_id=receipt_id, now=now,
+                           max_attempts=max_attempts):
+            sent += 1
+    return sent
+
+
+async def _claim(db: Database, receipt_id: uuid.UUID, now: dt.datetime) -> bool:
+    async with db.transaction() as session:
+        result = await session.execute(
+            sa.update(Receipt).where(Receipt.id == receipt_id, Receipt.status == "pending",
+                                     Receipt.next_attempt_at <= now)
+            .values(next_attempt_at=now + dt.timedelta(seconds=CLAIM_SECONDS))
+            .execution_options(synchronize_session=False))
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def _send_one(*, db: Database, mailer: Mailer, auth: ServiceClient, receipt_id: uuid.UUID,
+                    now: dt.datetime, max_attempts: int) -> bool:
+    if not await _claim(db, receipt_id, now):
+        return False  # another replica has it
+    async with db.session() as session:
+        receipt = await session.get(Receipt, receipt_id)
+        order = await session.get(Order, receipt.order_id) if receipt else None
+        refund = await session.get(Refund, receipt.refund_id) if receipt and receipt.refund_id else None
+    if receipt is None or order is None:
+        return False
+    try:
+        response = await auth.get(f"/internal/users/{order.user_id}")
+        if response.status_code == 404:
+            await _finish(db, receipt_id, status="skipped", error="user not found (erased)")
+            return False
+        user = peer_answer("auth", response.status_code, response.content, PeerUser)
+        await mailer.send(render(receipt, order, refund, user))
+    except Exception as exc:  # any failure (peer, SMTP) is retried later
+        attempts = receipt.attempts + 1
+        dead = attempts >= max_attempts
+        delay = min(2 ** attempts, 3600)
+        log.warning("receipt not sent", extra={"receipt_id": str(receipt_id), "order_id": str(order.id),
+                                               "attempts": attempts, "dead": dead, "error": repr(exc)[:300]})
+        async with db.transaction() as session:
+            await session.execute(sa.update(Receipt).where(Receipt.id == receipt_id).values(
+                attempts=attempts, last_error=repr(exc)[:500], status="dead" if dead else "pending",
+                next_attempt_at=utcnow() + dt.timedelta(seconds=delay)))
+        count("billing", "receipts_failed")
+        return False
+    await _finish(db, receipt_id, status="sent", recipient=user.email)
+    count("billing", "receipts_sent")
+    return True
+
+
+async def _finish(db: Database, receipt_id: uuid.UUID, *, status: str, recipient: str | None = None,
+                  error: str | None = None) -> None:
+    async with db.transaction() as session:
+        await session.execute(sa.update(Receipt).where(Receipt.id == receipt_id).values(
+            status=status, recipient=recipient, last_error=error, sent_at=utcnow() if status == "sent" else None))
