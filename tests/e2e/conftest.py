@@ -31,6 +31,8 @@ async def _delete_broker_objects(topology: Topology) -> None:
         for service in SERVICES:
             for suffix in ("", ".retry", ".dlq"):
                 await channel.queue_delete(f"{topology.namespace}.{service}.events{suffix}")
+        for suffix in ("", ".retry"):  # playback's transcoding job queue (playback.assets.jobs)
+            await channel.queue_delete(f"{topology.namespace}.playback.transcode{suffix}")
         await channel.exchange_delete(f"{topology.namespace}.events")
 
 

@@ -31,7 +31,7 @@ from common.events.consumer import InboxConsumer
 from common.events.envelope import Envelope
 from common.http import LazyASGITransport
 from common.runtime import Runtime
-from common.testing import in_process_settings, postgres_database, serve_in_process
+from common.testing import REDIS_URL, in_process_settings, postgres_database, serve_in_process, unique_name
 from playback import events, signing
 from playback.main import create_app
 from playback.media import create_media_app
@@ -54,6 +54,8 @@ class FakeCatalog:
 
     lessons: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
     enrolled: set[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=set)
+    # course id -> GET /internal/courses/{id}/lessons entries (None duration: catalog does not know it)
+    course_lessons: dict[uuid.UUID, list[dict[str, Any]]] = field(default_factory=dict)
     down: bool = False
     calls: list[str] = field(default_factory=list)
 
@@ -79,6 +81,13 @@ class FakeCatalog:
         @app.get("/internal/enrollments/check")
         async def check(user_id: uuid.UUID, course_id: uuid.UUID) -> dict[str, bool]:
             return {"enrolled": (user_id, course_id) in self.enrolled}
+
+        @app.get("/internal/courses/{course_id}/lessons")
+        async def course_lessons(course_id: uuid.UUID) -> Any:
+            found = self.course_lessons.get(course_id)
+            if found is None:
+                return JSONResponse({"detail": "not found"}, status_code=404)
+            return {"course_id": str(course_id), "lessons": found}
 
         @app.get("/internal/courses/{course_id}")
         async def course(course_id: uuid.UUID) -> Any:
@@ -120,6 +129,11 @@ class Platform:
         await InboxConsumer(self.runtime.db, "playback", events.HANDLERS)(envelope)
         return envelope
 
+    async def deliver_user_event(self, kind: str, user_id: uuid.UUID, **payload: Any) -> None:
+        """Hand an auth.user.<kind> event to playback's inbox consumer."""
+        envelope = Envelope.new(f"auth.user.{kind}", {"user_id": str(user_id), **payload})
+        await InboxConsumer(self.runtime.db, "playback", events.HANDLERS)(envelope)
+
     async def new_user(self) -> tuple[uuid.UUID, dict[str, str]]:
         email = f"learner-{uuid.uuid4().hex[:10]}@example.com"
         created = await self.client.post("/api/auth/register", json={
@@ -134,7 +148,7 @@ class Platform:
 
 
 @asynccontextmanager
-async def _serve(catalog: FakeCatalog | None = None) -> AsyncIterator[Platform]:
+async def _serve(catalog: FakeCatalog | None = None, **overrides: Any) -> AsyncIterator[Platform]:
     """auth + catalog (real, or the stand-in) + playback + the /media app, as the gateway composes them."""
     pem = signing.generate_pem().decode()
     with postgres_database(["auth", "catalog", "playback"]) as urls:
@@ -148,7 +162,7 @@ async def _serve(catalog: FakeCatalog | None = None) -> AsyncIterator[Platform]:
             **in_process_settings(urls["catalog"]), seed_demo_data=True), bus=bus, http_transport=transport)
         settings = PlaybackSettings(
             **in_process_settings(urls["playback"]), service_client_secret=PLAYBACK_CLIENT_SECRET,
-            token_private_key=pem)
+            token_private_key=pem, **overrides)
         playback_app = create_app(settings, bus=bus, http_transport=transport)
         app = compose_services({"auth": auth_app, "catalog": catalog_app, "playback": playback_app},
                                bus=bus, extra_routes=[Mount("/media", app=create_media_app(settings))])
@@ -163,13 +177,32 @@ async def platform() -> AsyncIterator[Platform]:
         yield served
 
 
-@pytest.fixture(scope="module")
-async def stub_platform() -> AsyncIterator[Platform]:
-    catalog = FakeCatalog(lessons={
+def stub_catalog() -> FakeCatalog:
+    """The demo course as catalog describes it: a preview video, a text lesson, a paid video."""
+    return FakeCatalog(lessons={
         PREVIEW_LESSON: _lesson(PREVIEW_LESSON, is_preview=True),
         TEXT_LESSON: _lesson(TEXT_LESSON, asset_id=None, kind="text"),
         PAID_LESSON: _lesson(PAID_LESSON),
         DRAFT_LESSON: _lesson(DRAFT_LESSON, course_id=DRAFT_COURSE_ID, status="draft"),
-    })
-    async with _serve(catalog) as served:
+    }, course_lessons={COURSE_ID: [
+        {"lesson_id": str(PREVIEW_LESSON), "kind": "video", "asset_id": str(ASSET_ID), "is_preview": True,
+         "duration_seconds": None},
+        {"lesson_id": str(TEXT_LESSON), "kind": "text", "asset_id": None, "is_preview": False,
+         "duration_seconds": None},
+        {"lesson_id": str(PAID_LESSON), "kind": "video", "asset_id": str(ASSET_ID), "is_preview": False,
+         "duration_seconds": 6},
+    ]})
+
+
+@pytest.fixture(scope="module")
+async def stub_platform() -> AsyncIterator[Platform]:
+    async with _serve(stub_catalog()) as served:
+        yield served
+
+
+@asynccontextmanager
+async def serve_with_redis(catalog: FakeCatalog | None = None, **overrides: Any) -> AsyncIterator[Platform]:
+    """A platform whose playback keeps its cache and stream registry in the real Redis (own prefix)."""
+    async with _serve(catalog, redis_url=REDIS_URL, redis_key_prefix=f"{unique_name('pbtest')}:",
+                      **overrides) as served:
         yield served

@@ -28,13 +28,45 @@ async def test_catalog_answers_before_the_enrollment_event_arrives(stub_platform
     assert reasons == ["enrolled_per_catalog"]
 
 
-async def test_read_model_revocation_is_final(stub_platform: Platform) -> None:
+async def test_repurchase_plays_before_its_grant_event(stub_platform: Platform) -> None:
+    """The read model holds a revocation, catalog (the source of truth) already has the new grant."""
     assert stub_platform.fake_catalog is not None
     user_id, headers = await stub_platform.new_user()
     await stub_platform.deliver("granted", user_id, 1)
     await stub_platform.deliver("revoked", user_id, 2)
-    stub_platform.fake_catalog.enrolled.add((user_id, COURSE_ID))  # catalog's answer is not consulted
     assert await _post(stub_platform, headers, PAID_LESSON) == (403, "not_enrolled")
+    stub_platform.fake_catalog.enrolled.add((user_id, COURSE_ID))  # re-purchased, event still in flight
+    assert (await _post(stub_platform, headers, PAID_LESSON))[0] == 200
+
+
+async def test_revocation_is_honoured_at_once_despite_a_cached_yes(stub_platform: Platform) -> None:
+    assert stub_platform.fake_catalog is not None
+    user_id, headers = await stub_platform.new_user()
+    stub_platform.fake_catalog.enrolled.add((user_id, COURSE_ID))
+    assert (await _post(stub_platform, headers, PAID_LESSON))[0] == 200  # catalog's "yes" is now cached
+    checks = stub_platform.fake_catalog.calls.count("/api/catalog/internal/enrollments/check")
+    assert (await _post(stub_platform, headers, PAID_LESSON))[0] == 200
+    assert stub_platform.fake_catalog.calls.count("/api/catalog/internal/enrollments/check") == checks
+
+    stub_platform.fake_catalog.enrolled.discard((user_id, COURSE_ID))
+    await stub_platform.deliver("revoked", user_id, 2)  # the cached yes (read-model version 0) is dead
+    assert await _post(stub_platform, headers, PAID_LESSON) == (403, "not_enrolled")
+    # "No" is never cached: the moment catalog knows of a new grant, the learner plays.
+    stub_platform.fake_catalog.enrolled.add((user_id, COURSE_ID))
+    assert (await _post(stub_platform, headers, PAID_LESSON))[0] == 200
+
+
+async def test_revocation_stands_when_catalog_is_down(stub_platform: Platform) -> None:
+    assert stub_platform.fake_catalog is not None
+    user_id, headers = await stub_platform.new_user()
+    await stub_platform.deliver("granted", user_id, 1)
+    assert (await _post(stub_platform, headers, PAID_LESSON))[0] == 200  # the lesson is cached now
+    await stub_platform.deliver("revoked", user_id, 2)
+    stub_platform.fake_catalog.down = True
+    try:
+        assert await _post(stub_platform, headers, PAID_LESSON) == (403, "not_enrolled")
+    finally:
+        stub_platform.fake_catalog.down = False
 
 
 async def test_draft_course_and_catalog_outage(stub_platform: Platform) -> None:

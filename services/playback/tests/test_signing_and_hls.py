@@ -112,7 +112,7 @@ def test_development_key_is_generated_once_and_kept(tmp_path: Path) -> None:
 def test_settings_defaults_and_production_refusals() -> None:
     settings = PlaybackSettings(public_base_url="https://academy.example")
     assert settings.resolved_media_base_url == "https://academy.example/media"
-    assert settings.token_ttl_seconds == 90 and settings.entitlement_cache_seconds == 30
+    assert settings.token_ttl_seconds == 90 and settings.entitlement_cache_seconds == 5
     assert settings.media_root == DEFAULT_MEDIA_ROOT and DEFAULT_MEDIA_ROOT.name == "media"
     assert PlaybackSettings(media_base_url="https://cdn.example/media/").resolved_media_base_url == (
         "https://cdn.example/media")
@@ -128,3 +128,14 @@ def test_settings_defaults_and_production_refusals() -> None:
     with pytest.raises(ValidationError, match="placeholder"):
         production(secure_link_secret="dev-secure-link-secret", token_private_key=pem)
     assert production(token_private_key=pem).token_private_key is not None
+
+
+def test_media_template_fills_like_a_rewrite() -> None:
+    media = ('#EXTM3U\n#EXT-X-MAP:URI="init.mp4"\n#EXTINF:4.0,\na.m4s\n#EXTINF:2.5,\nb.m4s\n#EXT-X-ENDLIST\n')
+    template = hls.media_template(media, "720p")
+    assert hls.fill_template(template, "https://cdn/x/", "?sig=1") == hls.rewrite_media(
+        media, "720p", lambda path: f"https://cdn/x/{path}?sig=1")
+    with pytest.raises(hls.PlaylistError):
+        hls.media_template("#EXTM3U\n#EXTINF:1,\na\x00.ts\n", "720p")
+    with pytest.raises(hls.PlaylistError):
+        hls.media_template("#EXTM3U\n#EXT-X-FOO:\x01\n", "720p")

@@ -92,3 +92,20 @@ def rewrite_media(text: str, rendition: str, segment_url: Callable[[str], str]) 
         return segment_url(f"{rendition}/{uri}")
 
     return _rewrite(text, _MEDIA_URI_TAGS, one)
+
+
+# Markers around each URI of a media template; they can never occur in a playlist we accept.
+_URI_OPEN, _URI_CLOSE = "\x00", "\x01"
+
+
+def media_template(text: str, rendition: str) -> str:
+    """`rewrite_media` done once per playlist: every URI ('<rendition>/<file>') between markers, so a
+    viewer's copy is two C-level `str.replace` calls (`fill_template`) whatever the segment count."""
+    if _URI_OPEN in text or _URI_CLOSE in text:
+        raise PlaylistError("control characters in playlist")
+    return rewrite_media(text, rendition, lambda path: f"{_URI_OPEN}{path}{_URI_CLOSE}")
+
+
+def fill_template(template: str, prefix: str, suffix: str) -> str:
+    """Each URI becomes prefix + '<rendition>/<file>' + suffix."""
+    return template.replace(_URI_OPEN, prefix).replace(_URI_CLOSE, suffix)

@@ -14,8 +14,12 @@ from common.events import EventBus
 from common.runtime import open_runtime
 from playback import events, signing
 from playback.api.routes import router
+from playback.assets import open_ingestion
+from playback.assets.routes import router as assets_router
+from playback.cdn import open_media_signer
 from playback.media import LocalMediaStore
 from playback.settings import PlaybackSettings
+from playback.streams import open_stream_registry
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -31,10 +35,15 @@ def create_app(settings: PlaybackSettings | None = None, *, bus: EventBus | None
             store = LocalMediaStore(settings.media_root)
             runtime.resources["token_key"] = await signing.open_token_key(settings)
             runtime.resources["media"] = store
+            # Issue 6: media URL signer (Nginx secure_link / CloudFront) and the concurrent-stream registry.
+            runtime.resources["media_signer"] = await open_media_signer(settings)
+            runtime.resources["streams"] = open_stream_registry(runtime.cache)
             runtime.health_checks["media"] = store.ping
             app.state.runtime = runtime
-            yield
+            # Video ingestion (issue 7): storage, and the in-process transcoder in embedded mode.
+            async with open_ingestion(runtime, settings):
+                yield
 
     return build_app(settings, title="Triple Academy playback",
                      description="Playback tokens, entitlements and signed HLS manifests.",
-                     lifespan=lifespan, routers=[router])
+                     lifespan=lifespan, routers=[router, assets_router])

@@ -1,4 +1,5 @@
-"""Playback's tables: the entitlements read model, playback sessions and the access log."""
+"""Playback's tables: the entitlements read model, playback sessions, the access and watermark audit
+logs, and watch progress."""
 
 from __future__ import annotations
 
@@ -46,6 +47,13 @@ class PlaybackSession(Base):
     watermark: Mapped[str] = mapped_column(sa.String(32), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Set once: stopped, replaced (end_oldest), timed_out, enrollment_revoked, user_disabled, signed_out.
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+    # Media length (from the asset's playlist) caps positions; the last heartbeat credits watch time.
+    duration_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    last_position: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    last_heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class AccessLog(Base):
@@ -55,10 +63,49 @@ class AccessLog(Base):
     __table_args__ = (sa.Index("ix_access_log_user_at", "user_id", "at"),)
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
-    user_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    # NULL once the user is erased (auth.user.deleted.v1): the decision stays, the person does not.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
     lesson_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
     asset_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
     session_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
     decision: Mapped[str] = mapped_column(sa.String(16))
     reason: Mapped[str] = mapped_column(sa.String(64))
+    # token, manifest, heartbeat (NULL on rows written before the column existed).
+    action: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WatermarkIssued(Base):
+    """Every watermark handed out: a leaked recording's mark leads back to session, asset and time.
+
+    Outlives the session row; on erasure the user id is cleared (anonymised), the rest is kept.
+    """
+
+    __tablename__ = "watermarks_issued"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    watermark: Mapped[str] = mapped_column(sa.String(32), index=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True, index=True)
+    asset_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    lesson_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    course_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    user_erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WatchProgress(Base):
+    """Where a learner is in a lesson and how much of it they have watched (kept after refunds)."""
+
+    __tablename__ = "watch_progress"
+    __table_args__ = (sa.Index("ix_watch_progress_user_course", "user_id", "course_id"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    lesson_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    course_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    asset_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    # The resume point: the last position a heartbeat reported.
+    position_seconds: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    # Forward progress credited at no more than real time x MAX_PLAYBACK_RATE, capped at the duration.
+    watched_seconds: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    duration_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

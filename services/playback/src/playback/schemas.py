@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,7 +21,86 @@ class TokenResponse(BaseModel):
     expires_in: int
     manifest_url: str
     session_id: uuid.UUID
+    # Per-viewer forensic mark for the player to overlay (also in the token as `wm`).
     watermark: str
+    # Where to start (the last heartbeat's position of this lesson; 0 once it was watched to the end).
+    resume_position_seconds: float = 0.0
+    # POST /sessions/{session_id}/heartbeat this often while the player is open.
+    heartbeat_interval_seconds: int
+
+
+class HeartbeatRequest(StrictModel):
+    # The player's current position in the lesson; 24 h is far beyond any lesson.
+    position_seconds: float = Field(ge=0, le=86_400, allow_inf_nan=False)
+
+
+class HeartbeatResponse(BaseModel):
+    session_id: uuid.UUID
+    position_seconds: float
+    watched_seconds: float
+    heartbeat_interval_seconds: int
+    watermark: str
+
+
+class LessonProgress(BaseModel):
+    lesson_id: uuid.UUID
+    position_seconds: float
+    watched_seconds: float
+    duration_seconds: float | None
+    completed: bool
+
+
+class ProgressTotals(BaseModel):
+    user_id: uuid.UUID
+    course_id: uuid.UUID
+    # Whole seconds (rounded); the ratio is computed before rounding.
+    watched_seconds: int
+    total_seconds: int
+    # 0..1: watched / total over the course's video lessons (billing's refund policy reads it).
+    watched_ratio: float
+
+
+class CourseProgress(ProgressTotals):
+    completion_percent: float
+    completed_lessons: int
+    total_lessons: int
+    lessons: list[LessonProgress]
+
+
+class WatermarkRecord(BaseModel):
+    watermark: str
+    session_id: uuid.UUID
+    # None once the user was erased (the audit row is kept anonymised).
+    user_id: uuid.UUID | None
+    asset_id: uuid.UUID
+    lesson_id: uuid.UUID
+    course_id: uuid.UUID
+    issued_at: dt.datetime
+    user_erased_at: dt.datetime | None
+
+
+class WatermarkLookup(BaseModel):
+    watermark: str
+    sessions: list[WatermarkRecord]
+
+
+class CatalogLesson(BaseModel):
+    """One entry of catalog's GET /internal/courses/{course_id}/lessons."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    lesson_id: uuid.UUID
+    kind: str | None = None
+    asset_id: uuid.UUID | None = None
+    is_preview: bool = False
+    duration_seconds: float | None = None
+
+
+class CatalogCourseLessons(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    course_id: uuid.UUID
+    lessons: list[CatalogLesson]
 
 
 class LessonInfo(BaseModel):
@@ -48,3 +128,14 @@ class EnrollmentChanged(BaseModel):
     user_id: uuid.UUID
     course_id: uuid.UUID
     version: int = Field(ge=1)
+
+
+class UserChanged(BaseModel):
+    """Payload of auth.user.disabled.v1 / sessions_revoked.v1 / deleted.v1 (fields playback needs)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    user_id: uuid.UUID
+    disabled_at: dt.datetime | None = None
+    revoked_at: dt.datetime | None = None
+    deleted_at: dt.datetime | None = None

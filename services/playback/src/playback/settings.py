@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from common.settings import ServiceSettings
@@ -38,7 +38,57 @@ class PlaybackSettings(ServiceSettings):
     generated_token_key_file: Path = Path("var/data/playback-token-key.pem")
 
     lesson_cache_seconds: int = 30
-    entitlement_cache_seconds: int = 30
+    # Catalog's "enrolled" answers (the fallback before the grant event lands) are cached this long;
+    # "not enrolled" never is, and a revoke event invalidates the cached "yes" (key carries the version).
+    entitlement_cache_seconds: int = Field(default=5, ge=0, le=60)
+
+    # Signed media URLs: "nginx" (secure_link md5, local and `make up`) or "cloudfront" (custom policy
+    # with a wildcard resource over the asset prefix, CloudFront key group key pair).
+    media_signer: Literal["nginx", "cloudfront"] = "nginx"
+    cloudfront_key_pair_id: str | None = None
+    cloudfront_private_key_file: Path | None = None
+    cloudfront_private_key: SecretStr | None = None
+    # CloudFront only: sign with cookies (set on the media playlist response) instead of query strings.
+    cloudfront_signed_cookies: bool = False
+    # Domain attribute of those cookies (the media host or a parent shared with the API host).
+    cloudfront_cookie_domain: str | None = None
+
+    # Concurrent streams per user, held in Redis (in memory embedded) and kept alive by heartbeats.
+    max_concurrent_streams: int = Field(default=2, ge=1, le=20)
+    # "refuse": the new stream gets 409; "end_oldest": the least recently active one is ended.
+    stream_limit_policy: Literal["refuse", "end_oldest"] = "end_oldest"
+    # Players heartbeat every `heartbeat_interval_seconds` (the contract says at least every 60 s); a
+    # stream silent for `stream_idle_timeout_seconds` no longer counts and cannot be resumed.
+    heartbeat_interval_seconds: int = Field(default=30, ge=5, le=60)
+    stream_idle_timeout_seconds: int = Field(default=120, ge=30, le=3600)
+
+    # --- video ingestion (playback.assets) ---
+    # "local": objects under media_root (what the media app / Nginx serve); "s3": a bucket via boto3.
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    s3_key_prefix: str = ""
+    s3_endpoint_url: str | None = None  # MinIO, moto, ... (None: AWS)
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None  # None: boto3's default chain (IRSA, instance role)
+    s3_secret_access_key: SecretStr | None = None
+    upload_max_bytes: int = Field(default=20 * 1024**3, ge=1)
+    # S3: files above the threshold upload in parts (presigned part URLs + complete with the ETags);
+    # S3 wants parts of at least 5 MiB and at most 10,000 of them.
+    upload_multipart_threshold_bytes: int = Field(default=100 * 1024**2, ge=5 * 1024**2)
+    upload_part_bytes: int = Field(default=64 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
+    upload_content_types: str = "video/mp4,video/quicktime,video/webm,video/x-matroska,video/mpeg"
+    upload_url_ttl_seconds: int = 3600
+    # "auto": in the API process when there is no broker (embedded), else only `python -m playback.worker`.
+    transcode_in_process: bool | None = None
+    transcode_concurrency: int = 1  # jobs one worker runs at once (each is one multi-threaded ffmpeg)
+    transcode_max_attempts: int = 3
+    transcode_timeout_seconds: float = 3600
+    transcode_retry_delay_ms: int = 5000
+    transcode_segment_seconds: int = 4
+    transcode_preset: str = "veryfast"
+    transcode_work_dir: Path | None = None  # scratch space for the source and outputs (None: system tmp)
+    worker_host: str = "127.0.0.1"
+    worker_port: int = 8000  # the worker's /health and /metrics
 
     @property
     def resolved_media_base_url(self) -> str:
@@ -49,4 +99,15 @@ class PlaybackSettings(ServiceSettings):
         if (self.environment == "production" and self.token_private_key is None
                 and self.token_private_key_file is None):
             raise ValueError("production needs PLAYBACK_TOKEN_PRIVATE_KEY or PLAYBACK_TOKEN_PRIVATE_KEY_FILE")
+        return self
+
+    @model_validator(mode="after")
+    def _cloudfront_needs_a_key(self) -> PlaybackSettings:
+        if self.media_signer == "cloudfront" and (
+                not self.cloudfront_key_pair_id
+                or (self.cloudfront_private_key is None and self.cloudfront_private_key_file is None)):
+            raise ValueError("PLAYBACK_MEDIA_SIGNER=cloudfront needs PLAYBACK_CLOUDFRONT_KEY_PAIR_ID and "
+                             "PLAYBACK_CLOUDFRONT_PRIVATE_KEY or PLAYBACK_CLOUDFRONT_PRIVATE_KEY_FILE")
+        if self.stream_idle_timeout_seconds <= self.heartbeat_interval_seconds * 2:
+            raise ValueError("stream_idle_timeout_seconds must exceed two heartbeat intervals")
         return self

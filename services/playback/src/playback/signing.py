@@ -156,12 +156,6 @@ def media_signature(secret: str, asset_id: str, expires: int) -> str:
     return _b64url(digest)
 
 
-def signed_media_url(base_url: str, secret: str, asset_id: str, path: str, expires: int,
-                     signature: str | None = None) -> str:
-    sig = signature or media_signature(secret, asset_id, expires)
-    return f"{base_url}/{asset_id}/{path}?md5={sig}&expires={expires}"
-
-
 def media_link_valid(secret: str, asset_id: str, md5: str | None, expires: str | None,
                      now: float | None = None) -> bool | None:
     """True: valid; None: signature right but expired; False: missing or wrong (Nginx: "1"/"0"/"")."""

@@ -1,20 +1,39 @@
-"""Playback's HTTP API (served under /api/playback at the gateway)."""
+"""Playback's HTTP API (served under /api/playback at the gateway; /internal/* is for services only)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
-from common.errors import Unauthorized
-from common.security import CurrentUser
+from common.errors import NotFound, Unauthorized
+from common.security import AdminUser, CurrentUser, Principal, require_service
 from playback import hls, service, signing
-from playback.api.deps import MediaStoreDep, RuntimeDep, SettingsDep, TokenKeyDep
+from playback.api.deps import (
+    MediaSignerDep,
+    MediaStoreDep,
+    RuntimeDep,
+    SettingsDep,
+    StreamsDep,
+    TokenKeyDep,
+)
 from playback.media import HLS_PLAYLIST
 from playback.models import PlaybackSession
-from playback.schemas import TokenRequest, TokenResponse
+from playback.schemas import (
+    CourseProgress,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    ProgressTotals,
+    TokenRequest,
+    TokenResponse,
+    WatermarkLookup,
+    WatermarkRecord,
+)
+
+log = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -24,6 +43,9 @@ PLAYLIST_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {HLS_PLAYLIST: {}}, "description": "HLS playlist"}}
 PlaybackToken = Annotated[str | None, Query(max_length=4096, description="playback token from POST /token")]
 Rendition = Annotated[str, Path(pattern=hls.RENDITION_PATTERN)]
+# signing.watermark: base32 of 10 bytes.
+Watermark = Annotated[str, Path(pattern=r"^[A-Za-z2-7]{16}$")]
+BillingService = Annotated[Principal, Depends(require_service("billing"))]
 
 
 def _user_id(subject: str) -> uuid.UUID:
@@ -33,32 +55,56 @@ def _user_id(subject: str) -> uuid.UUID:
         raise Unauthorized("token subject is not a user", code="invalid_token") from exc
 
 
-@router.post("/token", response_model=TokenResponse)
+@router.post("/token", response_model=TokenResponse,
+             responses={403: {"description": "not enrolled"}, 409: {"description": "too many streams"}})
 async def issue_token(body: TokenRequest, user: CurrentUser, runtime: RuntimeDep, settings: SettingsDep,
-                      key: TokenKeyDep) -> TokenResponse:
-    """A 90 s playback token and manifest URL for a preview lesson or an enrolled learner."""
+                      key: TokenKeyDep, streams: StreamsDep, store: MediaStoreDep) -> TokenResponse:
+    """A 90 s playback token and manifest URL for a preview lesson or an enrolled learner.
+
+    Takes one of the user's concurrent stream slots (409 `too_many_streams` under the "refuse"
+    policy, or the least recently active stream ends under "end_oldest").
+    """
     user_id = _user_id(user.subject)
     catalog = runtime.client("catalog")
-    lesson = await service.get_lesson(catalog=catalog, cache=runtime.cache, lesson_id=body.lesson_id,
-                                      cache_seconds=settings.lesson_cache_seconds)
+    try:
+        lesson = await service.get_lesson(catalog=catalog, cache=runtime.cache, lesson_id=body.lesson_id,
+                                          cache_seconds=settings.lesson_cache_seconds)
+    except NotFound as exc:
+        async with runtime.db.transaction() as session:
+            service.log_refusal(session, action="token", user_id=user_id, lesson_id=body.lesson_id,
+                                reason=exc.code or "lesson_not_found")
+        raise
+    entitlement = None
+    if lesson.course_status == service.PUBLISHED and lesson.is_video:
+        entitlement = await service.playback_entitlement(
+            db=runtime.db, catalog=catalog, cache=runtime.cache, settings=settings, user_id=user_id,
+            course_id=lesson.course_id, is_preview=lesson.is_preview)
     async with runtime.db.transaction() as session:
         outcome = await service.start_playback(db_session=session, settings=settings, key=key,
-                                               catalog=catalog, cache=runtime.cache, user_id=user_id,
-                                               lesson=lesson)
+                                               cache=runtime.cache, streams=streams, store=store,
+                                               user_id=user_id, lesson=lesson, entitlement=entitlement)
     if isinstance(outcome, service.Refusal):
         outcome.raise_error()
     return TokenResponse(token=outcome.token, expires_in=outcome.expires_in,
                          manifest_url=outcome.manifest_url, session_id=outcome.session_id,
-                         watermark=outcome.watermark)
+                         watermark=outcome.watermark, resume_position_seconds=outcome.resume_position_seconds,
+                         heartbeat_interval_seconds=settings.heartbeat_interval_seconds)
 
 
-async def _authorized_session(runtime: RuntimeDep, settings: SettingsDep, key: TokenKeyDep,
+async def _authorized_session(runtime: RuntimeDep, settings: SettingsDep, key: TokenKeyDep, streams: StreamsDep,
                               session_id: uuid.UUID, token: str | None) -> PlaybackSession:
-    claims = signing.verify_playback_token(key, token)
+    try:
+        claims = signing.verify_playback_token(key, token)
+    except Unauthorized as exc:  # no trustworthy user to write down: metrics only
+        service.ACCESS_DECISIONS.labels("manifest", "refused", exc.code or "invalid_token").inc()
+        raise
+    entitlement = None
+    if claims.session_id == session_id:
+        entitlement = await service.session_entitlement(db=runtime.db, catalog=runtime.client("catalog"),
+                                                        cache=runtime.cache, settings=settings, session_id=session_id)
     async with runtime.db.transaction() as session:
-        outcome = await service.authorize_manifest(db_session=session, settings=settings,
-                                                   catalog=runtime.client("catalog"), cache=runtime.cache,
-                                                   claims=claims, session_id=session_id)
+        outcome = await service.authorize_manifest(db_session=session, settings=settings, streams=streams,
+                                                   claims=claims, session_id=session_id, entitlement=entitlement)
     if isinstance(outcome, service.Refusal):
         outcome.raise_error()
     return outcome
@@ -66,9 +112,10 @@ async def _authorized_session(runtime: RuntimeDep, settings: SettingsDep, key: T
 
 @router.get("/manifests/{session_id}/master.m3u8", response_class=Response, responses=PLAYLIST_RESPONSES)
 async def master_manifest(session_id: uuid.UUID, runtime: RuntimeDep, settings: SettingsDep,
-                          key: TokenKeyDep, store: MediaStoreDep, token: PlaybackToken = None) -> Response:
+                          key: TokenKeyDep, streams: StreamsDep, store: MediaStoreDep,
+                          token: PlaybackToken = None) -> Response:
     """The master playlist; its variants point back here, carrying the same token."""
-    playback_session = await _authorized_session(runtime, settings, key, session_id, token)
+    playback_session = await _authorized_session(runtime, settings, key, streams, session_id, token)
     assert token is not None  # verified above
     body = await service.master_playlist(store=store, settings=settings, playback_session=playback_session,
                                          token=token)
@@ -78,10 +125,75 @@ async def master_manifest(session_id: uuid.UUID, runtime: RuntimeDep, settings: 
 @router.get("/manifests/{session_id}/{rendition}/index.m3u8", response_class=Response,
             responses=PLAYLIST_RESPONSES)
 async def variant_manifest(session_id: uuid.UUID, rendition: Rendition, runtime: RuntimeDep,
-                           settings: SettingsDep, key: TokenKeyDep, store: MediaStoreDep,
-                           token: PlaybackToken = None) -> Response:
-    """One rendition's playlist with signed, absolute segment URLs."""
-    playback_session = await _authorized_session(runtime, settings, key, session_id, token)
-    body = await service.media_playlist(store=store, settings=settings, playback_session=playback_session,
-                                        rendition=rendition)
-    return Response(body, media_type=HLS_PLAYLIST, headers=PLAYLIST_HEADERS)
+                           settings: SettingsDep, key: TokenKeyDep, streams: StreamsDep, store: MediaStoreDep,
+                           signer: MediaSignerDep, token: PlaybackToken = None) -> Response:
+    """One rendition's playlist with signed, absolute media URLs (or CloudFront signed cookies)."""
+    playback_session = await _authorized_session(runtime, settings, key, streams, session_id, token)
+    body, cookies = await service.media_playlist(store=store, settings=settings, signer=signer,
+                                                 playback_session=playback_session, rendition=rendition)
+    response = Response(body, media_type=HLS_PLAYLIST, headers=PLAYLIST_HEADERS)
+    for cookie in cookies:
+        response.headers.append("set-cookie", cookie)
+    return response
+
+
+@router.post("/sessions/{session_id}/heartbeat", response_model=HeartbeatResponse,
+             responses={404: {"description": "not your session"},
+                        410: {"description": "the session has ended: stop the player"}})
+async def session_heartbeat(session_id: uuid.UUID, body: HeartbeatRequest, user: CurrentUser,
+                            runtime: RuntimeDep, settings: SettingsDep, streams: StreamsDep) -> HeartbeatResponse:
+    """Keep this stream alive (at least every 60 s) and record the position for progress/resume."""
+    async with runtime.db.transaction() as session:
+        outcome = await service.heartbeat(db_session=session, settings=settings, streams=streams,
+                                          user_id=_user_id(user.subject), session_id=session_id,
+                                          position=body.position_seconds)
+    if isinstance(outcome, service.Refusal):
+        outcome.raise_error()
+    return HeartbeatResponse(session_id=outcome.session_id, position_seconds=outcome.position_seconds,
+                             watched_seconds=outcome.watched_seconds, watermark=outcome.watermark,
+                             heartbeat_interval_seconds=settings.heartbeat_interval_seconds)
+
+
+@router.post("/sessions/{session_id}/stop", status_code=204, response_class=Response)
+async def stop_session(session_id: uuid.UUID, user: CurrentUser, runtime: RuntimeDep, streams: StreamsDep,
+                       body: HeartbeatRequest | None = None) -> Response:
+    """End this stream now and free its slot (idempotent); an optional final position is recorded."""
+    async with runtime.db.transaction() as session:
+        await service.stop(db_session=session, streams=streams, user_id=_user_id(user.subject),
+                           session_id=session_id, position=body.position_seconds if body else None)
+    return Response(status_code=204)
+
+
+async def _course_progress(runtime: RuntimeDep, settings: SettingsDep, store: MediaStoreDep,
+                           user_id: uuid.UUID, course_id: uuid.UUID) -> CourseProgress:
+    course = await service.get_course_lessons(catalog=runtime.client("catalog"), cache=runtime.cache,
+                                              course_id=course_id, cache_seconds=settings.lesson_cache_seconds)
+    async with runtime.db.session() as session:
+        return await service.course_progress(db_session=session, course=course, store=store,
+                                             cache=runtime.cache, user_id=user_id)
+
+
+@router.get("/progress", response_model=CourseProgress)
+async def my_progress(course_id: uuid.UUID, user: CurrentUser, runtime: RuntimeDep, settings: SettingsDep,
+                      store: MediaStoreDep) -> CourseProgress:
+    """The caller's resume positions and completion of a course (kept across refunds)."""
+    return await _course_progress(runtime, settings, store, _user_id(user.subject), course_id)
+
+
+@router.get("/internal/progress", response_model=ProgressTotals, tags=["internal"])
+async def internal_progress(user_id: uuid.UUID, course_id: uuid.UUID, _caller: BillingService,
+                            runtime: RuntimeDep, settings: SettingsDep, store: MediaStoreDep) -> ProgressTotals:
+    """How much of a course a user has watched (billing's self-refund policy reads watched_ratio)."""
+    progress = await _course_progress(runtime, settings, store, user_id, course_id)
+    return ProgressTotals.model_validate(progress.model_dump(include=set(ProgressTotals.model_fields)))
+
+
+@router.get("/admin/watermarks/{watermark}", response_model=WatermarkLookup)
+async def lookup_watermark(watermark: Watermark, admin: AdminUser, runtime: RuntimeDep) -> WatermarkLookup:
+    """Which playback session (user, asset, time) was handed this watermark: leak forensics."""
+    mark = watermark.upper()
+    async with runtime.db.session() as session:
+        rows = await service.watermark_sessions(db_session=session, watermark=mark)
+    log.info("watermark lookup", extra={"admin": admin.subject, "watermark": mark, "found": len(rows)})
+    return WatermarkLookup(watermark=mark, sessions=[WatermarkRecord.model_validate(row, from_attributes=True)
+                                                     for row in rows])
