@@ -31,18 +31,23 @@ def kill(topology: Topology, name: str) -> None:
 
 
 def steady_load(url: str, headers: dict[str, str], seconds: float, workers: int,
-                during: threading.Event) -> list[int]:
-    """GET `url` from `workers` clients for `seconds`; `during` is set half way."""
+                during: threading.Event, rate: float = 70.0) -> list[int]:
+    """GET `url` from `workers` clients for `seconds` at about `rate` requests per second in all (below
+    the edge's 100 r/s per-IP API limit, so every non-200 is a failover error); `during` is set half way."""
     statuses: list[int] = []
     deadline = time.monotonic() + seconds
+    interval = workers / rate
 
     def worker() -> None:
         with httpx.Client(headers=headers, timeout=10) as client:
-            while time.monotonic() < deadline:
+            next_at = time.monotonic()
+            while next_at < deadline:
                 try:
                     statuses.append(client.get(url).status_code)
                 except httpx.HTTPError:
                     statuses.append(0)
+                next_at += interval
+                time.sleep(max(0.0, next_at - time.monotonic()))
 
     threads = [threading.Thread(target=worker) for _ in range(workers)]
     for thread in threads:

@@ -4,9 +4,11 @@ module), built the way the embedded gateway builds it."""
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +25,9 @@ from catalog.events import HANDLERS
 from catalog.main import create_app
 from catalog.settings import CatalogSettings
 from common.app import compose_services
+
+# --import-mode=importlib does not put test folders on sys.path; the fixture module has a unique name.
+sys.path.insert(0, str(Path(__file__).parent))
 from common.events import Envelope
 from common.events.bus import InProcessBus
 from common.events.consumer import InboxConsumer

@@ -6,9 +6,9 @@ import uuid
 from typing import Any
 
 import pytest
+from catalog_search_fixture import create_fixture, names
 
 from .conftest import Platform
-from .search_fixture import create_fixture, names
 
 LIST = "/api/catalog/courses"
 

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
+from catalog_search_fixture import create_fixture, names
 
 from catalog import service
 from catalog.events import HANDLERS
@@ -21,8 +22,6 @@ from common.events.consumer import InboxConsumer
 from common.events.tables import outbox
 from common.http import LazyASGITransport
 from common.testing import serve_in_process
-
-from .search_fixture import create_fixture, names
 
 PAID_COURSE = "10000000-0000-4000-8000-000000000001"
 
