@@ -7,6 +7,7 @@ import json
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aio_pika
 import pytest
@@ -223,3 +224,29 @@ async def test_startup_transactions_of_replicas_run_one_at_a_time(db: Database) 
     async with db.session() as session:
         assert await session.scalar(sa.select(sa.func.count()).select_from(effects).where(
             effects.c.event_id == seed_id)) == 1
+
+
+async def test_embedded_relay_does_not_hold_the_write_lock_while_consumers_run(tmp_path: Path) -> None:
+    """In embedded mode a consumer may (through another service) need to write to the producer's SQLite
+    file while the event is delivered; the relay must not hold that file's write lock meanwhile."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/producer.db")
+    async with database.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    bus = InProcessBus(inline_attempts=1, retry_delay=0)
+
+    async def writes_back_to_the_producer(envelope: Envelope) -> None:
+        async with database.transaction() as session:
+            await _record_effect(session, envelope)
+
+    await bus.subscribe("c", ["test.cycle.*.v1"], writes_back_to_the_producer)
+    bus.begin_delivery()
+    relay = OutboxRelay(database, bus, "producer-sqlite")
+    try:
+        async with database.transaction() as session:
+            await add_event(session, "test.cycle.happened", {"n": 3})
+        assert await asyncio.wait_for(relay.publish_pending(), timeout=10) == (1, False)
+        assert await _pending(database) == 0
+        async with database.session() as session:
+            assert await session.scalar(sa.select(effects.c.value)) == 3
+    finally:
+        await database.dispose()

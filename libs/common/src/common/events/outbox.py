@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -100,47 +101,70 @@ class OutboxRelay:
 
     async def publish_pending(self) -> tuple[int, bool]:
         """Publish one batch; returns how many rows were sent and whether the transport failed."""
+        if self.db.url.startswith("sqlite"):
+            # Embedded: one relay per SQLite file, and the in-process bus runs the consumers of other
+            # services before publish returns. Holding this database's write lock (BEGIN IMMEDIATE)
+            # meanwhile could deadlock with a request of this service that waits on one of them, so
+            # the batch is read, published and recorded in separate steps. A crash between publish
+            # and record publishes again, which consumers' inboxes absorb.
+            async with self.db.transaction() as session:
+                rows = await self._pending(session, lock=False)
+            outcomes = await self._publish(rows)
+            async with self.db.transaction() as session:
+                return await self._record(session, outcomes)
+        # Several replicas: rows stay claimed (FOR UPDATE SKIP LOCKED) until their outcome is recorded.
+        async with self.db.transaction() as session:
+            rows = await self._pending(session, lock=True)
+            outcomes = await self._publish(rows)
+            return await self._record(session, outcomes)
+
+    async def _pending(self, session: AsyncSession, *, lock: bool) -> Sequence[Any]:
+        query = (
+            sa.select(outbox.c.id, outbox.c.envelope, outbox.c.headers, outbox.c.attempts, outbox.c.created_at)
+            .where(outbox.c.published_at.is_(None), outbox.c.dead_at.is_(None))
+            .order_by(outbox.c.created_at)
+            .limit(self.batch_size)
+        )
+        rows = (await session.execute(query.with_for_update(skip_locked=True) if lock else query)).all()
+        lag = (utcnow() - rows[0].created_at).total_seconds() if rows else 0
+        metrics.OUTBOX_LAG.labels(self.service).set(lag)
+        return rows
+
+    async def _publish(self, rows: Sequence[Any]) -> list[tuple[Any, Exception | None]]:
+        """Publish in order; stop at the first failure (the transport is unhappy: the rest waits)."""
+        outcomes: list[tuple[Any, Exception | None]] = []
+        for row in rows:
+            envelope = Envelope.model_validate(row.envelope)
+            try:
+                await self.bus.publish(envelope, headers=dict(row.headers or {}))
+            except Exception as exc:
+                outcomes.append((row, exc))
+                break
+            outcomes.append((row, None))
+        return outcomes
+
+    async def _record(self, session: AsyncSession,
+                      outcomes: list[tuple[Any, Exception | None]]) -> tuple[int, bool]:
         sent = 0
         failed = False
-        async with self.db.transaction() as session:
-            rows = (
-                await session.execute(
-                    sa.select(outbox.c.id, outbox.c.envelope, outbox.c.headers, outbox.c.attempts,
-                              outbox.c.created_at)
-                    .where(outbox.c.published_at.is_(None), outbox.c.dead_at.is_(None))
-                    .order_by(outbox.c.created_at)
-                    .limit(self.batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            now = utcnow()
-            if rows:
-                metrics.OUTBOX_LAG.labels(self.service).set((now - rows[0].created_at).total_seconds())
-            else:
-                metrics.OUTBOX_LAG.labels(self.service).set(0)
-            for row in rows:
-                envelope = Envelope.model_validate(row.envelope)
-                try:
-                    await self.bus.publish(envelope, headers=dict(row.headers or {}))
-                except Exception as exc:
-                    attempts = row.attempts + 1
-                    dead = attempts >= self.max_attempts
-                    await session.execute(
-                        outbox.update().where(outbox.c.id == row.id).values(
-                            attempts=attempts, last_error=repr(exc)[:2000],
-                            dead_at=utcnow() if dead else None)
-                    )
-                    metrics.EVENTS_PUBLISH_FAILED.labels(self.service, envelope.routing_key).inc()
-                    log.warning("outbox publish failed", extra={
-                        "event_id": str(envelope.event_id), "routing_key": envelope.routing_key,
-                        "attempts": attempts, "dead": dead})
-                    if dead:
-                        metrics.EVENTS_DEAD_LETTERED.labels(self.service, envelope.routing_key).inc()
-                    failed = True
-                    break  # the transport is unhappy: leave the rest for the next round
-                await session.execute(
-                    outbox.update().where(outbox.c.id == row.id).values(published_at=utcnow())
-                )
-                metrics.EVENTS_PUBLISHED.labels(self.service, envelope.routing_key).inc()
+        for row, error in outcomes:
+            routing_key = Envelope.model_validate(row.envelope).routing_key
+            if error is None:
+                await session.execute(outbox.update().where(outbox.c.id == row.id).values(published_at=utcnow()))
+                metrics.EVENTS_PUBLISHED.labels(self.service, routing_key).inc()
                 sent += 1
+                continue
+            attempts = row.attempts + 1
+            dead = attempts >= self.max_attempts
+            await session.execute(
+                outbox.update().where(outbox.c.id == row.id).values(
+                    attempts=attempts, last_error=repr(error)[:2000], dead_at=utcnow() if dead else None)
+            )
+            metrics.EVENTS_PUBLISH_FAILED.labels(self.service, routing_key).inc()
+            log.warning("outbox publish failed", extra={
+                "event_id": str(row.envelope.get("event_id")), "routing_key": routing_key,
+                "attempts": attempts, "dead": dead})
+            if dead:
+                metrics.EVENTS_DEAD_LETTERED.labels(self.service, routing_key).inc()
+            failed = True
         return sent, failed

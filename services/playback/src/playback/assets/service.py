@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db import Database, utcnow
-from common.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
+from common.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from common.events.outbox import add_event
 from common.observability.metrics import count
 from common.security import Principal
@@ -61,16 +61,6 @@ TRANSCODE_ROUTING_KEY = f"{TRANSCODE_REQUESTED}.v1"
 ADMIN = "admin"
 MAX_PARTS = 10_000  # S3's limit per multipart upload
 OUTPUT_CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".jpg": "image/jpeg"}
-
-
-class PayloadTooLarge(DomainError):
-    status = 413
-    title = "Payload too large"
-
-
-class UnsupportedMediaType(DomainError):
-    status = 415
-    title = "Unsupported media type"
 
 
 def upload_key(asset_id: uuid.UUID) -> str:
