@@ -15,55 +15,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
-import statistics
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+
+# bench/ is sys.path[0] when run as `uv run python bench/auth_bench.py`.
+from loadgen import run
 
 from common.testing import REDIS_URL, postgres_database, unique_name
 from gateway.distributed import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "a benchmark passphrase"
-
-
-@dataclass
-class Sample:
-    latencies: list[float] = field(default_factory=list)
-    errors: int = 0
-    elapsed: float = 0.0
-
-    def line(self, name: str) -> str:
-        ordered = sorted(self.latencies) or [0.0]
-        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-        rate = len(self.latencies) / self.elapsed if self.elapsed else 0.0
-        return (f"{name:<32} {rate:8.1f} req/s   p50 {statistics.median(ordered) * 1000:7.1f} ms"
-                f"   p99 {p99 * 1000:7.1f} ms   n {len(self.latencies):5d}   errors {self.errors}")
-
-
-async def run_for(seconds: float, concurrency: int, call: Callable[[int], Awaitable[bool]]) -> Sample:
-    """`concurrency` workers calling `call(worker_index)` back to back until the time is up."""
-    sample = Sample()
-    deadline = time.perf_counter() + seconds
-
-    async def worker(index: int) -> None:
-        while time.perf_counter() < deadline:
-            start = time.perf_counter()
-            ok = await call(index)
-            sample.latencies.append(time.perf_counter() - start)
-            sample.errors += 0 if ok else 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    sample.elapsed = time.perf_counter() - started
-    return sample
 
 
 @contextlib.contextmanager
@@ -108,29 +78,35 @@ async def bench(base_url: str, seconds: float, concurrency: int, users: int) -> 
         me_headers = {"Authorization": f"Bearer {first['access_token']}"}
         await client.get("/me", headers=me_headers)  # JWKS fetched and cached
 
-        async def me(_i: int) -> bool:
+        async def me() -> bool:
             return (await client.get("/me", headers=me_headers)).status_code == 200
 
-        async def login(i: int) -> bool:
-            response = await client.post("/login", json={"email": emails[i % users], "password": PASSWORD})
+        turn = itertools.count()
+
+        async def login() -> bool:
+            response = await client.post("/login", json={"email": emails[next(turn) % users], "password": PASSWORD})
             return response.status_code == 200
 
-        chains = [(await client.post("/login", json={"email": emails[i % users], "password": PASSWORD}))
-                  .json()["refresh_token"] for i in range(concurrency)]
+        # One refresh chain per concurrent client: each call takes a free chain, rotates it and puts the
+        # new token back, so no chain is ever refreshed twice at once (that would be a reuse).
+        chains: asyncio.Queue[str] = asyncio.Queue()
+        for i in range(concurrency):
+            chains.put_nowait((await client.post("/login", json={"email": emails[i % users], "password": PASSWORD}))
+                              .json()["refresh_token"])
 
-        async def refresh(i: int) -> bool:
-            response = await client.post("/refresh", json={"refresh_token": chains[i]})
-            if response.status_code != 200:
-                return False
-            chains[i] = response.json()["refresh_token"]
-            return True
+        async def refresh() -> bool:
+            token = chains.get_nowait()
+            response = await client.post("/refresh", json={"refresh_token": token})
+            ok = response.status_code == 200
+            chains.put_nowait(response.json()["refresh_token"] if ok else token)
+            return ok
 
         print(f"auth at {base_url}; {seconds:.0f} s per scenario, {concurrency} concurrent clients, "
               f"{os.cpu_count()} CPUs")
-        print((await run_for(seconds, 4, me)).line("GET /me (alone, 4 clients)"))
-        print((await run_for(seconds, concurrency, login)).line("POST /login"))
-        print((await run_for(seconds, concurrency, refresh)).line("POST /refresh"))
-        storm, probe = await asyncio.gather(run_for(seconds, concurrency, login), run_for(seconds, 4, me))
+        print((await run(me, 4, seconds=seconds)).line("GET /me (alone, 4 clients)"))
+        print((await run(login, concurrency, seconds=seconds)).line("POST /login"))
+        print((await run(refresh, concurrency, seconds=seconds)).line("POST /refresh"))
+        storm, probe = await asyncio.gather(run(login, concurrency, seconds=seconds), run(me, 4, seconds=seconds))
         print(storm.line("POST /login (storm)"))
         print(probe.line("GET /me during the login storm"))
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import statistics
 import sys
 import time
 import uuid
@@ -29,45 +28,44 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "billi
 
 from billing_testkit import Platform, open_platform
 
-
-def summary(name: str, latencies: list[float], elapsed: float, errors: int) -> None:
-    ordered = sorted(latencies)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    print(f"{name:<34} {len(ordered) / elapsed:8.1f}/s   p50 {statistics.median(ordered) * 1000:7.1f} ms"
-          f"   p99 {p99 * 1000:7.1f} ms   n={len(ordered)} errors={errors}")
+# bench/ is sys.path[0] when run as `uv run python bench/billing_bench.py`.
+from loadgen import Result, run
 
 
 async def bench_checkout(platform: Platform, buyers: int, rounds: int) -> None:
     people = await asyncio.gather(*(platform.new_user() for _ in range(buyers)))
     for person in people:
         await platform.login(*person)
-    checkout_latencies: list[float] = []
-    expiry_latencies: list[float] = []
-    errors = 0
+    # One round per call: a free buyer opens a checkout and lets it expire, then is free again, so
+    # a buyer never has two checkouts in flight. The two steps are timed separately.
+    free: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    for person in people:
+        free.put_nowait(person)
+    checkouts, expiries = Result(), Result()
 
-    async def buyer_loop(person: tuple[str, str]) -> None:
-        nonlocal errors
-        for _ in range(rounds):
+    async def checkout_then_expire() -> bool:
+        person = free.get_nowait()
+        try:
             start = time.perf_counter()
             response = await platform.checkout(person, key=f"bench-{uuid.uuid4()}")
-            checkout_latencies.append(time.perf_counter() - start)
+            checkouts.add(time.perf_counter() - start, response.status_code == 201)
             if response.status_code != 201:
-                errors += 1
-                continue
+                return False
             order_id = response.json()["order_id"]
             event = platform.stripe_event("checkout.session.expired", order_id, await platform.session_id(order_id),
                                           payment_status="unpaid")
             start = time.perf_counter()
             delivered = await platform.deliver(event)
-            expiry_latencies.append(time.perf_counter() - start)
-            if delivered.json().get("outcome") != "expired":
-                errors += 1
+            expired = delivered.json().get("outcome") == "expired"
+            expiries.add(time.perf_counter() - start, expired)
+            return expired
+        finally:
+            free.put_nowait(person)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(buyer_loop(p) for p in people))
-    elapsed = time.perf_counter() - started
-    summary("POST /checkout (new order)", checkout_latencies, elapsed, errors)
-    summary("webhook checkout.session.expired", expiry_latencies, elapsed, 0)
+    rounds_run = await run(checkout_then_expire, buyers, total=buyers * rounds)
+    checkouts.elapsed = expiries.elapsed = rounds_run.elapsed
+    print(checkouts.line("POST /checkout (new order)"))
+    print(expiries.line("webhook checkout.session.expired"))
 
 
 async def bench_webhooks(platform: Platform, events: int, concurrency: int) -> None:
@@ -86,25 +84,16 @@ async def bench_webhooks(platform: Platform, events: int, concurrency: int) -> N
         else:
             payloads.append(platform.refund_event("refund.updated", order_id, f"re_bench_{uuid.uuid4().hex}", 1,
                                                   "failed"))
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for payload in payloads:
-        queue.put_nowait(payload)
-    latencies: list[float] = []
+    pending = iter(payloads)
     outcomes: dict[str, int] = {}
 
-    async def worker() -> None:
-        while not queue.empty():
-            payload = queue.get_nowait()
-            start = time.perf_counter()
-            response = await platform.deliver(payload)
-            latencies.append(time.perf_counter() - start)
-            outcome = response.json().get("outcome", str(response.status_code))
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    async def deliver() -> int:
+        response = await platform.deliver(next(pending))
+        outcome = response.json().get("outcome", str(response.status_code))
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        return response.status_code
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    summary(f"webhook events (concurrency {concurrency})", latencies, elapsed, 0)
+    print((await run(deliver, concurrency, total=len(payloads))).line(f"webhook events (concurrency {concurrency})"))
     print(f"{'':<34} outcomes: {dict(sorted(outcomes.items()))}")
 
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,6 +27,9 @@ from pathlib import Path
 
 import aio_pika
 import httpx
+
+# bench/ is sys.path[0] when run as `uv run python bench/catalog_read.py`.
+from loadgen import run
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.distributed import SERVICES, Topology
@@ -72,42 +73,17 @@ def delta(after: dict[tuple[str, str], float], before: dict[tuple[str, str], flo
                if key[0] == name and contains in key[1])
 
 
-async def load(total: int, concurrency: int, max_seconds: float,
-               call: Callable[[], Awaitable[int]]) -> tuple[int, float, list[float], int]:
-    latencies: list[float] = []
-    errors = 0
-    remaining = total
-    deadline = time.perf_counter() + max_seconds
-
-    async def worker() -> None:
-        nonlocal errors, remaining
-        while remaining > 0 and time.perf_counter() < deadline:
-            remaining -= 1
-            start = time.perf_counter()
-            status = await call()
-            latencies.append(time.perf_counter() - start)
-            if status >= 400:
-                errors += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return len(latencies), time.perf_counter() - started, sorted(latencies), errors
-
-
 async def scenario(name: str, route: str, ports: list[int], args: argparse.Namespace,
                    call: Callable[[], Awaitable[int]]) -> None:
     before = scrape(ports)
-    done, elapsed, latencies, errors = await load(args.requests, args.concurrency, args.max_seconds, call)
+    result = await run(call, args.concurrency, total=args.requests, seconds=args.max_seconds)
     after = scrape(ports)
     requests = delta(after, before, "catalog_sql_queries_per_request_count", f"route={route}")
     queries = delta(after, before, "catalog_sql_queries_per_request_sum", f"route={route}")
     hits = delta(after, before, "catalog_cache_lookups_total", "result=hit")
     lookups = delta(after, before, "catalog_cache_lookups_total", "result=")
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     hit_ratio = f"{100 * hits / lookups:5.1f}%" if lookups else "    -"
-    print(f"  {name:<34} {done / elapsed:7.0f} req/s  p50 {statistics.median(latencies) * 1000:6.1f} ms"
-          f"  p99 {p99 * 1000:6.1f} ms  errors {errors:<3} SQL/req {queries / max(requests, 1):4.2f}"
-          f"  cache hits {hit_ratio}")
+    print(f"  {result.line(name)}   SQL/req {queries / max(requests, 1):4.2f}   cache hits {hit_ratio}")
 
 
 async def run_mode(topology: Topology, args: argparse.Namespace, *, edge: bool) -> None:

@@ -10,40 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
-import time
-from collections.abc import Awaitable, Callable
 
 import httpx
 
+# bench/ is sys.path[0] when run as `uv run python bench/core_path.py`.
+from loadgen import run
+
 PREVIEW_LESSON = "30000000-0000-4000-8000-000000000001"
 STUDENT = {"email": "student@triple.academy", "password": "Student-Demo-2026!"}
-
-
-async def run(name: str, total: int, concurrency: int, call: Callable[[], Awaitable[int]]) -> None:
-    latencies: list[float] = []
-    errors = 0
-    queue: asyncio.Queue[None] = asyncio.Queue()
-    for _ in range(total):
-        queue.put_nowait(None)
-
-    async def worker() -> None:
-        nonlocal errors
-        while not queue.empty():
-            queue.get_nowait()
-            start = time.perf_counter()
-            status = await call()
-            latencies.append(time.perf_counter() - start)
-            if status >= 400:
-                errors += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    ordered = sorted(latencies)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    print(f"{name:<28} {total / elapsed:8.0f} req/s   p50 {statistics.median(ordered) * 1000:6.1f} ms"
-          f"   p99 {p99 * 1000:6.1f} ms   errors {errors}")
 
 
 async def main() -> None:
@@ -72,9 +46,9 @@ async def main() -> None:
 
         n, c = args.requests, args.concurrency
         print(f"{args.base_url}: {n} requests per scenario, concurrency {c}")
-        await run("GET /api/catalog/courses", n, c, list_courses)
-        await run("GET /api/auth/me", n, c, me)
-        await run("token + master manifest", max(1, n // 4), c, playback_token_and_manifest)
+        print((await run(list_courses, c, total=n)).line("GET /api/catalog/courses"))
+        print((await run(me, c, total=n)).line("GET /api/auth/me"))
+        print((await run(playback_token_and_manifest, c, total=max(1, n // 4))).line("token + master manifest"))
 
 
 if __name__ == "__main__":

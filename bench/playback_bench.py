@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
+
+# bench/ is sys.path[0] when run as `uv run python bench/playback_bench.py`.
+from loadgen import run
 from starlette.routing import Mount
 
 from auth.main import create_app as create_auth_app
@@ -75,28 +77,6 @@ def stand_in_catalog(lessons: dict[uuid.UUID, uuid.UUID]) -> FastAPI:
         return {"enrolled": True}
 
     return app
-
-
-async def measure(name: str, seconds: float, concurrency: int, call: Callable[[], Awaitable[int]]) -> None:
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        nonlocal errors
-        while time.perf_counter() < deadline:
-            start = time.perf_counter()
-            status = await call()
-            latencies.append(time.perf_counter() - start)
-            errors += status >= 400
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    ordered = sorted(latencies)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    print(f"{name:<34} {len(ordered) / elapsed:8.0f} req/s   p50 {statistics.median(ordered) * 1000:6.2f} ms"
-          f"   p99 {p99 * 1000:6.2f} ms   errors {errors}")
 
 
 def micro(name: str, fn: Callable[[], object], repeat: int) -> None:
@@ -175,7 +155,7 @@ async def main() -> None:
                                              json={"lesson_id": str(lesson_of[assets[10]])})
                 return response.status_code
 
-            await measure("POST /token", args.seconds, args.concurrency, token)
+            print((await run(token, args.concurrency, seconds=args.seconds)).line("POST /token"))
 
             for segments, asset in assets.items():
                 _, headers = users[0]
@@ -188,8 +168,8 @@ async def main() -> None:
                     assert response.status_code != 200 or response.text.count(".ts?md5=") == expected
                     return response.status_code
 
-                await measure(f"GET media playlist {segments:>4} segments", args.seconds, args.concurrency,
-                              manifest)
+                result = await run(manifest, args.concurrency, seconds=args.seconds)
+                print(result.line(f"GET media playlist {segments:>4} segments"))
         signing_costs(root, assets)
 
 
