@@ -4,6 +4,8 @@ spoofed client addresses, and the edge's headers on 200, 404, 429 and 502 alike.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import json
 import os
 import signal
 import threading
@@ -26,8 +28,14 @@ def assert_edge_headers(response: httpx.Response) -> None:
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
 
 
-def kill(topology: Topology, name: str) -> None:
-    os.killpg(topology.pids[name], signal.SIGKILL)
+def kill(topology: Topology, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
+    os.killpg(topology.pids[name], sig)
+
+
+def from_address(address: str) -> httpx.Client:
+    """A client connecting from another loopback address: its own rate-limit budget (untrusted, so
+    its X-Forwarded-For would count for nothing)."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=20)
 
 
 def steady_load(url: str, headers: dict[str, str], seconds: float, workers: int,
@@ -105,11 +113,58 @@ def test_login_storm_gets_429s_and_no_5xx_whatever_x_forwarded_for_says(failover
     assert other.status_code == 401
 
 
+def test_a_checkout_post_that_reached_a_dying_replica_is_never_replayed(failover: Topology) -> None:
+    """Billing replica 0 is frozen (SIGSTOP), a checkout POST is sent until one hangs on it, then
+    the replica dies (SIGKILL) with that request unanswered. nginx must answer 502 and not re-send
+    it to replica 1 (that would be a second checkout; with `non_idempotent` it would be 201/200)."""
+    base = failover.gateway_url
+    with from_address("127.0.0.4") as client:
+        email, password = f"failover-{uuid.uuid4().hex[:8]}@example.com", "a long enough passphrase"
+        assert client.post(f"{base}/api/auth/register",
+                           json={"email": email, "password": password, "full_name": "Failover"}).status_code == 201
+        login = client.post(f"{base}/api/auth/login", json={"email": email, "password": password})
+    auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    kill(failover, "billing-0", signal.SIGSTOP)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            answered: list[httpx.Response] = []
+            for attempt in range(4):  # least_conn alternates between idle replicas: one lands on 0
+                pending = pool.submit(httpx.post, f"{base}/api/billing/checkout", json={"course_id": DEMO_COURSE},
+                                      headers={**auth, "Idempotency-Key": uuid.uuid4().hex,
+                                               "X-Request-ID": f"frozen-checkout-{attempt}"}, timeout=20)
+                try:
+                    answered.append(pending.result(timeout=1.5))
+                except concurrent.futures.TimeoutError:
+                    break
+            else:
+                raise AssertionError(f"no checkout reached the frozen replica: {answered}")
+            kill(failover, "billing-0")
+            stuck = pending.result(timeout=15)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # never leave it frozen (SIGKILL ends a stopped one)
+            kill(failover, "billing-0")
+    assert [r.status_code for r in answered] == [201, 200, 200][: len(answered)], [r.text for r in answered]
+    assert stuck.status_code == 502, stuck.text
+    assert stuck.json()["title"] == "Bad Gateway"
+    assert_edge_headers(stuck)
+    dead = f"127.0.0.1:{failover.ports['billing'][0]}"
+    log = [json.loads(line) for line in (failover.run_dir / "nginx" / "access.log").read_text().splitlines()]
+    entry = next(e for e in log if e["request_id"] == f"frozen-checkout-{len(answered)}")
+    assert entry["upstream"] == dead, "the POST went to one replica only"
+    # Billing holds exactly the orders of the answered checkouts (one open order), none from a replay.
+    orders = httpx.get(f"{base}/api/billing/orders", headers=auth)
+    assert orders.status_code == 200, orders.text
+    assert len(orders.json()["items"]) == (1 if answered else 0)
+
+
 def test_edge_headers_on_200_404_429_and_502(failover: Topology) -> None:
     base = failover.gateway_url
     ok = httpx.get(f"{base}/api/catalog/courses")
     missing = httpx.get(f"{base}/api/catalog/courses/{uuid.uuid4()}")
-    limited = httpx.post(f"{base}/api/auth/login", json=STUDENT)  # the storm spent this IP's budget
+    for _ in range(6):  # 5 a minute per IP: the sixth at the latest is refused (earlier tests spent some)
+        limited = httpx.post(f"{base}/api/auth/login", json=STUDENT)
+        if limited.status_code == 429:
+            break
     for name in ("playback-0", "playback-1"):
         kill(failover, name)
     down = httpx.get(f"{base}/api/playback/health/live")

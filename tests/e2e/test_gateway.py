@@ -1,4 +1,4 @@
-"""What only the Nginx edge does: private internal routes, readiness of every replica, TLS, edge
+"""What the edge does: private internal routes (both modes), readiness of every replica, TLS, edge
 headers, the microcache (test_failover.py: replicas dying, rate limits)."""
 
 from __future__ import annotations
@@ -12,13 +12,29 @@ import httpx
 from gateway.distributed import Topology
 
 ADMIN = {"email": "admin@triple.academy", "password": "Admin-Demo-2026!"}
+DEMO_COURSE = "10000000-0000-4000-8000-000000000001"
 
 
-def test_internal_routes_are_not_public(distributed: Topology) -> None:
-    with httpx.Client(base_url=distributed.gateway_url) as client:
-        response = client.get("/api/catalog/internal/courses/00000000-0000-4000-8000-000000000000")
-        assert response.status_code == 404
-        assert client.get("/media/not-an-asset/x.ts").status_code == 404
+def test_internal_routes_and_metrics_are_not_public(base_url: str) -> None:
+    """Both modes hide /internal and /metrics at the edge, while the services' own calls to those
+    internal APIs still work (embedded: in-process through the same app; distributed: direct)."""
+    with httpx.Client(base_url=base_url, timeout=15) as client:
+        for path in (f"/api/catalog/internal/courses/{DEMO_COURSE}", f"/api/catalog/internal/lessons/{DEMO_COURSE}",
+                     "/api/auth/internal/users/00000000-0000-4000-8000-000000000000",
+                     "/api/playback/internal/progress", "/api/catalog/metrics", "/api/billing/metrics"):
+            response = client.get(path)
+            assert response.status_code == 404, path
+            assert response.headers["content-type"].startswith("application/problem+json"), path
+            assert response.headers["x-content-type-options"] == "nosniff"
+        # A checkout makes billing read the course from catalog's /internal/courses/{id}.
+        email, password = f"edge-{uuid.uuid4().hex[:8]}@example.com", "a long enough passphrase"
+        registered = client.post("/api/auth/register", json={"email": email, "password": password, "full_name": "Edge"})
+        assert registered.status_code == 201, registered.text
+        token = client.post("/api/auth/login", json={"email": email, "password": password}).json()["access_token"]
+        checkout = client.post("/api/billing/checkout", json={"course_id": DEMO_COURSE},
+                               headers={"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex})
+        assert checkout.status_code == 201, checkout.text
+        assert checkout.json()["amount"] > 0
 
 
 def test_openapi_documents_are_served_under_their_prefix(distributed: Topology) -> None:
@@ -64,7 +80,7 @@ def test_tls_edge_with_the_dev_ca(distributed: Topology) -> None:
 
 def test_edge_headers_on_service_and_edge_responses(distributed: Topology) -> None:
     with httpx.Client(base_url=distributed.gateway_url) as client:
-        for path, status in (("/api/catalog/courses", 200), ("/api/auth/me", 401),
+        for path, status in (("/api/catalog/courses", 200), ("/api/auth/me", 401), ("/media/not-an-asset/x.ts", 404),
                              ("/api/catalog/courses/00000000-0000-4000-8000-000000000000", 404), ("/x", 404)):
             response = client.get(path)
             assert response.status_code == status, path

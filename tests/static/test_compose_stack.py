@@ -84,9 +84,14 @@ def test_start_up_graph_waits_on_real_conditions() -> None:
                 assert healthy_target(services[target]), f"{name} waits for {target} to be healthy: no healthcheck"
             if spec["condition"] == "service_completed_successfully":
                 assert services[target].get("restart") == "no", f"{target} is a one-shot step"
-    # Every long-running container can report healthy.
+    # Every long-running container can report healthy; the others are one-shot steps (no
+    # healthcheck: they exit) that something waits for to complete.
+    awaited = {t for s in services.values() for t, spec in (s.get("depends_on") or {}).items()
+               if spec["condition"] == "service_completed_successfully"}
     for name, service in services.items():
-        if service.get("restart") != "no" and name != "media-init":
+        if service.get("restart") == "no":
+            assert name in awaited, f"one-shot {name} runs, but nothing waits for it"
+        else:
             assert healthy_target(service), f"{name} has no healthcheck"
 
 
@@ -98,9 +103,21 @@ def test_stack_has_every_part() -> None:
     worker = services["playback-worker"]
     assert worker["command"] == ["python", "-m", "playback.worker"]
     assert worker["environment"] == services["playback"]["environment"], "worker and API share settings"
-    assert worker["image"] == services["playback"]["image"]
     assert worker["depends_on"]["migrate-playback"]["condition"] == "service_completed_successfully"
+    assert worker["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
     assert "media:/srv/media" in worker["volumes"], "renditions land where the gateway serves them"
+    # The worker runs ffmpeg: its own image (Dockerfile.worker), not the API's, which has none.
+    dockerfile = (COMPOSE_DIR / worker["build"]["context"] / worker["build"]["dockerfile"]).resolve()
+    assert dockerfile.name == "Dockerfile.worker" and "ffmpeg" in dockerfile.read_text()
+    assert "ffmpeg" not in (ROOT / "services" / "playback" / "Dockerfile").read_text()
+    assert worker["image"].startswith("triple-academy/playback-worker:")
+    # Read-only root: the image's scratch directory must be a volume or tmpfs.
+    work_dir = re.search(r"PLAYBACK_TRANSCODE_WORK_DIR=(\S+)", dockerfile.read_text())
+    assert work_dir and worker["read_only"] is True
+    mounts = [m.split(":")[1] for m in worker["volumes"]] + [t.split(":")[0] for t in worker.get("tmpfs", [])]
+    assert work_dir.group(1) in mounts, f"{work_dir.group(1)} is not writable in the worker"
+    # The worker answers the app healthcheck (/health/ready on :8000 of its own small app).
+    assert worker["healthcheck"] == services["playback"]["healthcheck"]
     for name in ("prometheus", "grafana"):
         assert services[name]["profiles"] == ["observability"]
     assert [n for n, s in services.items() if s.get("profiles")] == ["prometheus", "grafana"]
@@ -118,16 +135,30 @@ def test_stack_has_every_part() -> None:
 # --- nginx -t on the config the image renders --------------------------------------------------
 
 
+ENVSH = ROOT / "infra" / "nginx" / "16-trusted-proxies.envsh"
+
+
+def sourced_envsh(values: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """What the image's entrypoint adds to the environment by sourcing 16-trusted-proxies.envsh."""
+    return subprocess.run(["sh", "-c", f'. "{ENVSH}" && printf %s "$SET_REAL_IP_FROM"'],
+                          env={"PATH": "/usr/bin:/bin", **values}, capture_output=True, text=True, check=False)
+
+
 def image_prefix(tmp_path: Path, values: dict[str, str]) -> Path:
     """/etc/nginx as the gateway image has it, in tmp_path, with the template rendered by envsubst
-    rules; returns the main config. Paths only the container has are pointed at local stand-ins."""
+    rules after the entrypoint's envsh; returns the main config. Paths only the container has are
+    pointed at local stand-ins."""
     if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
         pytest.skip("nginx is not installed")
     cert = ensure_dev_cert(tmp_path / "certs")
-    local = {**values, "TLS_CERT": str(cert.cert), "TLS_KEY": str(cert.key), "CACHE_DIR": str(tmp_path / "cache"),
-             "ACCESS_LOG": str(tmp_path / "access.log")}
+    derived = sourced_envsh(values)
+    assert derived.returncode == 0, derived.stderr
+    local = {**values, "SET_REAL_IP_FROM": derived.stdout, "TLS_CERT": str(cert.cert), "TLS_KEY": str(cert.key),
+             "CACHE_DIR": str(tmp_path / "cache"), "ACCESS_LOG": str(tmp_path / "access.log")}
     rendered = nginx.substitute(nginx.TEMPLATE.read_text(), local)
     assert "${" not in rendered, "a placeholder without a value"
+    directives = re.findall(r"set_real_ip_from [0-9A-Fa-f.:/]+;", rendered)
+    assert len(directives) == len(values["TRUSTED_PROXIES"].replace(",", " ").split())
     if nginx.nginx_version() < (1, 27, 3):
         # This nginx predates `resolve` (the image has it): check the rest with local addresses.
         rendered = re.sub(r"server [a-z0-9.-]+:(\d+) resolve ", r"server 127.0.0.1:\1 ", rendered)
@@ -152,6 +183,23 @@ def test_compose_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
     env = {k: interpolate(str(v), env_example()) for k, v in compose()["services"]["gateway"]["environment"].items()}
     assert env["LOGIN_RATE_LIMIT"] == "5r/m" and env["LOGIN_BURST"] == "4"
     nginx_test(image_prefix(tmp_path, env))
+
+
+def test_trusted_proxies_is_a_list_with_one_set_real_ip_from_each(tmp_path: Path) -> None:
+    """The image (envsh) and `make up` (gateway.nginx) turn the same list into the same lines."""
+    listed = "10.0.0.0/8, 192.168.1.10,2001:db8::/32"
+    derived = sourced_envsh({"TRUSTED_PROXIES": listed})
+    expected = "set_real_ip_from 10.0.0.0/8; set_real_ip_from 192.168.1.10; set_real_ip_from 2001:db8::/32; "
+    assert derived.returncode == 0 and derived.stdout == expected
+    assert nginx.real_ip_from(["10.0.0.0/8", "192.168.1.10", "2001:db8::/32"]) == expected.replace(
+        "192.168.1.10;", "192.168.1.10/32;")
+    assert sourced_envsh({"TRUSTED_PROXIES": ""}).stdout == "", "empty: nobody's X-Forwarded-For is believed"
+    # Anything else fails the container's start instead of reaching nginx.conf.
+    for bad in ("10.0.0.0/8; include /etc/passwd", "*", "lb.example.com"):
+        refused = sourced_envsh({"TRUSTED_PROXIES": bad})
+        assert refused.returncode != 0 and "TRUSTED_PROXIES" in refused.stderr, bad
+    env = {k: interpolate(str(v), env_example()) for k, v in compose()["services"]["gateway"]["environment"].items()}
+    nginx_test(image_prefix(tmp_path, {**env, "TRUSTED_PROXIES": listed}))
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])

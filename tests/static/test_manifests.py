@@ -85,8 +85,14 @@ def env_dict(env: dict[str, Any] | list[str] | None) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in env.items()}
 
 
+# Placeholders the image's entrypoint derives from another variable (infra/nginx/*.envsh).
+ENTRYPOINT_DERIVED = {"SET_REAL_IP_FROM": "TRUSTED_PROXIES"}
+
+
 def template_placeholders() -> set[str]:
-    return set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)\}", NGINX_TEMPLATE.read_text()))
+    """The variables a deployment must set for the template: derived ones stand for their source."""
+    found = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)\}", NGINX_TEMPLATE.read_text()))
+    return {ENTRYPOINT_DERIVED.get(name, name) for name in found}
 
 
 def selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
@@ -213,6 +219,10 @@ def test_gateway_dockerfile() -> None:
         assert copies.get(f"infra/nginx/{name}") == "/etc/nginx/triple/", name
         assert (ROOT / "infra" / "nginx" / name).exists()
     assert copies.get("infra/nginx/gateway.conf.template", "").startswith("/etc/nginx/templates/")
+    # Sourced (executable *.envsh) by the entrypoint before 20-envsubst-on-templates.sh.
+    envsh = next(args.split() for word, args in instrs if word == "COPY" and ".envsh" in args)
+    assert envsh[0] == "--chmod=0755" and envsh[-1] == "/docker-entrypoint.d/16-trusted-proxies.envsh"
+    assert (ROOT / envsh[1]).exists() and envsh[-1].rsplit("/", 1)[1] < "20-envsubst-on-templates.sh"
     users = [args for word, args in instrs if word == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0", "nginx")
     assert any(word == "HEALTHCHECK" and "/health/live" in args for word, args in instrs)
@@ -479,6 +489,21 @@ def test_services_get_their_settings_from_a_configmap_and_a_secret(overlay: str)
     assert "BILLING_STRIPE_WEBHOOK_SECRET" in env_keys(overlay, objects(overlay, "Deployment")["billing"])
     playback = env_keys(overlay, objects(overlay, "Deployment")["playback"])
     assert "PLAYBACK_SECURE_LINK_SECRET" in playback
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_public_urls_name_the_tls_edge(overlay: str) -> None:
+    """Links the services hand out (emails, checkout returns, media) point at the HTTPS listener:
+    plain HTTP only redirects."""
+    https_port = env_keys(overlay, objects(overlay, "Deployment")["gateway"])["HTTPS_PORT"]
+    urls = {key: value for config in objects(overlay, "ConfigMap").values()
+            for key, value in (config.get("data") or {}).items()
+            if key.endswith(("_PUBLIC_BASE_URL", "_MEDIA_BASE_URL"))}
+    assert {f"{s.upper()}_PUBLIC_BASE_URL" for s in SERVICES} <= set(urls)
+    for key, url in urls.items():
+        assert url.startswith("https://"), (key, url)
+        port = re.match(r"https://[^/:]+(?::(\d+))?", url).group(1) or "443"  # type: ignore[union-attr]
+        assert port == https_port, (key, url, https_port)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -41,7 +41,8 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         https_listen=f"127.0.0.1:{ports['https']}", http_listen=f"127.0.0.1:{ports['redirect']}",
         plain_listen=f"127.0.0.1:{ports['plain']}", upstreams=addresses,
         media_root=base / "media", secure_link_secret="edge-test-secret", tls_cert=cert.cert, tls_key=cert.key,
-        api_rate_limit="10r/s", cors_origins=("https://app.example.test",)), base / "nginx")
+        api_rate_limit="10r/s", cors_origins=("https://app.example.test",),
+        trusted_proxies=("127.0.0.2/32", "127.0.0.3")), base / "nginx")
     nginx.check(main)
     nginx.start(main)
     edge = Edge(plain_url=f"http://127.0.0.1:{ports['plain']}", https_url=f"https://127.0.0.1:{ports['https']}",

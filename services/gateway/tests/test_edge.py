@@ -27,9 +27,9 @@ def assert_edge_headers(response: httpx.Response) -> None:
     assert "server" not in response.headers or response.headers["server"] == "nginx"  # server_tokens off
 
 
-def via_proxy(client_ip: str) -> httpx.Client:
-    """A client behind the trusted load balancer (127.0.0.2) that reports `client_ip`."""
-    return httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"),
+def via_proxy(client_ip: str, proxy: str = "127.0.0.2") -> httpx.Client:
+    """A client behind a trusted load balancer (127.0.0.2 or 127.0.0.3) that reports `client_ip`."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=proxy),
                         headers={"X-Forwarded-For": client_ip})
 
 
@@ -187,6 +187,15 @@ def test_real_ip_comes_only_from_trusted_proxies(edge: Edge) -> None:
     # The service sees one address, the real one, never the client's chain.
     seen = edge.upstreams["auth"][0].requests("POST")[-1].headers
     assert seen["x-forwarded-for"] == "203.0.113.20" == seen["x-real-ip"]
+    # TRUSTED_PROXIES is a list: the second load balancer (127.0.0.3) is believed too, and a chain
+    # through both is followed back to the client; 127.0.0.1 is not in the list.
+    with via_proxy("203.0.113.21, 127.0.0.2", proxy="127.0.0.3") as client:
+        assert client.get(edge.plain_url + "/api/auth/me").status_code == 200
+    seen = edge.upstreams["auth"][0].requests("GET")[-1].headers
+    assert seen["x-forwarded-for"] == "203.0.113.21" == seen["x-real-ip"]
+    with httpx.Client(headers={"X-Forwarded-For": "203.0.113.22"}) as client:
+        assert client.get(edge.plain_url + "/api/auth/me").status_code == 200
+    assert edge.upstreams["auth"][0].requests("GET")[-1].headers["x-real-ip"] == "127.0.0.1"
 
 
 def test_api_zone_limits_per_client(edge: Edge) -> None:

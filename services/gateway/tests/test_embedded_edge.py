@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gateway.headers import EdgeMiddleware, RateLimit, parse_rate
+from gateway.headers import EdgeMiddleware, RateLimit, in_process, parse_rate
 from gateway.settings import GatewaySettings
 
 seen_request_ids: list[str] = []
@@ -23,10 +23,12 @@ async def echo(request: Request) -> JSONResponse:
                                                "vary": "Accept-Encoding"})
 
 
-def client(**limits: RateLimit) -> httpx.AsyncClient:
+def client(*, internal: bool = False, **limits: RateLimit) -> httpx.AsyncClient:
+    """A client from outside, or (`internal`) one service calling another as embedded.py wires it."""
     app = Starlette(routes=[Route("/api/{service}/{rest:path}", echo, methods=["GET", "POST"])],
                     middleware=[Middleware(EdgeMiddleware, cors_origins=["https://app.example.test"], **limits)])
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("198.51.100.7", 1234)),
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=in_process(app) if internal else app,
+                                                           client=("198.51.100.7", 1234)),
                              base_url="http://embedded")
 
 
@@ -80,6 +82,29 @@ async def test_login_zone_five_a_minute_then_problem_429() -> None:
         assert refused.headers["content-type"] == "application/problem+json"
         assert refused.json()["status"] == 429 and refused.headers["x-content-type-options"] == "nosniff"
         assert (await http.get("/api/auth/me")).status_code == 200, "the API zone is separate"
+
+
+HIDDEN = ("/api/catalog/internal/courses/1", "/api/billing/internal", "/api/playback/metrics",
+          "/api/catalog//internal/x", "/api/catalog/internal%2Fx")
+
+
+async def test_internal_apis_and_metrics_are_404_from_outside_only() -> None:
+    async with client() as http:
+        for path in HIDDEN:
+            hidden = await http.get(path)
+            assert hidden.status_code == 404, path
+            assert hidden.headers["content-type"] == "application/problem+json"
+            assert hidden.json()["title"] == "Not Found" and hidden.headers["x-content-type-options"] == "nosniff"
+        # Only those exact paths: a public route that merely contains the word still works.
+        assert (await http.get("/api/catalog/courses/internal-tools")).status_code == 200
+        assert (await http.get("/api/catalog/metrics-report")).status_code == 200
+    # The services' calls to each other pass the edge untouched (limits included; common.http
+    # sends the caller's request id).
+    one = RateLimit("1r/m", 0, retry_after=60)
+    async with client(internal=True, api_limit=one) as http:
+        statuses = [(await http.get(path, headers={"X-Request-ID": "svc-call"})).status_code
+                    for path in HIDDEN[:3] for _ in range(3)]
+        assert statuses == [200] * 9
 
 
 def test_rate_limit_follows_nginx_limit_req() -> None:

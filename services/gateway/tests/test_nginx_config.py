@@ -34,6 +34,11 @@ def test_rendered_config_is_valid(tmp_path: Path) -> None:
     assert "server 127.0.0.1:3 max_fails=2 fail_timeout=5s;" in rendered
     # The signature nginx checks is exactly what playback computes (docs/contracts.md).
     assert 'secure_link_md5 "$secure_link_expires/media/$asset/ s3cr3t-value"' in rendered
+    # One set_real_ip_from per trusted proxy; a name or a directive smuggled in is refused.
+    assert re.findall(r"^set_real_ip_from [^;]*;", rendered, re.M) == ["set_real_ip_from 127.0.0.2/32;"]
+    for bad in ("lb.example.com", "10.0.0.0/8; include /etc/passwd"):
+        with pytest.raises(ValueError):
+            nginx.real_ip_from([bad])
     # No plain listener unless asked for (the images never have one).
     assert not (tmp_path / "nginx" / "conf.d" / "plain.listen").exists()
 

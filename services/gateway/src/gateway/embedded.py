@@ -26,7 +26,7 @@ from common.app import compose_services
 from common.events.bus import InProcessBus
 from common.http import LazyASGITransport
 from common.settings import SERVICE_NAMES, composed_urls
-from gateway.headers import EdgeMiddleware, RateLimit, parse_rate
+from gateway.headers import EdgeMiddleware, RateLimit, in_process, parse_rate
 from gateway.settings import GatewaySettings
 from playback.media import create_media_app
 from playback.settings import PlaybackSettings
@@ -78,5 +78,7 @@ def create_embedded_app(settings: GatewaySettings | None = None) -> Starlette:
         Mount("/media", app=create_media_app(playback_settings)),
         Route("/", index),
     ], middleware=[edge_middleware(settings)])
-    transport.bind(app)
+    # The services' calls to each other skip the edge (no limits, /internal reachable), as the
+    # direct URLs of the distributed mode do; only requests from outside meet it.
+    transport.bind(in_process(app))
     return app

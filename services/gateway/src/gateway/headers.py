@@ -1,7 +1,12 @@
 """What the Nginx edge does in distributed mode, done the same way by the embedded gateway:
 request ids, security headers on every response, CORS for the configured origins, the two
-per-client-IP rate limits (problem+json 429 with Retry-After) and `no-store` on answers to
-requests with credentials. infra/nginx/ is the reference; the values come from GatewaySettings.
+per-client-IP rate limits (problem+json 429 with Retry-After), `no-store` on answers to
+requests with credentials, and a 404 for the services' internal APIs and metrics.
+infra/nginx/ is the reference; the values come from GatewaySettings.
+
+Calls between the embedded services go through the same app (common.http.LazyASGITransport) but
+are not public traffic: `in_process` marks them, and the edge lets them straight through, as the
+direct service-to-service URLs of the distributed mode never pass Nginx.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Set on the scope of the embedded services' calls to each other (never by a server on a socket).
+IN_PROCESS = "triple.in_process"
 
 # The same values as infra/nginx/edge_headers.conf.
 SECURITY_HEADERS = [
@@ -31,6 +39,8 @@ DOCS_CSP = (b"default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-in
 DOCS_PATH = re.compile(r"^/api/[a-z]+/docs$")
 # The strict zone's paths, as in gateway.conf.template.
 LOGIN_PATH = re.compile(r"^/api/auth/(login|register|(me/)?password[a-z/_-]*|forgot[a-z/_-]*|reset[a-z/_-]*)$")
+# Never public, as `location ~ ^/api/[a-z]+/(internal(/|$)|metrics$)` in gateway.conf.template.
+HIDDEN_PATH = re.compile(r"^/api/[a-z]+/(internal(/|$)|metrics$)")
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 CORS_METHODS = b"GET, HEAD, POST, PUT, PATCH, DELETE"
 CORS_HEADERS = b"Authorization, Content-Type, Idempotency-Key, X-Request-ID"
@@ -84,6 +94,15 @@ class RateLimit:
             del self._buckets[key]
 
 
+def in_process(app: ASGIApp) -> ASGIApp:
+    """`app` for the services' own calls to each other: marked so the edge passes them through."""
+
+    async def marked(scope: Scope, receive: Receive, send: Send) -> None:
+        await app({**scope, IN_PROCESS: True}, receive, send)
+
+    return marked
+
+
 class EdgeMiddleware:
     """The embedded gateway's edge, outermost around every mounted service."""
 
@@ -95,7 +114,7 @@ class EdgeMiddleware:
         self.login_limit = login_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get(IN_PROCESS):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
@@ -117,14 +136,16 @@ class EdgeMiddleware:
             await self._answer(send, 204, b"", extra)
             return
 
+        # nginx matches its locations on the normalised URI (decoded, `//` merged).
+        if HIDDEN_PATH.match(re.sub("/{2,}", "/", path)):
+            await self._problem(send, 404, "Not Found", request_id, extra)
+            return
+
         limit = self.login_limit if LOGIN_PATH.match(path) else self.api_limit if path.startswith("/api/") else None
         client = (scope.get("client") or ("unknown", 0))[0]
         if limit is not None and not limit.allow(client):
-            body = json.dumps({"type": "about:blank", "title": "Too Many Requests", "status": 429,
-                               "request_id": request_id}).encode()
-            await self._answer(send, 429, body, [*extra, (b"cache-control", b"no-store"),
-                                                 (b"retry-after", str(limit.retry_after).encode()),
-                                                 (b"content-type", b"application/problem+json")])
+            await self._problem(send, 429, "Too Many Requests", request_id,
+                                [*extra, (b"retry-after", str(limit.retry_after).encode())])
             return
 
         async def send_with_edge_headers(message: Message) -> None:
@@ -149,6 +170,14 @@ class EdgeMiddleware:
                       (b"access-control-allow-credentials", b"true"),
                       (b"access-control-expose-headers", CORS_EXPOSE)]
         return extra
+
+    @classmethod
+    async def _problem(cls, send: Send, status: int, title: str, request_id: str,
+                       headers: list[tuple[bytes, bytes]]) -> None:
+        """An error the edge answers itself, with the body of nginx's @problem location."""
+        body = json.dumps({"type": "about:blank", "title": title, "status": status, "request_id": request_id}).encode()
+        await cls._answer(send, status, body, [*headers, (b"cache-control", b"no-store"),
+                                               (b"content-type", b"application/problem+json")])
 
     @staticmethod
     async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

@@ -13,6 +13,7 @@ includes resolve the same way in both:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
@@ -73,8 +74,8 @@ class GatewayConfig:
     login_rate_limit: str = "5r/m"
     login_burst: int = 4
     cors_origins: tuple[str, ...] = ("http://localhost:3000",)
-    # The load balancer in front whose X-Forwarded-For is believed (loopback stand-in for tests).
-    trusted_proxies: str = "127.0.0.2/32"
+    # The load balancers in front whose X-Forwarded-For is believed (loopback stand-in for tests).
+    trusted_proxies: tuple[str, ...] = ("127.0.0.2/32",)
 
 
 def nginx_binary() -> str:
@@ -98,6 +99,12 @@ def server_lines(addresses: Iterable[str], params: str = SERVER_PARAMS) -> str:
     return "\n    ".join(f"server {addr} {params};" for addr in addresses)
 
 
+def real_ip_from(proxies: Iterable[str]) -> str:
+    """The SET_REAL_IP_FROM placeholder: one `set_real_ip_from` per trusted proxy (address or CIDR),
+    as infra/nginx/16-trusted-proxies.envsh renders TRUSTED_PROXIES in the image."""
+    return "".join(f"set_real_ip_from {ipaddress.ip_network(p.strip(), strict=False)}; " for p in proxies)
+
+
 def cors_pattern(origins: Iterable[str]) -> str:
     """The CORS_ORIGINS placeholder: exact origins as one regex alternation."""
     return "|".join(re.escape(origin) for origin in origins)
@@ -116,7 +123,7 @@ def template_values(config: GatewayConfig, prefix: Path) -> dict[str, str]:
         "HTTPS_PORT": str(port_of(config.https_listen)),
         "TLS_CERT": str(config.tls_cert.resolve()),
         "TLS_KEY": str(config.tls_key.resolve()),
-        "TRUSTED_PROXIES": config.trusted_proxies,
+        "SET_REAL_IP_FROM": real_ip_from(config.trusted_proxies),
         "RESOLVER": "127.0.0.1",  # local upstreams are addresses: never asked
         "CORS_ORIGINS": cors_pattern(config.cors_origins),
         "CACHE_DIR": str(prefix / "cache"),
