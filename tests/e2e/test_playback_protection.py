@@ -4,6 +4,7 @@ stream ends the oldest, heartbeats feed progress, a revoked enrollment cuts toke
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from pathlib import Path
@@ -52,6 +53,17 @@ def _with_token(manifest_url: str, token: str) -> str:
     return manifest_url.split("token=")[0] + "token=" + token
 
 
+def _all_uris(playlist: str) -> list[str]:
+    """Every URI a player would fetch: the URI lines and the URI="..." attributes of tags."""
+    found = []
+    for line in playlist.splitlines():
+        if line.startswith("#"):
+            found += re.findall(r'URI="([^"]+)"', line)
+        elif line.strip():
+            found.append(line.strip())
+    return found
+
+
 def test_protected_playback_through_nginx(distributed: Topology) -> None:
     key = signing.token_key_from_pem(Path(distributed.secrets["playback_token_key_file"]).read_bytes())
     with httpx.Client(base_url=distributed.gateway_url, timeout=15) as client:
@@ -62,19 +74,27 @@ def test_protected_playback_through_nginx(distributed: Topology) -> None:
                            json={"lesson_id": lesson_id}).status_code == 403  # not enrolled
         assert client.post(f"/api/catalog/courses/{course_id}/enroll", headers=learner).status_code == 201
 
-        # Enrolled: every URI of the manifest fetches through Nginx.
+        # Enrolled: every URI of the manifest (each variant, and each URI in each variant, tag
+        # attributes included) fetches through Nginx.
         issued = _token(client, learner, lesson_id)
         assert len(issued["watermark"]) == 16 and issued["heartbeat_interval_seconds"] <= 60
         master = client.get(issued["manifest_url"])
         assert master.status_code == 200 and master.headers["content-type"].startswith(HLS)
-        variant = client.get(media_uris(master.text)[0])
-        assert variant.status_code == 200
-        segments = media_uris(variant.text)
-        assert len(segments) == 3 and len({urlsplit(uri).query for uri in segments}) == 1
+        variants = _all_uris(master.text)
+        assert variants and len(variants) == len(media_uris(master.text))
+        segments: list[str] = []
+        for variant_uri in variants:
+            assert variant_uri.startswith(f"{distributed.gateway_url}/api/playback/manifests/")
+            variant = client.get(variant_uri)
+            assert variant.status_code == 200 and variant.headers["content-type"].startswith(HLS)
+            signed = _all_uris(variant.text)
+            assert signed and len({urlsplit(uri).query for uri in signed}) == 1, "one signature per manifest"
+            segments += signed
         for uri in segments:
             assert uri.startswith(f"{distributed.gateway_url}/media/{DEMO_ASSET}/")
             fetched = client.get(uri)
-            assert fetched.status_code == 200 and fetched.headers["content-type"] == "video/mp2t"
+            assert fetched.status_code == 200, uri
+            assert fetched.headers["content-type"] == "video/mp2t" and fetched.content[0] == 0x47  # TS sync
 
         # The edge refuses edited signatures and expiries, other assets and expired links.
         parts = urlsplit(segments[0])
@@ -93,11 +113,25 @@ def test_protected_playback_through_nginx(distributed: Topology) -> None:
 
         # Playback tokens: another user's session, another asset, the wrong audience are refused.
         foreign = client.post("/api/playback/token", headers=stranger, json={"lesson_id": lesson_id})
-        assert foreign.status_code == 403
+        assert foreign.status_code == 403  # not enrolled
+        assert client.post(f"/api/catalog/courses/{course_id}/enroll", headers=stranger).status_code == 201
+        theirs = _token(client, stranger, lesson_id)
+        # The stranger's own valid token does not open the learner's session, nor a heartbeat on it.
+        hijack = client.get(_with_token(issued["manifest_url"], theirs["token"]))
+        assert hijack.status_code == 403 and hijack.json()["code"] == "session_mismatch"
+        assert client.post(f"/api/playback/sessions/{issued['session_id']}/heartbeat", headers=stranger,
+                           json={"position_seconds": 1}).status_code == 404
         claims = jwt.decode(issued["token"], options={"verify_signature": False})
+        # Even a correctly signed token naming the learner's session but another user is refused.
+        stranger_sub = jwt.decode(theirs["token"], options={"verify_signature": False})["sub"]
+        other_user = jwt.encode({**claims, "sub": stranger_sub}, key.private_key, algorithm="EdDSA",
+                                headers={"kid": key.kid})
+        refused = client.get(_with_token(issued["manifest_url"], other_user))
+        assert refused.status_code == 403 and refused.json()["code"] == "unknown_session"
         other = jwt.encode({**claims, "aid": str(uuid.uuid4())}, key.private_key, algorithm="EdDSA",
                            headers={"kid": key.kid})
-        assert client.get(_with_token(issued["manifest_url"], other)).status_code == 403
+        other_asset_refused = client.get(_with_token(issued["manifest_url"], other))
+        assert other_asset_refused.status_code == 403 and other_asset_refused.json()["code"] == "unknown_session"
         wrong_aud = jwt.encode({**claims, "aud": "triple-api"}, key.private_key, algorithm="EdDSA",
                                headers={"kid": key.kid})
         assert client.get(_with_token(issued["manifest_url"], wrong_aud)).status_code == 401

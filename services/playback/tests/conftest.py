@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from auth.settings import AuthSettings
 from catalog.main import create_app as create_catalog_app
 from catalog.settings import CatalogSettings
 from common.app import compose_services
+from common.db import Database
 from common.events.bus import InProcessBus
 from common.events.consumer import InboxConsumer
 from common.events.envelope import Envelope
@@ -48,6 +50,28 @@ STUDENT_EMAIL, STUDENT_PASSWORD = "student@triple.academy", "Student-Demo-2026!"
 PLAYBACK_CLIENT_SECRET = "playback-test-secret-12345"
 
 
+# How many playback database sessions/transactions the current request holds open (see watch_db).
+PLAYBACK_DB_OPEN: ContextVar[int] = ContextVar("playback_db_open", default=0)
+
+
+def watch_db(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Count the playback sessions and transactions open in the current request, so the catalog
+    stand-in can see whether it is called with one open (embedded SQLite: a lock cycle)."""
+    for name in ("transaction", "session"):
+        opener = getattr(db, name)
+
+        @asynccontextmanager
+        async def counted(*args: Any, _opener: Any = opener, **kwargs: Any) -> AsyncIterator[Any]:
+            token = PLAYBACK_DB_OPEN.set(PLAYBACK_DB_OPEN.get() + 1)
+            try:
+                async with _opener(*args, **kwargs) as session:
+                    yield session
+            finally:
+                PLAYBACK_DB_OPEN.reset(token)
+
+        monkeypatch.setattr(db, name, counted)
+
+
 @dataclass
 class FakeCatalog:
     """Catalog's internal lessons / enrollment-check routes, with switches for failure modes."""
@@ -58,6 +82,8 @@ class FakeCatalog:
     course_lessons: dict[uuid.UUID, list[dict[str, Any]]] = field(default_factory=dict)
     down: bool = False
     calls: list[str] = field(default_factory=list)
+    # (path, playback database sessions open in the calling request) for every call; see watch_db.
+    db_open_at_call: list[tuple[str, int]] = field(default_factory=list)
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -65,6 +91,7 @@ class FakeCatalog:
         @app.middleware("http")
         async def gate(request: Request, call_next: Any) -> Any:
             self.calls.append(request.url.path)
+            self.db_open_at_call.append((request.url.path, PLAYBACK_DB_OPEN.get()))
             if self.down:
                 return JSONResponse({"detail": "down"}, status_code=503)
             token = request.headers.get("authorization", "").removeprefix("Bearer ")

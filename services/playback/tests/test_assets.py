@@ -7,6 +7,7 @@ the /media app, on real PostgreSQL. Videos are generated with ffmpeg's lavfi tes
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import subprocess
 import uuid
@@ -34,7 +35,9 @@ from common.runtime import Runtime
 from common.testing import in_process_settings, postgres_database, serve_in_process
 from playback import signing
 from playback.assets import transcoder
+from playback.assets.jobs import UploadExpirySweeper
 from playback.assets.models import VideoAsset
+from playback.assets.service import expire_uploads
 from playback.main import create_app
 from playback.media import create_media_app
 from playback.settings import PlaybackSettings
@@ -258,6 +261,17 @@ async def test_non_video_upload_fails_with_a_reason(ingest: Ingest) -> None:
         row = await session.get(VideoAsset, uuid.UUID(asset["asset_id"]))
     assert row is not None and row.attempts == 1, "a corrupt upload is not retried"
     assert not (ingest.media_root / asset["asset_id"]).exists()
+    await _source_removed(ingest, asset["asset_id"])
+
+
+async def _source_removed(ingest: Ingest, asset_id: str) -> None:
+    """A failed asset keeps no copy of its upload (it is never read again)."""
+    source = ingest.media_root / "uploads" / asset_id
+    async with asyncio.timeout(5):  # removed right after the `failed` commit
+        while True:
+            if not source.exists():
+                break
+            await asyncio.sleep(0.05)
 
 
 async def test_limits_and_upload_rules(ingest: Ingest, videos: dict[str, Path]) -> None:
@@ -331,6 +345,61 @@ async def test_owner_lists_and_deletes(ingest: Ingest, videos: dict[str, Path]) 
     assert event["deleted_at"]
 
 
+async def _backdate(ingest: Ingest, asset_id: str, seconds: float) -> None:
+    """Pretend the asset was created `seconds` ago."""
+    async with ingest.runtime.db.transaction() as session:
+        await session.execute(sa.update(VideoAsset).where(VideoAsset.id == uuid.UUID(asset_id)).values(
+            created_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)))
+
+
+async def test_an_abandoned_upload_expires_and_its_partial_upload_is_removed(ingest: Ingest,
+                                                                           videos: dict[str, Path]) -> None:
+    instructor = await ingest.login(INSTRUCTOR)
+    data = videos["small"].read_bytes()
+    stale, fresh = await ingest.create(instructor, len(data)), await ingest.create(instructor, len(data))
+    assert (await ingest.put(stale, data)).status_code == 204  # uploaded, never completed
+    source = ingest.media_root / "uploads" / stale["asset_id"]
+    assert source.is_file()
+    await _backdate(ingest, stale["asset_id"], ingest.settings.upload_expiry_seconds + 1)
+    await _backdate(ingest, fresh["asset_id"], ingest.settings.upload_expiry_seconds - 60)
+
+    storage = ingest.runtime.resources["storage"]
+    assert await expire_uploads(db=ingest.runtime.db, storage=storage, settings=ingest.settings) == 1
+    expired = (await ingest.client.get(f"/api/playback/assets/{stale['asset_id']}", headers=instructor)).json()
+    assert expired["status"] == "failed" and expired["failure_reason"] == "upload_expired"
+    assert not source.exists(), "the partial upload is removed from storage"
+    [event] = await ingest.events("playback.asset.failed.v1", stale["asset_id"])
+    assert event["reason"] == "upload_expired"
+    assert (await ingest.client.get(f"/api/playback/assets/{fresh['asset_id']}", headers=instructor)
+            ).json()["status"] == "uploading", "an upload within its time is left alone"
+    # Too late now: no upload, no transcode, and a second sweep changes nothing.
+    late = await ingest.put(stale, data)
+    assert late.status_code == 409 and late.json()["code"] == "upload_closed"
+    done = await ingest.client.post(local(stale["upload"]["complete_url"]), headers=instructor)
+    assert done.json()["status"] == "failed"
+    assert not source.exists()
+    assert await expire_uploads(db=ingest.runtime.db, storage=storage, settings=ingest.settings) == 0
+    assert len(await ingest.events("playback.asset.failed.v1", stale["asset_id"])) == 1
+    assert not await ingest.events("playback.transcode.requested.v1", stale["asset_id"])
+
+    # The periodic sweeper (what the worker and the embedded runner start) does the same on its own.
+    sweeper = UploadExpirySweeper(db=ingest.runtime.db, storage=storage, settings=ingest.settings.model_copy(
+        update={"upload_sweep_interval_seconds": 0.05}))
+    sweeper.start()
+    try:
+        await asyncio.sleep(0.2)  # its first sweeps found nothing; a later one must catch this
+        await _backdate(ingest, fresh["asset_id"], ingest.settings.upload_expiry_seconds + 1)
+        async with asyncio.timeout(10):
+            while True:
+                asset = await ingest.client.get(f"/api/playback/assets/{fresh['asset_id']}", headers=instructor)
+                if asset.json()["status"] == "failed":
+                    break
+                await asyncio.sleep(0.05)
+        assert asset.json()["failure_reason"] == "upload_expired"
+    finally:
+        await sweeper.stop()
+
+
 async def test_a_restart_picks_up_a_job_left_in_processing(databases: dict[str, str], videos: dict[str, Path],
                                                            tmp_path: Path) -> None:
     """Embedded: the job queue is in memory, so a job queued before a restart must be found again."""
@@ -359,6 +428,7 @@ async def test_transient_failures_are_retried_then_fail_for_good(databases: dict
             row = await session.get(VideoAsset, uuid.UUID(asset["asset_id"]))
         assert row is not None and row.attempts == 2
         assert len(await slow.events("playback.asset.failed.v1", asset["asset_id"])) == 1
+        await _source_removed(slow, asset["asset_id"])
 
 
 @pytest.mark.parametrize(("width", "height", "expected"), [

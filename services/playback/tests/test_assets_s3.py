@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,10 +10,13 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+import sqlalchemy as sa
 from moto.server import ThreadedMotoServer
 
 from common.testing import postgres_database
 from gateway.distributed import free_port
+from playback.assets.models import VideoAsset
+from playback.assets.service import expire_uploads
 from playback.assets.storage import S3Storage, StorageMediaStore
 
 from .test_assets import INSTRUCTOR, STUDENT, decodes, local, make_video, preview_lesson, serve_ingest, uris
@@ -175,3 +179,35 @@ async def test_a_large_upload_goes_up_in_presigned_parts(s3_endpoint: str, bucke
         gone = await ingest.client.delete(f"/api/playback/assets/{abandoned['asset_id']}", headers=instructor)
         assert gone.status_code == 204
         assert not raw.list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+async def test_an_abandoned_multipart_upload_expires_and_is_aborted(s3_endpoint: str, bucket: str, tmp_path: Path,
+                                                                    databases: dict[str, str]) -> None:
+    settings = {"storage_backend": "s3", "s3_bucket": bucket, "s3_endpoint_url": s3_endpoint,
+                "s3_access_key_id": "testing", "s3_secret_access_key": "testing-secret",
+                "upload_multipart_threshold_bytes": 5 * MIB, "upload_part_bytes": 5 * MIB}
+    raw = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                       aws_secret_access_key="testing-secret")
+    async with serve_ingest(databases, tmp_path / "unused", **settings) as ingest:
+        instructor = await ingest.login(INSTRUCTOR)
+        created = await ingest.create(instructor, 6 * MIB)
+        first = created["upload"]["parts"][0]
+        async with httpx.AsyncClient() as direct:  # one part of two went up, then the author gave up
+            assert (await direct.put(first["url"], content=b"\0" * first["size"])).status_code == 200
+        key = f"uploads/{created['asset_id']}"
+        [pending] = raw.list_multipart_uploads(Bucket=bucket)["Uploads"]
+        assert pending["Key"] == key
+
+        async with ingest.runtime.db.transaction() as session:
+            await session.execute(sa.update(VideoAsset).where(VideoAsset.id == uuid.UUID(created["asset_id"]))
+                                  .values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(
+                                      seconds=ingest.settings.upload_expiry_seconds + 1)))
+        storage = ingest.runtime.resources["storage"]
+        assert await expire_uploads(db=ingest.runtime.db, storage=storage, settings=ingest.settings) == 1
+        assert not raw.list_multipart_uploads(Bucket=bucket).get("Uploads"), "the multipart upload is aborted"
+        assert not raw.list_objects_v2(Bucket=bucket).get("Contents")
+        asset = (await ingest.client.get(f"/api/playback/assets/{created['asset_id']}", headers=instructor)).json()
+        assert asset["status"] == "failed" and asset["failure_reason"] == "upload_expired"
+        async with ingest.runtime.db.session() as session:
+            row = await session.get(VideoAsset, uuid.UUID(created["asset_id"]))
+        assert row is not None and row.upload_id is None

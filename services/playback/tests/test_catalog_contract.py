@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 import sqlalchemy as sa
 
 from playback.models import AccessLog
 
-from .conftest import COURSE_ID, DRAFT_LESSON, PAID_LESSON, Platform
+from .conftest import COURSE_ID, DRAFT_LESSON, PAID_LESSON, Platform, watch_db
 
 
 async def _post(platform: Platform, headers: dict[str, str], lesson_id: uuid.UUID) -> tuple[int, str | None]:
@@ -83,3 +84,36 @@ async def test_draft_course_and_catalog_outage(stub_platform: Platform) -> None:
     # Bounded retries: the first attempt plus `http_retries`, then a clear 503.
     attempts = [path for path in stub_platform.fake_catalog.calls if path.endswith(f"/lessons/{lesson_id}")]
     assert len(attempts) == 1 + stub_platform.settings.http_retries
+
+
+async def test_catalog_is_never_called_with_a_playback_transaction_open(stub_platform: Platform,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Embedded, every SQLite transaction holds playback's write lock while catalog's relay may be
+    delivering to playback under catalog's lock: a call to catalog from inside one is a lock cycle.
+    Token, manifest (both playlists), progress and an unknown lesson all call catalog; none may
+    hold a playback session open meanwhile."""
+    catalog = stub_platform.fake_catalog
+    assert catalog is not None
+    watch_db(stub_platform.runtime.db, monkeypatch)
+    catalog.db_open_at_call.clear()
+    user_id, headers = await stub_platform.new_user()
+    catalog.enrolled.add((user_id, COURSE_ID))  # no grant event: every decision asks catalog
+    await stub_platform.runtime.cache.delete(f"playback:catalog:/internal/lessons/{PAID_LESSON}")
+    await stub_platform.runtime.cache.delete(f"playback:catalog:/internal/courses/{COURSE_ID}/lessons")
+    token = await stub_platform.client.post("/api/playback/token", json={"lesson_id": str(PAID_LESSON)},
+                                            headers=headers)
+    assert token.status_code == 200, token.text
+    manifest = token.json()["manifest_url"].removeprefix("http://testserver")
+    assert (await stub_platform.client.get(manifest)).status_code == 200
+    variant = manifest.replace("master.m3u8", "360p/index.m3u8")
+    assert (await stub_platform.client.get(variant)).status_code == 200
+    progress = await stub_platform.client.get("/api/playback/progress", params={"course_id": str(COURSE_ID)},
+                                              headers=headers)
+    assert progress.status_code == 200, progress.text
+    assert (await _post(stub_platform, headers, uuid.uuid4()))[0] == 404
+
+    called = {path.removeprefix("/api/catalog") for path, _ in catalog.db_open_at_call}
+    assert {"/internal/enrollments/check", f"/internal/lessons/{PAID_LESSON}",
+            f"/internal/courses/{COURSE_ID}/lessons"} <= called, called
+    inside = [(path, held) for path, held in catalog.db_open_at_call if held]
+    assert not inside, f"catalog called with a playback session open: {inside}"

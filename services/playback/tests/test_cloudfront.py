@@ -8,6 +8,7 @@ import fnmatch
 import json
 import time
 from http.cookies import SimpleCookie
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -19,6 +20,9 @@ from pydantic import ValidationError
 
 from playback import cdn, hls, service
 from playback.settings import DEFAULT_MEDIA_ROOT, PlaybackSettings
+
+from .conftest import PREVIEW_LESSON, _serve, stub_catalog
+from .test_playback_api import _local, _token, _uris
 
 ASSET = "20000000-0000-4000-8000-000000000001"
 BASE = "https://media.academy.example"
@@ -100,3 +104,35 @@ async def test_settings_open_the_configured_signer(rsa_key: rsa.RSAPrivateKey) -
     assert nginx.sign(ASSET, 1000).query == "md5=" + service.signing.media_signature("k", ASSET, 1000) + "&expires=1000"
     with pytest.raises(ValidationError, match="CLOUDFRONT_KEY_PAIR_ID"):
         PlaybackSettings(media_signer="cloudfront")
+
+
+async def test_the_manifest_route_signs_for_cloudfront_with_the_mounted_key(rsa_key: rsa.RSAPrivateKey,
+                                                                             tmp_path: Path) -> None:
+    """The production wiring: the key is a file (the k8s secret mount); a viewer's variant playlist
+    carries CDN URLs whose policy covers only this asset and verifies with the public key."""
+    key_file = tmp_path / "cloudfront-private-key.pem"
+    key_file.write_bytes(rsa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    async with _serve(stub_catalog(), media_signer="cloudfront", cloudfront_key_pair_id="K2JCJMDEHXQW5F",
+                      cloudfront_private_key_file=key_file, media_base_url=BASE) as platform:
+        _, headers = await platform.new_user()
+        issued = await _token(platform, headers, PREVIEW_LESSON)
+        master = await platform.client.get(_local(issued["manifest_url"]))
+        assert master.status_code == 200
+        for variant_url in _uris(master.text):
+            variant = await platform.client.get(_local(variant_url))
+            assert variant.status_code == 200 and "set-cookie" not in variant.headers
+            segments = _uris(variant.text)
+            assert segments and len({urlsplit(uri).query for uri in segments}) == 1
+            query = parse_qs(urlsplit(segments[0]).query)
+            assert query["Key-Pair-Id"] == ["K2JCJMDEHXQW5F"]
+            policy = _cf_b64decode(query["Policy"][0])
+            [statement] = json.loads(policy)["Statement"]
+            assert statement["Resource"] == f"{BASE}/{ASSET}/*"
+            lifetime = statement["Condition"]["DateLessThan"]["AWS:EpochTime"] - time.time()
+            grace = platform.settings.media_link_grace_seconds  # plus the media duration (6 s demo)
+            assert grace < lifetime < grace + 60
+            for uri in segments:
+                assert uri.startswith(f"{BASE}/{ASSET}/") and fnmatch.fnmatchcase(uri.split("?")[0],
+                                                                                   statement["Resource"])
+            _verify(rsa_key.public_key(), policy, _cf_b64decode(query["Signature"][0]))

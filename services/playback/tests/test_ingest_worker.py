@@ -209,3 +209,35 @@ async def test_failed_attempts_go_through_the_retry_queue_and_stop(databases: di
         assert failed["failure_reason"].startswith("transcoding gave up after 2 attempts: attempt 2: TimeoutError")
         assert await _attempts(ingest, asset["asset_id"]) == 2
         assert len(await ingest.events("playback.asset.failed.v1", asset["asset_id"])) == 1
+
+
+async def test_migrate_declares_the_transcode_queues_before_any_process_starts() -> None:
+    """`python -m playback migrate` alone: a job published right after finds its queue (no API, no worker)."""
+    exchange, prefix = unique_name("migrate") + ".events", unique_name("migrate") + "."
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYBACK_")}
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    async with connection:
+        channel = await connection.channel()
+        try:
+            with postgres_database(["playback"]) as urls:
+                done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "playback", "migrate"],
+                                               cwd=REPO_ROOT, capture_output=True, timeout=120, env={
+                    **env, "PLAYBACK_DATABASE_URL": urls["playback"], "PLAYBACK_BROKER_URL": RABBITMQ_URL,
+                    "PLAYBACK_BROKER_EXCHANGE": exchange, "PLAYBACK_BROKER_QUEUE_PREFIX": prefix})
+            assert done.returncode == 0, done.stderr.decode()[-3000:]
+            queue = await channel.declare_queue(f"{prefix}playback.transcode", passive=True)
+            await channel.declare_queue(f"{prefix}playback.transcode.retry", passive=True)
+            bound = await channel.get_exchange(exchange)
+            await bound.publish(aio_pika.Message(b"{}"), routing_key="playback.transcode.requested.v1")
+            async with asyncio.timeout(10):
+                while True:
+                    message = await queue.get(fail=False)
+                    if message is not None:
+                        break
+                    await asyncio.sleep(0.05)
+            await message.ack()
+        finally:
+            for name in ("playback.transcode", "playback.transcode.retry", "playback.events",
+                         "playback.events.retry", "playback.events.dlq"):
+                await channel.queue_delete(prefix + name)
+            await channel.exchange_delete(exchange)

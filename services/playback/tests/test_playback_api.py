@@ -232,6 +232,19 @@ async def test_playback_token_is_checked_on_every_manifest(platform: Platform) -
 
     foreign = await platform.client.get(f"{master}?token={second['token']}")
     assert foreign.status_code == 403 and foreign.json()["code"] == "session_mismatch"
+    # Another user's valid token, or a correctly signed one naming this session for another user or
+    # another asset, does not open it.
+    other_id, other_headers = await platform.new_user()
+    await platform.deliver("granted", other_id, 1)
+    theirs = await _token(platform, other_headers)
+    hijack = await platform.client.get(f"{master}?token={theirs['token']}")
+    assert hijack.status_code == 403 and hijack.json()["code"] == "session_mismatch"
+    for change in ({"sub": str(other_id)}, {"aid": str(uuid.uuid4())}):
+        altered = jwt.encode({**claims, **change}, platform.key.private_key, algorithm="EdDSA",
+                             headers={"kid": platform.key.kid})
+        for url in (master, variant):
+            refused = await platform.client.get(f"{url}?token={altered}")
+            assert refused.status_code == 403 and refused.json()["code"] == "unknown_session", change
     assert (await platform.client.get(f"{variant}?token={second['token']}")).status_code == 403
     bad_rendition = f"/api/playback/manifests/{first['session_id']}/..%2F/index.m3u8?token={first['token']}"
     assert (await platform.client.get(bad_rendition)).status_code in (404, 422)
@@ -249,6 +262,8 @@ async def test_refund_cuts_playback_at_the_next_manifest(platform: Platform) -> 
 
     cut = await platform.client.get(_local(issued["manifest_url"]))
     assert cut.status_code == 403 and cut.json()["code"] == "not_enrolled"
+    variant = await platform.client.get(_local(issued["manifest_url"]).replace("master.m3u8", "360p/index.m3u8"))
+    assert variant.status_code == 403 and variant.json()["code"] == "not_enrolled"
     assert (await platform.client.post("/api/playback/token", json={"lesson_id": str(PAID_LESSON)},
                                        headers=headers)).status_code == 403
     # A late, older 'granted' changes nothing; a newer one restores access.
@@ -259,7 +274,7 @@ async def test_refund_cuts_playback_at_the_next_manifest(platform: Platform) -> 
     await _token(platform, headers)
     rows = await _log_rows(platform, user_id)
     refused = [r for r in rows if r.decision == "refused"]
-    assert [r.reason for r in refused] == ["not_enrolled"] * 3
+    assert [r.reason for r in refused] == ["not_enrolled"] * 4
     assert refused[0].session_id == uuid.UUID(issued["session_id"])
 
 

@@ -170,6 +170,10 @@ async def test_progress_resume_and_course_completion(refuse: Platform) -> None:
     again = await refuse.client.get("/api/playback/progress", params={"course_id": str(COURSE_ID)},
                                     headers=headers)
     assert again.json()["watched_seconds"] == body["watched_seconds"]
+    refused = await refuse.client.post("/api/playback/token", json={"lesson_id": str(PAID_LESSON)}, headers=headers)
+    assert refused.status_code == 403
+    await refuse.deliver("granted", user_id, 3)  # bought again: playback resumes where it stopped
+    assert (await _token(refuse, headers))["resume_position_seconds"] == 5.0
     unknown = await refuse.client.get("/api/playback/progress", params={"course_id": str(uuid.uuid4())},
                                       headers=headers)
     assert unknown.status_code == 404

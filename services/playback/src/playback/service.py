@@ -346,11 +346,12 @@ async def _admit_stream(*, db_session: AsyncSession, streams: StreamRegistry, se
 
 
 async def start_playback(*, db_session: AsyncSession, settings: PlaybackSettings, key: signing.TokenKey,
-                         cache: Cache, streams: StreamRegistry, store: LocalMediaStore, user_id: uuid.UUID,
-                         lesson: LessonInfo, entitlement: str | None) -> IssuedToken | Refusal:
+                         streams: StreamRegistry, user_id: uuid.UUID, lesson: LessonInfo, entitlement: str | None,
+                         duration: float | None) -> IssuedToken | Refusal:
     """Decide, take a stream slot, then open a playback session, log its watermark and sign its
-    90 s token; every decision lands in the access log. `entitlement` comes from
-    `playback_entitlement`, asked before this transaction opened."""
+    90 s token; every decision lands in the access log. `entitlement` (`playback_entitlement`) and
+    the media `duration` (`asset_duration`, a storage read) are looked up before this transaction
+    opened, so it never waits on another system."""
     def refuse(error: type[DomainError], reason: str, detail: str, **extra: Any) -> Refusal:
         return _refuse(db_session, Refusal(error, reason, detail, extra), action="token", user_id=user_id,
                        lesson_id=lesson.lesson_id, asset_id=lesson.asset_id)
@@ -378,7 +379,6 @@ async def start_playback(*, db_session: AsyncSession, settings: PlaybackSettings
             .values(ended_at=utcnow(), end_reason=REPLACED).execution_options(synchronize_session=False))
         SESSIONS_ENDED.labels(REPLACED).inc(len(admission.ended))
 
-    duration = await asset_duration(store=store, cache=cache, asset_id=lesson.asset_id)
     progress = await db_session.get(WatchProgress, (user_id, lesson.lesson_id))
     resume = progress.position_seconds if progress else 0.0
     if duration is not None and resume >= duration - min(RESTART_NEAR_END_SECONDS, 0.05 * duration):
@@ -535,13 +535,16 @@ async def asset_duration(*, store: LocalMediaStore, cache: Cache, asset_id: uuid
     return duration
 
 
-async def course_progress(*, db_session: AsyncSession, course: CatalogCourseLessons, store: LocalMediaStore,
+async def course_progress(*, db: Database, course: CatalogCourseLessons, store: LocalMediaStore,
                           cache: Cache, user_id: uuid.UUID) -> CourseProgress:
-    """Per-lesson progress and the course totals over its video lessons (time-weighted)."""
+    """Per-lesson progress and the course totals over its video lessons (time-weighted). The rows
+    are read in a short session; missing durations are then read from storage with none open."""
     videos = [lesson for lesson in course.lessons
               if lesson.asset_id is not None and lesson.kind in (None, "video")]
-    rows = {row.lesson_id: row for row in await db_session.scalars(sa.select(WatchProgress).where(
-        WatchProgress.user_id == user_id, WatchProgress.lesson_id.in_([lesson.lesson_id for lesson in videos])))}
+    async with db.session() as session:
+        rows = {row.lesson_id: row for row in await session.scalars(sa.select(WatchProgress).where(
+            WatchProgress.user_id == user_id,
+            WatchProgress.lesson_id.in_([lesson.lesson_id for lesson in videos])))}
     lessons: list[LessonProgress] = []
     for lesson in videos:
         row = rows.get(lesson.lesson_id)

@@ -78,6 +78,11 @@ class PlaybackSettings(ServiceSettings):
     upload_part_bytes: int = Field(default=64 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
     upload_content_types: str = "video/mp4,video/quicktime,video/webm,video/x-matroska,video/mpeg"
     upload_url_ttl_seconds: int = 3600
+    # An asset still `uploading` this long after its creation fails with `upload_expired`; its partial
+    # upload is removed (an S3 multipart upload aborted). Checked every `upload_sweep_interval_seconds`
+    # by the worker (distributed) or the in-process transcoder (embedded).
+    upload_expiry_seconds: int = Field(default=24 * 3600, ge=60)
+    upload_sweep_interval_seconds: float = Field(default=300, gt=0)
     # "auto": in the API process when there is no broker (embedded), else only `python -m playback.worker`.
     transcode_in_process: bool | None = None
     transcode_concurrency: int = 1  # jobs one worker runs at once (each is one multi-threaded ffmpeg)
@@ -108,6 +113,9 @@ class PlaybackSettings(ServiceSettings):
                 or (self.cloudfront_private_key is None and self.cloudfront_private_key_file is None)):
             raise ValueError("PLAYBACK_MEDIA_SIGNER=cloudfront needs PLAYBACK_CLOUDFRONT_KEY_PAIR_ID and "
                              "PLAYBACK_CLOUDFRONT_PRIVATE_KEY or PLAYBACK_CLOUDFRONT_PRIVATE_KEY_FILE")
+        if self.upload_expiry_seconds <= self.upload_url_ttl_seconds:
+            raise ValueError("upload_expiry_seconds must exceed upload_url_ttl_seconds (an upload URL "
+                             "still valid must not meet an expired asset)")
         if self.stream_idle_timeout_seconds <= self.heartbeat_interval_seconds * 2:
             raise ValueError("stream_idle_timeout_seconds must exceed two heartbeat intervals")
         return self

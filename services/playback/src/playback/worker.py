@@ -1,7 +1,8 @@
 """`python -m playback.worker`: the transcode worker of the distributed mode (its own Deployment).
 
 Consumes `<prefix>playback.transcode` from RabbitMQ, runs ffmpeg, writes to storage, and publishes
-the asset events through playback's outbox (this process runs an outbox relay too). It serves
+the asset events through playback's outbox (this process runs an outbox relay too). It also
+expires abandoned uploads (`UploadExpirySweeper`). It serves
 `/health/live`, `/health/ready` (database, broker, storage) and `/metrics` on PLAYBACK_WORKER_PORT
 for the orchestrator's probes.
 """
@@ -18,7 +19,7 @@ from fastapi import FastAPI
 
 from common.app import build_app
 from common.runtime import open_runtime
-from playback.assets.jobs import RabbitTranscodeConsumer
+from playback.assets.jobs import RabbitTranscodeConsumer, UploadExpirySweeper
 from playback.assets.service import clear_scratch
 from playback.assets.storage import open_storage
 from playback.main import MIGRATIONS_DIR
@@ -46,9 +47,12 @@ def create_worker_app(settings: PlaybackSettings | None = None) -> FastAPI:
             if cleared:
                 log.info("removed scratch left by an interrupted job", extra={"folders": cleared})
             await consumer.start()
+            sweeper = UploadExpirySweeper(db=runtime.db, storage=storage, settings=settings)
+            sweeper.start()
             try:
                 yield
             finally:
+                await sweeper.stop()
                 await consumer.stop()
 
     return build_app(settings, title="Triple Academy playback worker",

@@ -79,10 +79,13 @@ async def issue_token(body: TokenRequest, user: CurrentUser, runtime: RuntimeDep
         entitlement = await service.playback_entitlement(
             db=runtime.db, catalog=catalog, cache=runtime.cache, settings=settings, user_id=user_id,
             course_id=lesson.course_id, is_preview=lesson.is_preview)
+    duration = None
+    if entitlement is not None and lesson.asset_id is not None:  # read from storage, before the transaction
+        duration = await service.asset_duration(store=store, cache=runtime.cache, asset_id=lesson.asset_id)
     async with runtime.db.transaction() as session:
-        outcome = await service.start_playback(db_session=session, settings=settings, key=key,
-                                               cache=runtime.cache, streams=streams, store=store,
-                                               user_id=user_id, lesson=lesson, entitlement=entitlement)
+        outcome = await service.start_playback(db_session=session, settings=settings, key=key, streams=streams,
+                                               user_id=user_id, lesson=lesson, entitlement=entitlement,
+                                               duration=duration)
     if isinstance(outcome, service.Refusal):
         outcome.raise_error()
     return TokenResponse(token=outcome.token, expires_in=outcome.expires_in,
@@ -168,9 +171,8 @@ async def _course_progress(runtime: RuntimeDep, settings: SettingsDep, store: Me
                            user_id: uuid.UUID, course_id: uuid.UUID) -> CourseProgress:
     course = await service.get_course_lessons(catalog=runtime.client("catalog"), cache=runtime.cache,
                                               course_id=course_id, cache_seconds=settings.lesson_cache_seconds)
-    async with runtime.db.session() as session:
-        return await service.course_progress(db_session=session, course=course, store=store,
-                                             cache=runtime.cache, user_id=user_id)
+    return await service.course_progress(db=runtime.db, course=course, store=store, cache=runtime.cache,
+                                         user_id=user_id)
 
 
 @router.get("/progress", response_model=CourseProgress)

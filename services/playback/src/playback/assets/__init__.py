@@ -23,12 +23,17 @@ async def open_ingestion(runtime: Runtime, settings: PlaybackSettings) -> AsyncI
         runtime.resources["media"] = StorageMediaStore(storage, settings.media_root)
     if settings.broker_url:
         await jobs.declare_transcode_queues(settings)  # before any upload can queue a job
-    runner = None
+    runner = sweeper = None
     if jobs.in_process_enabled(settings):
         runner = jobs.build_runner(db=runtime.db, storage=storage, settings=settings, bus=runtime.bus)
         await runner.start()
+        # Whoever runs the jobs also expires abandoned uploads (the worker, in distributed mode).
+        sweeper = jobs.UploadExpirySweeper(db=runtime.db, storage=storage, settings=settings)
+        sweeper.start()
     try:
         yield
     finally:
+        if sweeper is not None:
+            await sweeper.stop()
         if runner is not None:
             await runner.stop()

@@ -67,6 +67,14 @@ def _job(body: bytes) -> uuid.UUID | None:
         return None
 
 
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    """Stop a background loop and wait until it has."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 class RabbitTranscodeConsumer:
     """Runs up to `concurrency` jobs at once (prefetch); one ffmpeg each.
 
@@ -192,11 +200,42 @@ class InProcessTranscoder:
                                                       self.enqueue, asset_id)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await _cancel(self._task)
+        self._task = None
+
+
+class UploadExpirySweeper:
+    """Every `upload_sweep_interval_seconds`, fail assets whose upload never completed
+    (`service.expire_uploads`). Runs in the worker (distributed) and beside the in-process
+    transcoder (embedded); several sweepers at once are safe (SKIP LOCKED)."""
+
+    def __init__(self, *, db: Database, storage: Storage, settings: PlaybackSettings) -> None:
+        self.db = db
+        self.storage = storage
+        self.settings = settings
+        self._task: asyncio.Task[None] | None = None
+
+    async def sweep(self) -> int:
+        return await service.expire_uploads(db=self.db, storage=self.storage, settings=self.settings)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                expired = await self.sweep()
+                if expired:
+                    log.info("abandoned uploads expired", extra={"assets": expired})
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("upload expiry sweep failed, retrying next interval")
+            await asyncio.sleep(self.settings.upload_sweep_interval_seconds)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="playback-upload-expiry")
+
+    async def stop(self) -> None:
+        await _cancel(self._task)
+        self._task = None
 
 
 def in_process_enabled(settings: PlaybackSettings) -> bool:

@@ -206,6 +206,12 @@ async def receive_upload(*, db: Database, settings: PlaybackSettings, storage: S
                                           code="upload_too_large")
                 await handle.write(chunk)
         await storage.put_file(upload_key(asset_id), path, asset.content_type)
+    async with db.session() as session:
+        status = await session.scalar(sa.select(VideoAsset.status).where(VideoAsset.id == asset_id))
+    if status in (None, FAILED, DELETED):
+        # Expired or deleted while the body streamed in: leave no orphan object behind.
+        await storage.delete(upload_key(asset_id))
+        raise Conflict("this asset is no longer accepting an upload", code="upload_closed")
 
 
 async def _assemble_parts(storage: Storage, asset: VideoAsset, parts: list[CompletedPart] | None) -> None:
@@ -292,6 +298,45 @@ async def purge_storage(storage: Storage, asset_id: uuid.UUID, upload_id: str | 
         await storage.abort_multipart(upload_key(asset_id), upload_id=upload_id)
 
 
+# --- abandoned uploads -----------------------------------------------------------------------
+
+UPLOAD_EXPIRED = "upload_expired"
+EXPIRY_BATCH = 100
+
+
+async def expire_uploads(*, db: Database, storage: Storage, settings: PlaybackSettings,
+                         now: dt.datetime | None = None) -> int:
+    """Fail every asset still `uploading` `upload_expiry_seconds` after its creation (reason
+    `upload_expired`), removing its partial upload and aborting an open S3 multipart upload.
+
+    Each asset is handled in its own transaction that holds the row lock while storage is purged,
+    then commits `failed` with its event: a crash in between rolls back and the next sweep redoes
+    the (idempotent) purge, and a concurrent `complete` waits and then sees `failed`. SKIP LOCKED
+    lets several workers sweep at once. Returns how many assets expired.
+    """
+    cutoff = (now or utcnow()) - dt.timedelta(seconds=settings.upload_expiry_seconds)
+    async with db.session() as session:
+        candidates = list(await session.scalars(
+            sa.select(VideoAsset.id).where(VideoAsset.status == UPLOADING, VideoAsset.created_at < cutoff)
+            .order_by(VideoAsset.created_at).limit(EXPIRY_BATCH)))
+    expired = 0
+    for asset_id in candidates:
+        async with db.transaction() as session:
+            asset = await session.get(VideoAsset, asset_id, with_for_update={"skip_locked": True},
+                                      populate_existing=True)
+            if asset is None or asset.status != UPLOADING or asset.created_at >= cutoff:
+                continue  # completed, deleted or being handled by another sweeper meanwhile
+            await storage.delete(upload_key(asset.id))
+            if asset.upload_id is not None:
+                await storage.abort_multipart(upload_key(asset.id), upload_id=asset.upload_id)
+                asset.upload_id = None
+            await _fail(session, asset, UPLOAD_EXPIRED)
+        expired += 1
+    if expired:
+        count("playback", "uploads_expired", expired)
+    return expired
+
+
 # --- the transcode job -----------------------------------------------------------------------
 
 SCRATCH_PREFIX = "transcode-"
@@ -307,8 +352,12 @@ async def _fail(session: AsyncSession, asset: VideoAsset, reason: str) -> None:
     log.warning("asset failed", extra={"asset_id": str(asset.id), "reason": asset.failure_reason})
 
 
-async def _begin_attempt(db: Database, asset_id: uuid.UUID, max_attempts: int) -> int | None:
-    """Count this attempt before any work (a crash still counts); None when there is nothing to do."""
+GAVE_UP = "gave_up"
+
+
+async def _begin_attempt(db: Database, asset_id: uuid.UUID, max_attempts: int) -> int | str | None:
+    """Count this attempt before any work (a crash still counts); None when there is nothing to do,
+    GAVE_UP when the attempts ran out (the asset is now `failed`)."""
     async with db.transaction() as session:
         asset = await session.get(VideoAsset, asset_id, with_for_update=True)
         if asset is None or asset.status != PROCESSING:
@@ -316,17 +365,26 @@ async def _begin_attempt(db: Database, asset_id: uuid.UUID, max_attempts: int) -
         if asset.attempts >= max_attempts:
             last = f": {asset.failure_reason}" if asset.failure_reason else ""
             await _fail(session, asset, f"transcoding gave up after {asset.attempts} attempts{last}")
-            return None
+            return GAVE_UP
         asset.attempts += 1
         asset.progress, asset.updated_at = 0, utcnow()
         return asset.attempts
 
 
-async def _fail_for_good(db: Database, asset_id: uuid.UUID, reason: str) -> None:
+async def _fail_for_good(db: Database, storage: Storage, asset_id: uuid.UUID, reason: str) -> None:
     async with db.transaction() as session:
         asset = await session.get(VideoAsset, asset_id, with_for_update=True)
         if asset is not None and asset.status == PROCESSING:
             await _fail(session, asset, reason)
+    await _drop_source(storage, asset_id)
+
+
+async def _drop_source(storage: Storage, asset_id: uuid.UUID) -> None:
+    """A failed or ready asset never reads its upload again (a new attempt means a new asset)."""
+    try:
+        await storage.delete(upload_key(asset_id))
+    except Exception:
+        log.warning("could not remove the source upload", extra={"asset_id": str(asset_id)}, exc_info=True)
 
 
 async def _release_attempt(db: Database, asset_id: uuid.UUID) -> None:
@@ -399,7 +457,10 @@ async def run_transcode(*, db: Database, storage: Storage, settings: PlaybackSet
     `transcode_max_attempts` bounds that.
     """
     attempt = await _begin_attempt(db, asset_id, settings.transcode_max_attempts)
-    if attempt is None:
+    if attempt == GAVE_UP:
+        await _drop_source(storage, asset_id)
+        return "failed"
+    if not isinstance(attempt, int):
         return "skipped"
     log.info("transcode started", extra={"asset_id": str(asset_id), "attempt": attempt})
     started = time.monotonic()
@@ -408,7 +469,7 @@ async def run_transcode(*, db: Database, storage: Storage, settings: PlaybackSet
         source, out = work / "source", work / "out"
         out.mkdir()
         if not await storage.download(upload_key(asset_id), source):
-            await _fail_for_good(db, asset_id, "the uploaded file is missing")
+            await _fail_for_good(db, storage, asset_id, "the uploaded file is missing")
             return "failed"
         try:
             result = await transcoder.transcode(
@@ -416,16 +477,13 @@ async def run_transcode(*, db: Database, storage: Storage, settings: PlaybackSet
                 preset=settings.transcode_preset, limit_seconds=settings.transcode_timeout_seconds,
                 on_progress=_progress_writer(db, asset_id))
         except transcoder.NotAVideo as exc:
-            await _fail_for_good(db, asset_id, str(exc))
+            await _fail_for_good(db, storage, asset_id, str(exc))
             return "failed"
         await _store_outputs(storage, asset_id, out)
         if not await _mark_ready(db, asset_id, result):
             await purge_storage(storage, asset_id)  # deleted while we worked: leave nothing behind
             return "deleted"
-        try:
-            await storage.delete(upload_key(asset_id))
-        except Exception:
-            log.warning("could not remove the source upload", extra={"asset_id": str(asset_id)}, exc_info=True)
+        await _drop_source(storage, asset_id)
         log.info("transcode finished", extra={"asset_id": str(asset_id), "attempt": attempt,
                                               "seconds": round(time.monotonic() - started, 2),
                                               "duration": result.duration})
