@@ -3,13 +3,18 @@ reset, and no difference between an unknown account and a wrong password."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
+import httpx
 import pytest
 import redis.asyncio as redis
 from auth_testkit import PASSWORD, Auth, HasherSpy, random_ip
+from fastapi import Request
 
 from auth import passwords
+from auth.api.deps import client_ip
+from auth.settings import AuthSettings
 from common.testing import REDIS_URL
 
 
@@ -32,6 +37,30 @@ async def test_sixth_failed_login_from_one_ip_within_a_minute_is_429(auth: Auth)
     assert (await _login(auth, user["email"], PASSWORD, ip)).status_code == 429
     assert (await _login(auth, user["email"], PASSWORD, random_ip())).status_code == 200
     assert [e.outcome for e in await auth.audit("login") if e.ip == ip][-2:] == ["throttled", "throttled"]
+
+
+async def test_only_loopback_proxies_pick_the_client_address_by_default(auth: Auth) -> None:
+    """A host on the LAN (embedded mode answers it directly) cannot rotate X-Real-IP to get a fresh
+    per-IP budget: it is counted by its socket address. Loopback (the gateway on the same host) is
+    believed, which is what every other test here relies on."""
+    assert AuthSettings.model_fields["trusted_proxies"].default == "127.0.0.1/32,::1/128"
+    peer = f"192.168.{random.randrange(256)}.{random.randrange(1, 255)}"
+    lan = httpx.AsyncClient(transport=httpx.ASGITransport(app=auth.app, client=(peer, 50000)),
+                            base_url=str(auth.client.base_url))
+    async with lan:
+        for i in range(5):
+            wrong = await lan.post("/login", json={"email": f"lan{i}@example.com", "password": "wrong-pass"},
+                                   headers={"X-Real-IP": random_ip()})
+            assert wrong.status_code == 401
+        blocked = await lan.post("/login", json={"email": "lan@example.com", "password": "wrong-pass"},
+                                 headers={"X-Real-IP": random_ip()})
+        assert blocked.status_code == 429
+    assert [e.outcome for e in await auth.audit("login") if e.ip == peer] == ["failure"] * 5 + ["throttled"]
+    # Configured, the same network is a proxy whose X-Real-IP is the client.
+    request = Request({"type": "http", "client": (peer, 50000), "headers": [(b"x-real-ip", b"203.0.113.9")]})
+    assert await client_ip(request, auth.settings) == peer
+    trusting = auth.settings.model_copy(update={"trusted_proxies": "192.168.0.0/16"})
+    assert await client_ip(request, trusting) == "203.0.113.9"
 
 
 async def test_throttle_keys_always_expire(auth: Auth) -> None:

@@ -3,15 +3,20 @@ erasure and export, with the real mail read from a local SMTP server."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from auth_testkit import BILLING_SECRET, PASSWORD, Auth, bearer, random_ip
 
+from auth import service
+from auth.audit import RequestContext
 from auth.models import EmailToken, User
 from common.db import utcnow
+from common.events.tables import outbox
 
 
 async def test_password_policy(auth: Auth) -> None:
@@ -226,3 +231,64 @@ async def test_outdated_hash_parameters_are_upgraded_at_login(auth: Auth) -> Non
         stored = await session.scalar(sa.select(User.password_hash).where(User.id == uuid.UUID(user["id"])))
     assert stored is not None and stored != weak
     assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+
+async def _outbox_rows(auth: Auth, user_id: str) -> list[Any]:
+    async with auth.runtime.db.session() as session:
+        rows = (await session.execute(sa.select(outbox).order_by(outbox.c.created_at))).all()
+    return [row for row in rows if row.envelope["payload"].get("user_id") == user_id]
+
+
+async def _published(auth: Auth, user_id: str, routing_key: str) -> Any:
+    """The relay runs in the harness: wait (bounded) until it marked the row sent."""
+    for _ in range(100):
+        rows = [r for r in await _outbox_rows(auth, user_id) if r.routing_key == routing_key]
+        if rows and rows[0].published_at is not None:
+            return rows[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{routing_key} of {user_id} was never published")
+
+
+async def test_erasure_removes_personal_data_from_the_outbox(auth: Auth) -> None:
+    """Published `registered` rows (email, full name) go with the account; other accounts' rows and
+    events without personal data stay."""
+    user, tokens = await auth.user_with_tokens()
+    other = await auth.register(full_name="Someone Else")
+    published = await _published(auth, user["id"], "auth.user.registered.v1")
+    assert published.envelope["payload"]["email"] == user["email"]  # the control: it was there
+    await auth.client.post("/logout-all", headers=bearer(tokens))  # a row without personal data
+    await _published(auth, user["id"], "auth.user.sessions_revoked.v1")
+
+    erased = await auth.client.request("DELETE", "/me", headers=bearer(tokens), json={"password": PASSWORD})
+    assert erased.status_code == 401  # logout-all ended this session: sign in again to erase
+    tokens = await auth.login(user["email"])
+    erased = await auth.client.request("DELETE", "/me", headers=bearer(tokens), json={"password": PASSWORD})
+    assert erased.status_code == 204
+
+    left = await _outbox_rows(auth, user["id"])
+    assert [r.routing_key for r in left] == ["auth.user.sessions_revoked.v1", "auth.user.deleted.v1"]
+    async with auth.runtime.db.session() as session:
+        everything = [str(e) for e in (await session.scalars(sa.select(outbox.c.envelope))).all()]
+    assert not any(user["email"] in envelope for envelope in everything)
+    [kept] = [r for r in await _outbox_rows(auth, other["id"]) if r.routing_key == "auth.user.registered.v1"]
+    assert kept.envelope["payload"]["email"] == other["email"]
+
+
+async def test_erasure_scrubs_an_unpublished_event_but_keeps_it(auth: Auth) -> None:
+    """An account erased before its `registered` row left: the row stays (the relay still sends it,
+    before `deleted`) with the same id and ids, but without the email and name."""
+    email = f"fleeting-{uuid.uuid4().hex[:8]}@example.com"
+    async with auth.runtime.db.transaction() as session:  # the relay cannot see the row before commit
+        user = await service.register(db_session=session, email=email, password=PASSWORD, full_name="Fleeting")
+        [waiting] = [r for r in (await session.execute(sa.select(outbox))).all()
+                     if r.envelope["payload"].get("user_id") == str(user.id)]
+        assert waiting.published_at is None and waiting.envelope["payload"]["email"] == email
+        await service.erase(db_session=session, user_id=user.id, verified_hash=user.password_hash,
+                            ctx=RequestContext())
+    rows = await _outbox_rows(auth, str(user.id))
+    assert [r.routing_key for r in rows] == ["auth.user.registered.v1", "auth.user.deleted.v1"]
+    scrubbed = rows[0]
+    assert scrubbed.id == waiting.id and scrubbed.attempts == waiting.attempts
+    assert scrubbed.envelope["event_id"] == waiting.envelope["event_id"]
+    assert scrubbed.envelope["payload"] == {"user_id": str(user.id), "email": None, "full_name": None,
+                                           "roles": ["student"]}

@@ -5,21 +5,58 @@ from __future__ import annotations
 import re
 import uuid
 
-from auth_testkit import Auth, bearer, claims, random_ip
+from auth_testkit import BILLING_SECRET, Auth, bearer, claims, random_ip
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import iter_route_contexts
+
+from auth.api.deps import admin_account
+
+
+def _needs_admin(dependant: Dependant | None) -> bool:
+    return dependant is not None and (dependant.call is admin_account
+                                      or any(_needs_admin(d) for d in dependant.dependencies))
+
+
+def _routes(auth: Auth) -> list[tuple[str, str, Dependant | None]]:
+    """(path, method, dependant) of every route the app serves, read from the router (not from the
+    OpenAPI document, which leaves out `include_in_schema=False` routes)."""
+    return [(route.path, method, getattr(route, "dependant", None))
+            for route in iter_route_contexts(auth.app.routes) if route.path
+            for method in route.methods or ()]
+
+
+async def test_every_admin_route_is_guarded_and_every_guarded_route_is_found(auth: Auth) -> None:
+    """A new route under /admin without the admin dependency, or an admin-only route elsewhere,
+    fails here before it ships."""
+    routes = _routes(auth)
+    under_admin = {(path, method) for path, method, _ in routes if path.startswith("/admin")}
+    guarded = {(path, method) for path, method, dependant in routes if _needs_admin(dependant)}
+    assert under_admin == guarded
+    assert len(guarded) >= 6 and len(routes) > len(guarded) + 20
 
 
 async def test_a_student_gets_403_on_every_admin_route(auth: Auth) -> None:
-    _student, tokens = await auth.user_with_tokens()
-    admin_routes = [(path, method.upper()) for path, ops in auth.app.openapi()["paths"].items()
-                    if path.startswith("/admin") for method in ops]
+    _student, student = await auth.user_with_tokens()
+    instructor_user, _ = await auth.user_with_tokens()
+    admin = bearer(await auth.admin_tokens())
+    await auth.client.put(f"/admin/users/{instructor_user['id']}/roles", headers=admin,
+                          json={"roles": ["instructor"]})
+    instructor = await auth.login(instructor_user["email"])
+    service = await auth.service_token("billing", BILLING_SECRET)
+    admin_routes = sorted((path, method) for path, method, dependant in _routes(auth) if _needs_admin(dependant))
     assert len(admin_routes) >= 6
     some_id = str(uuid.uuid4())
     for template, method in admin_routes:
         path = re.sub(r"\{[^}]+\}", some_id, template)
         body = {"roles": ["admin"]} if method == "PUT" else None
-        response = await auth.client.request(method, path, headers=bearer(tokens), json=body)
-        assert response.status_code == 403, (method, path)
+        for caller in (student, instructor, service):
+            response = await auth.client.request(method, path, headers=bearer(caller), json=body)
+            assert response.status_code == 403, (method, path, response.text)
         assert (await auth.client.request(method, path, json=body)).status_code == 401
+        # The control: the same request from an admin gets past the guard (200, or 404 for the random id).
+        assert (await auth.client.request(method, path, headers=admin, json=body)).status_code in (200, 404)
+    # Nothing changed on the way: the student is still a student.
+    assert claims((await auth.login(_student["email"]))["access_token"])["roles"] == ["student"]
 
 
 async def test_list_and_search_users_paginated(auth: Auth) -> None:

@@ -4,13 +4,18 @@ credentials, and what other services rely on (claims, demo accounts, the interna
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
+import uuid
 
 import jwt
 import pytest
-from auth_testkit import BILLING_SECRET, CATALOG_SECRET, Auth, HasherSpy, bearer, claims
+import sqlalchemy as sa
+from auth_testkit import BILLING_SECRET, CATALOG_SECRET, PASSWORD, Auth, HasherSpy, bearer, claims
+from fastapi.routing import iter_route_contexts
 
 from auth import passwords
+from auth.models import User
 
 
 async def test_register_login_me_refresh(auth: Auth) -> None:
@@ -120,3 +125,113 @@ async def test_argon2_runs_off_the_event_loop(auth: Auth, monkeypatch: pytest.Mo
     assert len(spy.threads) == 4
     assert all(name.startswith("argon2") for name in spy.threads), spy.threads
     assert threading.main_thread().name not in spy.threads
+
+
+async def test_argon2_work_holds_no_database_connection(
+        auth: Auth, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register, login, password change, erasure: none holds a pooled connection (PostgreSQL) or
+    the write lock (SQLite) while it hashes, or a storm of them would queue every other request of
+    the service behind the argon2 threads."""
+    pool = auth.runtime.db.engine.pool
+    held: list[int] = []
+
+    class PoolSpy(HasherSpy):
+        def hash(self, password: str) -> str:
+            held.append(pool.checkedout())  # type: ignore[attr-defined]
+            return super().hash(password)
+
+        def verify(self, hashed: str, password: str) -> bool:
+            held.append(pool.checkedout())  # type: ignore[attr-defined]
+            return super().verify(hashed, password)
+
+    monkeypatch.setattr(passwords._state, "hasher", PoolSpy(passwords._state.hasher))
+    user = await auth.register()
+    tokens = await auth.login(user["email"])
+    wrong = await auth.client.post("/login", json={"email": user["email"], "password": "not it at all"})
+    assert wrong.status_code == 401
+    changed = await auth.client.post("/password/change", headers=bearer(tokens), json={
+        "current_password": PASSWORD, "new_password": "another long passphrase"})
+    assert changed.status_code == 204, changed.text
+    erased = await auth.client.request("DELETE", "/me", headers=bearer(tokens),
+                                       json={"password": "another long passphrase"})
+    assert erased.status_code == 204, erased.text
+    # register's hash, two logins' verifications, the change's verify and hash, the erasure's verify
+    assert held == [0] * 6
+
+
+def _password_changes_while_argon2_verifies(auth: Auth, monkeypatch: pytest.MonkeyPatch, user_id: str,
+                                            new_password: str) -> None:
+    """Another request (simulated by a direct write) sets a new password while argon2 is busy with
+    the request under test, between its verification and its transaction."""
+    replacement = passwords._state.hasher.hash(new_password)
+    loop = asyncio.get_running_loop()
+
+    async def change() -> None:
+        async with auth.runtime.db.transaction() as session:
+            await session.execute(sa.update(User).where(User.id == uuid.UUID(user_id))
+                                  .values(password_hash=replacement))
+
+    class ChangeMidway(HasherSpy):
+        def verify(self, hashed: str, password: str) -> bool:
+            result = super().verify(hashed, password)
+            asyncio.run_coroutine_threadsafe(change(), loop).result(timeout=10)
+            return result
+
+    monkeypatch.setattr(passwords._state, "hasher", ChangeMidway(passwords._state.hasher))
+
+
+async def test_a_password_changed_during_login_is_not_signed_in_with_the_old_one(
+        auth: Auth, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hash login verified must still be the account's when the session is written."""
+    user = await auth.register()
+    _password_changes_while_argon2_verifies(auth, monkeypatch, user["id"], "a brand new passphrase")
+    response = await auth.client.post("/login", json={"email": user["email"], "password": PASSWORD})
+    assert response.status_code == 401
+    [entry] = [e for e in await auth.audit("login", user["id"]) if e.outcome == "failure"]
+    assert entry.details["reason"] == "password_changed"
+    monkeypatch.undo()
+    await auth.login(user["email"], "a brand new passphrase")
+
+
+async def test_a_password_changed_after_confirmation_stops_the_erasure(
+        auth: Auth, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Erasure confirms the password, then deletes under the row lock only if that password is still
+    the account's: a reset landing in between makes the erasure ask again (409), nothing is lost."""
+    user, tokens = await auth.user_with_tokens()
+    _password_changes_while_argon2_verifies(auth, monkeypatch, user["id"], "reset meanwhile")
+    refused = await auth.client.request("DELETE", "/me", headers=bearer(tokens), json={"password": PASSWORD})
+    assert refused.status_code == 409 and refused.json()["code"] == "password_changed"
+    monkeypatch.undo()
+    assert (await auth.client.get("/me", headers=bearer(tokens))).status_code == 200
+    assert not await auth.events("auth.user.deleted.v1", user_id=user["id"])
+
+
+async def test_no_response_ever_contains_a_password_hash(auth: Auth) -> None:
+    """Every GET route the app has (enumerated, so a new one is swept too), as the user, as an admin
+    and as billing's service token, plus the writes that return an account: no body carries the
+    stored hash, nor anything argon2-shaped. (auth_testkit also checks every response of the suite.)"""
+    user, tokens = await auth.user_with_tokens()
+    async with auth.runtime.db.session() as session:
+        stored = await session.scalar(sa.select(User.password_hash).where(User.id == uuid.UUID(user["id"])))
+    assert stored is not None and stored.startswith("$argon2id$")  # the control: there is one to leak
+    secret_part = stored.rsplit("$", 1)[1]
+    callers = [bearer(tokens), bearer(await auth.admin_tokens()),
+               bearer(await auth.service_token("billing", BILLING_SECRET))]
+    params = {"user_id": user["id"], "session_id": claims(tokens["access_token"])["sid"]}
+    bodies: list[bytes] = []
+    for route in iter_route_contexts(auth.app.routes):
+        if not route.path or "GET" not in (route.methods or ()):
+            continue
+        path = re.sub(r"\{(\w+)\}", lambda m: params[m.group(1)], route.path)
+        for headers in callers:
+            response = await auth.client.get(path, headers=headers, params={"q": user["email"]})
+            bodies.append(response.content)
+    admin = callers[1]
+    bodies += [(await auth.client.patch("/me", headers=bearer(tokens), json={"full_name": "Renamed"})).content,
+               (await auth.client.post(f"/admin/users/{user['id']}/disable", headers=admin)).content,
+               (await auth.client.post(f"/admin/users/{user['id']}/enable", headers=admin)).content,
+               (await auth.client.put(f"/admin/users/{user['id']}/roles", headers=admin,
+                                      json={"roles": ["student"]})).content]
+    assert len(bodies) > 30 and any(user["email"].encode() in body for body in bodies)
+    for body in bodies:
+        assert b"$argon2" not in body and secret_part.encode() not in body

@@ -1,4 +1,4 @@
-from catalog.models import Base
+from catalog.models import Base, include_in_autogenerate
 from common.migrations import run_env
 
-run_env(Base.metadata)
+run_env(Base.metadata, include_object=include_in_autogenerate)

@@ -1,5 +1,8 @@
 """Public reads: ETag / Cache-Control, the Redis response cache, and its invalidation after every
-kind of write that changes what the public sees."""
+kind of write that changes what the public sees: status changes, every metadata field and price,
+co-instructors, curriculum edits, asset re-measurement, erasure of an instructor. Enrollments do not
+show in public answers (no counts, and answers to signed-in callers are never cached), so grants
+and revocations need no invalidation."""
 
 from __future__ import annotations
 
@@ -187,3 +190,107 @@ async def test_erased_instructor_disappears_from_cached_answers(platform: Platfo
         return detail.get("instructor_ids") == [platform.user_id("instructor")]
 
     await eventually(forgotten)
+
+
+async def listing_ids(p: Platform, **params: str) -> list[str]:
+    response = await p.client.get(LIST, params={"page_size": 100, **params})
+    assert response.status_code == 200
+    return [item["id"] for item in response.json()["items"]]
+
+
+async def primed(p: Platform, course_id: str, params: dict[str, str]) -> None:
+    """Put the filtered list, the full list and the detail in the cache (the second read hits)."""
+    for _ in range(2):
+        hits = lookups("list", "hit")
+        await listing_ids(p, **params)
+        await listing_ids(p)
+        await public_detail(p, course_id)
+    assert lookups("list", "hit") == hits + 2, "the lists were served from the cache"
+
+
+async def test_every_metadata_edit_is_seen_at_once(platform: Platform) -> None:
+    """Each edit makes a cached filtered listing (which did not contain the course) contain it,
+    and the cached detail and full listing show the new value."""
+    category = await platform.client.post("/api/catalog/categories", json={"slug": "cache-cat", "name": "Cache"},
+                                          headers=platform.auth("admin"))
+    assert category.status_code == 201
+    co_teacher = platform.user_id("other_instructor")
+    course = await published_course(platform, "Metadata Cache Course", level="all", language="en")
+    course_id = course["id"]
+    edits: list[tuple[dict[str, Any], dict[str, str], str, Any]] = [
+        # (PATCH body, listing filter that only matches after the edit, field, value in the answers)
+        ({"category": "cache-cat"}, {"category": "cache-cat"}, "category", "cache-cat"),
+        ({"level": "advanced"}, {"level": "advanced", "category": "cache-cat"}, "level", "advanced"),
+        ({"language": "fr"}, {"language": "fr", "level": "advanced"}, "language", "fr"),
+        ({"tags": ["zebrafish"]}, {"q": "zebrafish"}, "tags", ["zebrafish"]),
+        ({"subtitle": "Wombat subtitle"}, {"q": "wombat"}, "subtitle", "Wombat subtitle"),
+        ({"description": "About an axolotl."}, {"q": "axolotl"}, "description", "About an axolotl."),
+        ({"title": "Narwhal Course"}, {"q": "narwhal"}, "title", "Narwhal Course"),
+        ({"price_amount": 0}, {"price": "free", "q": "narwhal"}, "price_amount", 0),
+        ({"instructor_ids": [co_teacher]}, {"instructor": co_teacher}, "instructor_ids",
+         [platform.user_id("instructor"), co_teacher]),
+        ({"cover_image_url": "https://cdn.example/new.png"}, {}, "cover_image_url", "https://cdn.example/new.png"),
+    ]
+    for body, params, field, value in edits:
+        await primed(platform, course_id, params)
+        assert params == {} or course_id not in await listing_ids(platform, **params), body
+        response = await platform.client.patch(f"{LIST}/{course_id}", json=body, headers=platform.auth("instructor"))
+        assert response.status_code == 200, response.text
+        detail = await public_detail(platform, course_id) or {}
+        shown = detail[field]["slug"] if field == "category" else detail[field]
+        assert shown == value, body
+        if field != "description":  # not part of a listing item
+            assert (await listed(platform, course_id) or {})[field] == value, body
+        assert params == {} or course_id in await listing_ids(platform, **params), body
+
+    # Taking the co-instructor off again drops the course from that instructor's cached listing.
+    await primed(platform, course_id, {"instructor": co_teacher})
+    response = await platform.client.patch(f"{LIST}/{course_id}", json={"instructor_ids": []},
+                                           headers=platform.auth("instructor"))
+    assert response.status_code == 200
+    assert course_id not in await listing_ids(platform, instructor=co_teacher)
+
+
+async def generations(p: Platform, course_id: str) -> tuple[int, int]:
+    """(list generation, course generation) in Redis: what every write must bump."""
+    prefix = p.catalog_app.state.runtime.settings.redis_key_prefix
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        values = [await redis.get(f"{prefix}{key}") for key in ("gen:list", f"gen:course:{course_id}")]
+    finally:
+        await redis.aclose()
+    list_generation, course_generation = (int(value or 0) for value in values)
+    return list_generation, course_generation
+
+
+async def test_every_curriculum_write_invalidates_the_course(platform: Platform) -> None:
+    """Curriculum edits happen in draft (not public then); they still invalidate, so no path to
+    publication can ever serve a curriculum older than the last edit. Publication itself is
+    covered above; here every curriculum route must bump both generations."""
+    course = await create_course(platform, "Curriculum Generations")
+    course_id, base = course["id"], f"{LIST}/{course['id']}"
+    auth = platform.auth("instructor")
+
+    async def write(method: str, url: str, body: Any = None) -> dict[str, Any]:
+        list_before, course_before = await generations(platform, course_id)
+        response = await platform.client.request(method, url, json=body, headers=auth)
+        assert response.status_code in (200, 201), (method, url, response.text)
+        list_after, course_after = await generations(platform, course_id)
+        assert list_after > list_before and course_after > course_before, (method, url)
+        return dict(response.json())
+
+    added = await write("POST", f"{base}/sections", {"title": "Extra"})
+    extra_section = added["sections"][-1]["id"]
+    await write("PATCH", f"{base}/sections/{extra_section}", {"title": "Extra, renamed"})
+    added = await write("POST", f"{base}/sections/{extra_section}/lessons", {"title": "T", "kind": "text"})
+    new_lesson = added["sections"][-1]["lessons"][0]["id"]
+    await write("PATCH", f"{base}/lessons/{new_lesson}", {"title": "T2", "is_preview": True})
+    order = {"sections": [{"id": section["id"], "lesson_ids": [lesson["id"] for lesson in section["lessons"]]}
+                          for section in reversed(added["sections"])]}
+    await write("PUT", f"{base}/curriculum/order", order)
+    await write("DELETE", f"{base}/lessons/{new_lesson}")
+    await write("DELETE", f"{base}/sections/{extra_section}")
+    await write("POST", f"{base}/status", {"status": "published"})
+    assert [section["id"] for section in (await public_detail(platform, course_id) or {})["sections"]] == [
+        section["id"] for section in reversed(course["sections"])]
+    await write("POST", f"{base}/status", {"status": "archived"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -159,3 +160,54 @@ async def test_user_deletion_erases_their_enrollments_for_good(platform: Platfor
     assert not await is_enrolled(platform, user_id)
     refused = await admin_change(platform, "grant", user_id)
     assert refused.status_code == 409 and refused.json()["code"] == "user_erased"
+
+
+async def test_a_manual_revoke_is_not_undone_by_late_payment_events(platform: Platform) -> None:
+    learner, first_order, late_order, new_order, newer_order = (str(uuid.uuid4()) for _ in range(5))
+    await platform.deliver("billing.order.paid", paid(first_order, learner))
+    assert (await admin_change(platform, "revoke", learner, reason="fraud")).json()["changed"] is True
+
+    # The same payment re-emitted (new event id, so the inbox cannot tell), and another order paid
+    # before the revocation but delivered only now: the admin's decision stands.
+    await platform.deliver("billing.order.paid", paid(first_order, learner))
+    await platform.deliver("billing.order.paid", {**paid(late_order, learner), "paid_at": "2026-11-21T10:00:00Z"})
+    await platform.deliver("billing.order.refunded", {**paid(first_order, learner), "amount_refunded": 4900,
+                                                      "refunded_at": "2026-11-22T10:00:00Z"})
+    assert not await is_enrolled(platform, learner)
+
+    # A purchase made after the revocation is a new decision by the learner: it grants access.
+    after = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)).isoformat()
+    await platform.deliver("billing.order.paid", {**paid(new_order, learner), "paid_at": after})
+    assert await is_enrolled(platform, learner)
+    # Refunding it ends access: the late order paid before the revocation does not keep it alive.
+    await platform.deliver("billing.order.refunded", {**paid(new_order, learner), "amount_refunded": 4900,
+                                                      "refunded_at": after})
+    assert not await is_enrolled(platform, learner)
+
+    # Billing's clock ahead of ours: a payment stamped later than a revocation made after it was
+    # handled. Its re-emission is still recognised as the payment already handled.
+    await platform.deliver("billing.order.paid", {**paid(newer_order, learner), "paid_at": after})
+    assert (await admin_change(platform, "revoke", learner)).json()["changed"] is True
+    await platform.deliver("billing.order.paid", {**paid(newer_order, learner), "paid_at": after})
+    assert not await is_enrolled(platform, learner)
+
+    granted = [(e["version"], e["order_id"]) for e in await platform.outbox_events(GRANTED, user_id=learner)]
+    revoked = [(e["version"], e["reason"]) for e in await platform.outbox_events(REVOKED, user_id=learner)]
+    assert granted == [(1, first_order), (3, new_order), (5, newer_order)]
+    assert revoked == [(2, "admin"), (4, "refunded"), (6, "admin")]
+
+
+async def test_a_learner_cannot_undo_a_manual_revoke_of_a_free_course(platform: Platform) -> None:
+    course = await create_course(platform, "Free To Revoke", price_amount=0)
+    assert (await set_status(platform, course["id"], "published")).status_code == 200
+    url = f"/api/catalog/courses/{course['id']}/enroll"
+    student = platform.user_id("student")
+    assert (await platform.client.post(url, headers=platform.auth("student"))).status_code == 201
+    assert (await admin_change(platform, "revoke", student, course_id=course["id"])).json()["changed"] is True
+    refused = await platform.client.post(url, headers=platform.auth("student"))
+    assert refused.status_code == 403 and refused.json()["code"] == "revoked_by_admin"
+    assert not await is_enrolled(platform, student, course["id"])
+    # An admin's grant lifts it; enrolling again is then the usual idempotent no-op.
+    assert (await admin_change(platform, "grant", student, course_id=course["id"])).json()["changed"] is True
+    assert (await platform.client.post(url, headers=platform.auth("student"))).status_code == 200
+    assert len(await platform.outbox_events(GRANTED, user_id=student, course_id=course["id"])) == 2

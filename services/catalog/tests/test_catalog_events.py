@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from typing import Any
 
@@ -165,3 +166,63 @@ async def test_concurrent_deliveries_of_one_payment_grant_once(platform: Platfor
     await asyncio.gather(*(platform.deliver("billing.order.paid", paid(order_id, user_id)) for _ in range(5)))
     assert len(await enrollments(platform, user_id)) == 1
     assert len(await platform.outbox_events(GRANTED, user_id=user_id)) == 1
+
+
+async def access_history(p: Platform, user_id: str) -> list[tuple[int, str]]:
+    """(version, granted|revoked) of every access event for this user, in version order."""
+    granted = [(e["version"], "granted") for e in await p.outbox_events(GRANTED, user_id=user_id)]
+    revoked = [(e["version"], "revoked") for e in await p.outbox_events(REVOKED, user_id=user_id)]
+    return sorted(granted + revoked)
+
+
+def consistent(history: list[tuple[int, str]], enrolled: bool) -> bool:
+    """Grants and revocations alternate with growing versions and end in the current state."""
+    kinds = [kind for _, kind in history]
+    alternating = all(kind == ("granted" if index % 2 == 0 else "revoked") for index, kind in enumerate(kinds))
+    versions = [version for version, _ in history]
+    return alternating and versions == sorted(set(versions)) and (kinds[-1:] == ["granted"]) == enrolled
+
+
+@pytest.mark.parametrize(("script", "enrolled"), [
+    # (event, order) in every arrival order; each event is also delivered twice with distinct ids.
+    ((("paid", 1), ("refunded", 1)), False),
+    ((("paid", 1), ("paid", 2), ("refunded", 2)), True),  # bought twice, the second one refunded
+    ((("paid", 1), ("paid", 2), ("refunded", 1)), True),  # ... or the first one refunded
+    ((("paid", 1), ("paid", 2), ("refunded", 1), ("refunded", 2)), False),
+])
+async def test_every_arrival_order_with_duplicates_ends_the_same(
+        platform: Platform, script: tuple[tuple[str, int], ...], enrolled: bool) -> None:
+    for permutation in itertools.permutations(script):
+        user_id = str(uuid.uuid4())
+        orders = {number: str(uuid.uuid4()) for _, number in script}
+        for kind, number in permutation:
+            payload = (paid if kind == "paid" else refunded)(orders[number], user_id)
+            first = await platform.deliver(f"billing.order.{kind}", payload)
+            await platform.deliver(f"billing.order.{kind}", payload, event_id=first.event_id)  # redelivered
+            await platform.deliver(f"billing.order.{kind}", payload)  # re-emitted
+        assert await is_enrolled(platform, user_id) is enrolled, permutation
+        history = await access_history(platform, user_id)
+        assert consistent(history, enrolled), (permutation, history)
+
+
+async def test_late_events_after_erasure_change_nothing(platform: Platform) -> None:
+    order_id, user_id = ids()
+    await platform.deliver("billing.order.paid", paid(order_id, user_id))
+    await platform.deliver("auth.user.deleted", {"user_id": user_id, "deleted_at": "2026-11-22T10:00:00Z"})
+    late_paid = await platform.deliver("billing.order.paid", paid(order_id, user_id))  # re-emitted, late
+    await platform.deliver("billing.order.paid", paid(order_id, user_id), event_id=late_paid.event_id)
+    await platform.deliver("billing.order.refunded", refunded(order_id, user_id))
+    await platform.deliver("billing.order.paid", paid(str(uuid.uuid4()), user_id))  # another, older order
+    assert not await is_enrolled(platform, user_id)
+    assert await enrollments(platform, user_id) == []
+    async with platform.catalog_app.state.runtime.db.session() as session:
+        facts = await session.scalar(sa.select(sa.func.count()).select_from(OrderFact)
+                                     .where(OrderFact.user_id == uuid.UUID(user_id)))
+    assert facts == 0  # nothing about the erased user is written back
+    assert await access_history(platform, user_id) == [(1, "granted"), (2, "revoked")]
+
+    # Erasure first, then the payment (reordered): never enrolled at all.
+    order_id, user_id = ids()
+    await platform.deliver("auth.user.deleted", {"user_id": user_id, "deleted_at": "2026-11-22T10:00:00Z"})
+    await platform.deliver("billing.order.paid", paid(order_id, user_id))
+    assert await enrollments(platform, user_id) == [] and await access_history(platform, user_id) == []

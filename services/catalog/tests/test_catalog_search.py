@@ -6,9 +6,14 @@ import uuid
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from catalog_search_fixture import create_fixture, names
+from sqlalchemy.dialects import postgresql
 
-from .conftest import Platform
+from catalog.models import Course
+from catalog.search import CourseQuery, search_match
+
+from .conftest import Platform, create_course, set_status
 
 LIST = "/api/catalog/courses"
 
@@ -69,3 +74,48 @@ async def test_filters_sort_and_paging(platform: Platform, fixture_ids: dict[str
                 {"language": "english"}, {"instructor": "x"}, {"q": "x" * 201}, {"category": "Not A Slug"}):
         response = await platform.client.get(LIST, params=bad)
         assert response.status_code == 422, bad
+
+
+async def test_each_course_is_stemmed_in_its_own_language(platform: Platform,
+                                                          fixture_ids: dict[str, str]) -> None:
+    db = platform.catalog_app.state.runtime.db
+    async with db.session() as session:
+        # The fixture is meaningful: only German stemming relates "Datenbank" to "Datenbanken".
+        for config, expected in (("english", False), ("simple", False), ("german", True)):
+            matches = await session.scalar(sa.select(sa.func.to_tsvector(sa.literal_column(f"'{config}'::regconfig"),
+                                                                         "Datenbanken").op("@@")(
+                sa.func.websearch_to_tsquery(sa.literal_column(f"'{config}'::regconfig"), "Datenbank"))))
+            assert matches is expected, config
+    german = await create_course(platform, "Datenbanken für Einsteiger", language="de", subtitle="Grundlagen")
+    assert (await set_status(platform, german["id"], "published")).status_code == 200
+
+    def found(listing: dict[str, Any]) -> bool:
+        return german["id"] in [item["id"] for item in listing["items"]]
+
+    assert found(await search(platform, q="Datenbank"))  # no language filter: every configuration
+    assert found(await search(platform, q="Datenbank", language="de"))
+    assert not found(await search(platform, q="Datenbank", language="en"))
+    assert found(await search(platform, q="Einsteiger Datenbank"))
+    # English courses keep English stemming when the query is not narrowed to a language.
+    assert names(fixture_ids, await search(platform, q="encodings")) == ["in_title", "in_subtitle"]
+
+    # The stored vector follows the course's language when it changes.
+    changed = await platform.client.patch(f"{LIST}/{german['id']}", json={"language": "en"},
+                                          headers=platform.auth("instructor"))
+    assert changed.status_code == 200
+    assert not found(await search(platform, q="Datenbank"))
+    assert found(await search(platform, q="Datenbanken"))
+
+
+@pytest.mark.parametrize("language", [None, "de"])
+async def test_search_uses_the_gin_index(platform: Platform, fixture_ids: dict[str, str],
+                                         language: str | None) -> None:
+    """The search conditions can be served by the GIN index (with no other index to pick and
+    sequential scans priced out, the planner uses it if, and only if, it can)."""
+    conditions, _ = search_match(CourseQuery(q="quokka encoding", language=language), "postgresql")
+    compiled = sa.select(Course.id).where(*conditions).compile(dialect=postgresql.dialect(),
+                                                               compile_kwargs={"literal_binds": True})
+    async with platform.catalog_app.state.runtime.db.transaction() as session:
+        await session.execute(sa.text("SET LOCAL enable_seqscan = off"))  # a tiny table: force the choice
+        plan = "\n".join((await session.scalars(sa.text(f"EXPLAIN {compiled}"))).all())
+    assert "ix_courses_search_vector" in plan, plan

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
 from catalog import service
 from common.errors import Forbidden
 
-from .conftest import ASSET, Platform, create_course, set_status
+from .conftest import ASSET, Platform, course_body, create_course, set_status
 
 UPDATED = "catalog.course.updated.v1"
 PUBLISHED = "catalog.course.published.v1"
@@ -118,34 +119,73 @@ async def test_asset_events_are_order_independent(platform: Platform) -> None:
     assert (await set_status(platform, dropped["id"], "published")).json()["code"] == "assets_not_ready"
 
 
+# Every write route of the app, with a body that would succeed for the course's own instructor.
+# A write route missing here fails the test below, so a new one cannot skip the ownership check.
+COURSE_WRITES: dict[tuple[str, str], Any] = {
+    ("PATCH", "/courses/{course_id}"): {"title": "Hijacked", "price_amount": 1},
+    ("POST", "/courses/{course_id}/publish"): None,
+    ("POST", "/courses/{course_id}/status"): {"status": "in_review"},
+    ("POST", "/courses/{course_id}/sections"): {"title": "Extra"},
+    ("PATCH", "/courses/{course_id}/sections/{section_id}"): {"title": "Renamed"},
+    ("DELETE", "/courses/{course_id}/sections/{section_id}"): None,
+    ("POST", "/courses/{course_id}/sections/{section_id}/lessons"): {"title": "L", "kind": "text"},
+    ("PATCH", "/courses/{course_id}/lessons/{lesson_id}"): {"title": "Renamed"},
+    ("DELETE", "/courses/{course_id}/lessons/{lesson_id}"): None,
+    ("PUT", "/courses/{course_id}/curriculum/order"): "reversed",
+}
+# Course-scoped routes that are not edits, and the write routes that are not course-scoped.
+NOT_EDITS = {("POST", "/courses/{course_id}/enroll"): "a learner enrolling (only published free courses)"}
+OTHER_WRITES = {("POST", "/courses"): 201, ("POST", "/categories"): 403,
+                ("POST", "/admin/enrollments/{action}"): 403}
+PRIVATE_READS = {("GET", "/courses/{course_id}/enrollments")}
+
+
+def write_routes(p: Platform) -> set[tuple[str, str]]:
+    """(method, path) of every write route the running catalog app serves (from its OpenAPI)."""
+    paths = p.catalog_app.openapi()["paths"]
+    return {(method.upper(), path) for path, operations in paths.items() for method in operations
+            if method.upper() in ("POST", "PUT", "PATCH", "DELETE")}
+
+
 async def test_instructors_edit_only_their_own_courses(platform: Platform) -> None:
+    assert write_routes(platform) == set(COURSE_WRITES) | set(NOT_EDITS) | set(OTHER_WRITES)
     course = await create_course(platform, "Ines Owns This")
     course_id = course["id"]
     section_id = course["sections"][0]["id"]
     lesson_id = course["sections"][0]["lessons"][0]["id"]
-    other = platform.auth("other_instructor")
     base = f"/api/catalog/courses/{course_id}"
-    attempts = [
-        ("PATCH", base, {"title": "Hijacked"}),
-        ("POST", f"{base}/status", {"status": "in_review"}),
-        ("POST", f"{base}/publish", None),
-        ("POST", f"{base}/sections", {"title": "Extra"}),
-        ("PATCH", f"{base}/sections/{section_id}", {"title": "Renamed"}),
-        ("DELETE", f"{base}/sections/{section_id}", None),
-        ("POST", f"{base}/sections/{section_id}/lessons", {"title": "L", "kind": "text"}),
-        ("PATCH", f"{base}/lessons/{lesson_id}", {"title": "Renamed"}),
-        ("DELETE", f"{base}/lessons/{lesson_id}", None),
-        ("PUT", f"{base}/curriculum/order", {"sections": []}),
-        ("GET", f"{base}/enrollments", None),
-    ]
-    for method, url, body in attempts:
-        response = await platform.client.request(method, url, json=body, headers=other)
-        assert response.status_code == 403, (method, url, response.text)
-        student = await platform.client.request(method, url, json=body, headers=platform.auth("student"))
-        assert student.status_code == 403, (method, url)
-    assert (await platform.client.get(base, headers=other)).status_code == 404  # a draft is invisible
-    unchanged = (await platform.client.get(base, headers=platform.auth("instructor"))).json()
-    assert unchanged["title"] == "Ines Owns This" and len(unchanged["sections"]) == 2
+    before = (await platform.client.get(base, headers=platform.auth("instructor"))).json()
+    reversed_order = {"sections": [{"id": section["id"], "lesson_ids": [lesson["id"] for lesson in
+                                                                         reversed(section["lessons"])]}
+                                   for section in reversed(course["sections"])]}
+    for (method, path), body in [*COURSE_WRITES.items(), *((route, None) for route in PRIVATE_READS)]:
+        url = "/api/catalog" + path.format(course_id=course_id, section_id=section_id, lesson_id=lesson_id)
+        body = reversed_order if body == "reversed" else body
+        for who in ("other_instructor", "student"):
+            response = await platform.client.request(method, url, json=body, headers=platform.auth(who))
+            assert response.status_code in (403, 404), (who, method, path, response.text)
+    assert (await platform.client.get(base, headers=platform.auth("other_instructor"))).status_code == 404
+    after = (await platform.client.get(base, headers=platform.auth("instructor"))).json()
+    assert after == before  # nothing at all changed
+    assert await platform.outbox_events(UPDATED, course_id=course_id) == []
+    for (method, path), expected in OTHER_WRITES.items():
+        url = "/api/catalog" + path.format(action="grant")
+        body = {"slug": "x-other", "name": "X"} if path == "/categories" else (
+            course_body("Her Own", sections=[]) if path == "/courses" else
+            {"user_id": str(uuid.uuid4()), "course_id": course_id, "reason": "mine now"})
+        response = await platform.client.request(method, url, json=body, headers=platform.auth("other_instructor"))
+        assert response.status_code == expected, (method, path, response.text)
+
+    # The same bodies succeed for the owner (so the refusals above were about ownership); the
+    # reorder names the original curriculum, so it goes first.
+    for (method, path), body in sorted(COURSE_WRITES.items(), key=lambda item: item[1] != "reversed"):
+        if path.endswith(("/publish", "/status")) or method == "DELETE":
+            continue
+        url = "/api/catalog" + path.format(course_id=course_id, section_id=section_id, lesson_id=lesson_id)
+        body = reversed_order if body == "reversed" else body
+        response = await platform.client.request(method, url, json=body, headers=platform.auth("instructor"))
+        assert response.status_code in (200, 201), (method, path, response.text)
+    other = platform.auth("other_instructor")
 
     # Admins manage everything; a co-instructor named by the creator may edit too.
     assert (await platform.client.patch(base, json={"subtitle": "by admin"}, headers=platform.auth("admin"))
@@ -212,10 +252,18 @@ async def test_instructors_use_only_their_own_videos(platform: Platform) -> None
     stolen = await platform.client.post("/api/catalog/courses", json=body, headers=other)
     assert stolen.status_code == 403 and stolen.json()["code"] == "asset_not_owned"
     assert stolen.json()["asset_ids"] == [ASSET]
-    # Naming the video's owner as co-instructor makes it the course's own video.
-    shared = await platform.client.post("/api/catalog/courses", headers=other, json={
+    # Naming the video's owner as co-instructor (no consent needed) does not open their uploads...
+    named = await platform.client.post("/api/catalog/courses", headers=other, json={
         **body, "instructor_ids": [platform.user_id("instructor")]})
-    assert shared.status_code == 201, shared.text
+    assert named.status_code == 403 and named.json()["code"] == "asset_not_owned"
+    # ... but the owner, as co-instructor, may put their own video into the course.
+    co_taught = await create_course(platform, "Co-taught Video", who="other_instructor",
+                                    instructor_ids=[platform.user_id("instructor")], sections=[{"title": "S"}])
+    section = f"/api/catalog/courses/{co_taught['id']}/sections/{co_taught['sections'][0]['id']}/lessons"
+    lesson = {"title": "V", "kind": "video", "asset_id": ASSET}
+    assert (await platform.client.post(section, json=lesson, headers=other)).status_code == 403
+    assert (await platform.client.post(section, json=lesson, headers=platform.auth("instructor"))).status_code == 201
+    assert (await set_status(platform, co_taught["id"], "published", who="other_instructor")).status_code == 200
 
     # An asset playback had not announced yet is checked again when the course is published.
     late = str(uuid.uuid4())

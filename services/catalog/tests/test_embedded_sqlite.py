@@ -4,6 +4,7 @@ same event handling as on PostgreSQL (insert-if-absent and row locks have SQLite
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from pathlib import Path
 
@@ -75,6 +76,28 @@ async def test_sqlite_start_seed_and_order_events(tmp_path: Path) -> None:
             left = await session.scalar(sa.select(sa.func.count()).select_from(Enrollment)
                                         .where(Enrollment.user_id == free_user))
         assert left == 0
+
+        # An admin's revoke beats a late payment (timestamps compared on SQLite too); a later one grants.
+        learner = uuid.uuid4()
+        admin = service.Actor(user_id=uuid.uuid4(), is_admin=True)
+        async with catalog_app.state.runtime.db.transaction() as session:
+            await service.admin_grant(db_session=session, actor=admin, user_id=learner,
+                                      course_id=uuid.UUID(PAID_COURSE), reason="trial")
+        async with catalog_app.state.runtime.db.transaction() as session:
+            await service.admin_revoke(db_session=session, actor=admin, user_id=learner,
+                                       course_id=uuid.UUID(PAID_COURSE), reason="abuse")
+
+        async def pay(paid_at: str) -> bool:
+            await consumer(Envelope.new("billing.order.paid", {
+                "order_id": str(uuid.uuid4()), "user_id": str(learner), "course_id": PAID_COURSE, "amount": 4900,
+                "currency": "EUR", "paid_at": paid_at}))
+            async with catalog_app.state.runtime.db.session() as session:
+                check = await service.check_enrollment(db_session=session, user_id=learner,
+                                                       course_id=uuid.UUID(PAID_COURSE))
+            return check.enrolled
+
+        assert not await pay("2026-11-20T10:00:00+00:00")
+        assert await pay((dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)).isoformat())
 
 
 async def test_sqlite_search_fallback_ranks_like_the_weights(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from common import migrations
+from common.revocation import REVOKING_EVENTS, records_revocations
 from common.runtime import open_bus
 from common.settings import ServiceSettings
 
@@ -15,6 +16,8 @@ def migrate(settings: ServiceSettings, migrations_dir: Path, consumed: Iterable[
     """Apply the schema migrations, then declare the service's queues so no event is missed."""
     migrations.upgrade(migrations_dir, settings.database_url, settings.db_schema)
     keys = list(consumed)
+    if records_revocations(settings.service_name):
+        keys = list(dict.fromkeys([*keys, *REVOKING_EVENTS]))
     if settings.broker_url and keys:
         asyncio.run(_declare(settings, keys))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,11 +36,15 @@ def alembic_config(migrations_dir: Path, url: str, schema: str | None) -> Config
     return cfg
 
 
-def run_env(target_metadata: Any) -> None:
+IncludeObject = Callable[[Any, str | None, str, bool, Any], bool]
+
+
+def run_env(target_metadata: Any, include_object: IncludeObject | None = None) -> None:
     """Body of every service's migrations/env.py.
 
     The outbox/inbox tables are created by `create_messaging_tables()` in each service's first
-    revision and left out of autogenerate comparisons.
+    revision and left out of autogenerate comparisons. `include_object` (Alembic's hook) lets a
+    service leave out more, e.g. database-only objects its models cannot map.
     """
     cfg = context.config
     url = sync_url(cfg.attributes["database_url"])
@@ -60,18 +65,27 @@ def run_env(target_metadata: Any) -> None:
             render_as_batch=url.startswith("sqlite"),
             compare_type=True,
             render_item=_render_item,
-            include_object=_not_messaging_table,
+            include_object=_included(include_object),
         )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()
 
 
+def _included(extra: IncludeObject | None) -> IncludeObject:
+    if extra is None:
+        return _not_messaging_table
+    return lambda *args: _not_messaging_table(*args) and extra(*args)
+
+
 def _not_messaging_table(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     from common.events.tables import metadata as messaging_metadata
 
     table = obj if type_ == "table" else getattr(obj, "table", None)
-    return getattr(table, "name", name) not in messaging_metadata.tables
+    table_name = getattr(table, "name", name)
+    # The version table lives in the service's own schema (on the search_path), so autogenerate
+    # would otherwise see it as a table the models dropped.
+    return table_name not in messaging_metadata.tables and table_name != "alembic_version"
 
 
 def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:

@@ -22,6 +22,7 @@ from common.http import ServiceClient, ServiceTokenProvider
 from common.mail import Mailer, build_mailer
 from common.observability.logging import configure_logging
 from common.observability.tracing import configure_tracing
+from common.revocation import Revocations, records_revocations, with_revocations
 from common.security import JWKSVerifier
 from common.settings import ServiceSettings
 
@@ -39,6 +40,7 @@ class Runtime:
     tokens: ServiceTokenProvider | None
     relay: OutboxRelay
     mailer: Mailer
+    revocations: Revocations
     health_checks: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
     # Service-specific resources (payment provider, storage...) opened by the service itself.
     resources: dict[str, Any] = field(default_factory=dict)
@@ -103,9 +105,12 @@ async def open_runtime(settings: ServiceSettings, *, migrations_dir: Path, handl
             checks["redis"] = cache.ping
         if settings.broker_url:
             checks["broker"] = bus.ping
+        revocations = Revocations(cache, settings.token_revocation_ttl_seconds)
         runtime = Runtime(settings=settings, db=db, cache=cache, bus=bus, http=http,
                           verifier=verifier, tokens=tokens, relay=relay, mailer=build_mailer(settings),
-                          health_checks=checks)
+                          revocations=revocations, health_checks=checks)
+        if records_revocations(name):
+            handlers = with_revocations(handlers, revocations)
         if handlers:
             consumer = InboxConsumer(db, name, handlers)
             await bus.subscribe(name, consumer.routing_keys, consumer)

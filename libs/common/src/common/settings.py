@@ -45,6 +45,8 @@ class ServiceSettings(BaseSettings):
     jwt_audience: str = "triple-api"
     jwks_cache_seconds: int = 300
     jwks_refetch_cooldown_seconds: float = 10.0
+    # How long a revoked user's old access tokens stay refused: longer than any access token lives.
+    token_revocation_ttl_seconds: float = 3600.0
 
     # Client-credentials secret this service uses to call others; None means it calls nobody.
     service_client_secret: SecretStr | None = None

@@ -26,9 +26,10 @@ from auth.models import EmailToken, LoginSession, ServiceClient, User
 from auth.settings import AuthSettings
 from auth.throttle import Limit, LoginThrottle, too_many
 from common.cache import Cache
-from common.db import utcnow
+from common.db import Database, utcnow
 from common.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, Unauthorized
 from common.events import add_event
+from common.events.tables import outbox
 from common.mail import Mail
 from common.observability.metrics import count
 
@@ -91,18 +92,28 @@ def _policy(password: str, email: str | None, settings: AuthSettings | None) -> 
 # --- accounts ------------------------------------------------------------------------------------
 
 
+async def new_password_hash(*, email: str, password: str, settings: AuthSettings | None = None) -> str:
+    """Policy check and argon2 hash of a new account's password, for callers that hash before
+    they open the transaction (a registration storm then holds no connection or write lock)."""
+    _policy(password, normalise_email(email), settings)
+    return await passwords.hash_password(password)
+
+
 async def register(*, db_session: AsyncSession, email: str, password: str, full_name: str,
                    roles: list[str] | None = None, settings: AuthSettings | None = None,
-                   ctx: RequestContext | None = None, email_verified: bool = False) -> User:
+                   ctx: RequestContext | None = None, email_verified: bool = False,
+                   password_hash: str | None = None) -> User:
+    """`password_hash`: from `new_password_hash` with this password (else hashed here)."""
     email = normalise_email(email)
-    _policy(password, email, settings)
+    if password_hash is None:
+        _policy(password, email, settings)
     if any(role not in ROLES for role in roles or []):
         raise InvalidInput("unknown role", code="invalid_role")
     if await db_session.scalar(sa.select(User.id).where(User.email == email)) is not None:
         raise Conflict("an account with this email already exists", code="email_taken")
     now = utcnow()
     user = User(id=uuid.uuid4(), email=email, full_name=full_name.strip(),
-                password_hash=await passwords.hash_password(password), roles=roles or ["student"],
+                password_hash=password_hash or await passwords.hash_password(password), roles=roles or ["student"],
                 is_active=True, created_at=now, updated_at=now, password_changed_at=now,
                 email_verified_at=now if email_verified else None)
     db_session.add(user)
@@ -114,34 +125,53 @@ async def register(*, db_session: AsyncSession, email: str, password: str, full_
     return user
 
 
-async def login(*, db_session: AsyncSession, cache: Cache, settings: AuthSettings, keyring: keys.KeyRing,
+async def login(*, db: Database, cache: Cache, settings: AuthSettings, keyring: keys.KeyRing,
                 email: str, password: str, ctx: RequestContext) -> Outcome[sessions.IssuedTokens]:
     """Password login with per-IP and per-account throttling. An unknown email, a wrong password
-    and a disabled account get the same answer after the same argon2 work."""
+    and a disabled account get the same answer after the same argon2 work.
+
+    The argon2 work runs between two short database steps, never inside a transaction: on SQLite
+    a transaction holds the write lock, on PostgreSQL a pooled connection, and a login storm would
+    otherwise queue every other request of the service behind the hashing threads. The write step
+    re-reads the account under lock and only accepts the hash it verified, so a password changed
+    meanwhile is not signed in with the old one.
+    """
     email = _lookup_email(email)
     throttle = LoginThrottle(cache, settings)
     try:
         await throttle.check(ctx.ip or "unknown", email)
     except DomainError as exc:
-        await audit.record(db_session, ctx, "login", outcome="throttled", email_hash=_digest(email)[:16])
+        async with db.transaction() as session:
+            await audit.record(session, ctx, "login", outcome="throttled", email_hash=_digest(email)[:16])
         count("auth", "logins_throttled")
         return Outcome(error=exc)
-    user = await db_session.scalar(sa.select(User).where(User.email == email))
-    valid = await passwords.verify_password(user.password_hash if user else None, password)
-    if user is None or not valid or not user.is_active:
-        await throttle.failed(ctx.ip or "unknown", email)
-        reason = "unknown_account" if user is None else ("disabled" if valid else "wrong_password")
-        await audit.record(db_session, ctx, "login", outcome="failure", subject_id=user.id if user else None,
-                           reason=reason, **({} if user else {"email_hash": _digest(email)[:16]}))
-        count("auth", "logins_failed")
-        return Outcome(error=Unauthorized(_INVALID_CREDENTIALS, code="invalid_credentials"))
-    if passwords.needs_rehash(user.password_hash):
-        user.password_hash = await passwords.hash_password(password)
-    user.last_login_at = utcnow()
-    await throttle.succeeded(email)
-    tokens = await sessions.start(db_session=db_session, settings=settings, keyring=keyring, user=user, ctx=ctx)
-    await audit.record(db_session, ctx.acting_as(user.id), "login", subject_id=user.id,
-                       session_id=str(tokens.session_id))
+    async with db.session() as session:
+        found = (await session.execute(sa.select(User.id, User.password_hash, User.is_active)
+                                       .where(User.email == email))).first()
+    verified_hash = found.password_hash if found else None
+    valid = await passwords.verify_password(verified_hash, password)
+    rehashed = (await passwords.hash_password(password)
+                if found and valid and passwords.needs_rehash(found.password_hash) else None)
+    async with db.transaction() as session:
+        user = None
+        if found is not None:
+            user = await session.scalar(sa.select(User).where(User.id == found.id).with_for_update())
+        current = user is not None and user.password_hash == verified_hash
+        if user is None or not valid or not current or not user.is_active:
+            await throttle.failed(ctx.ip or "unknown", email)
+            reason = ("unknown_account" if user is None else "wrong_password" if not valid
+                      else "password_changed" if not current else "disabled")
+            await audit.record(session, ctx, "login", outcome="failure", subject_id=user.id if user else None,
+                               reason=reason, **({} if user else {"email_hash": _digest(email)[:16]}))
+            count("auth", "logins_failed")
+            return Outcome(error=Unauthorized(_INVALID_CREDENTIALS, code="invalid_credentials"))
+        if rehashed is not None:
+            user.password_hash = rehashed
+        user.last_login_at = utcnow()
+        await throttle.succeeded(email)
+        tokens = await sessions.start(db_session=session, settings=settings, keyring=keyring, user=user, ctx=ctx)
+        await audit.record(session, ctx.acting_as(user.id), "login", subject_id=user.id,
+                           session_id=str(tokens.session_id))
     count("auth", "logins_succeeded")
     return Outcome(value=tokens)
 
@@ -176,18 +206,35 @@ async def _user_for_update(db_session: AsyncSession, user_id: uuid.UUID) -> User
     return user
 
 
-async def _check_password(db_session: AsyncSession, cache: Cache, settings: AuthSettings, user: User,
-                          password: str, ctx: RequestContext, action: str) -> DomainError | None:
-    """Re-authentication for sensitive changes; wrong guesses are limited per account."""
+async def confirm_password(*, db: Database, cache: Cache, settings: AuthSettings, user_id: uuid.UUID,
+                           password: str, ctx: RequestContext, action: str) -> Outcome[str]:
+    """Re-authentication for a sensitive change, before its transaction opens (argon2 holds no lock
+    or connection, as in `login`). The value is the verified hash: the change then requires it
+    unchanged under its row lock (`_reauthenticated`). Wrong guesses are limited per account and
+    audited (in their own transaction, since the change does not happen)."""
     limit = Limit(cache, "pwcheck", settings.password_checks_per_account_per_15_minutes, 900)
-    wait = await limit.blocked(str(user.id))
+    wait = await limit.blocked(str(user_id))
     if wait:
-        return too_many(wait, "wrong passwords")
-    if await passwords.verify_password(user.password_hash, password):
-        return None
-    await limit.hit(str(user.id))
-    await audit.record(db_session, ctx, action, outcome="failure", subject_id=user.id, reason="wrong_password")
-    return Forbidden("the password is incorrect", code="invalid_password")
+        return Outcome(error=too_many(wait, "wrong passwords"))
+    async with db.session() as session:
+        stored = await session.scalar(sa.select(User.password_hash).where(User.id == user_id,
+                                                                           User.is_active.is_(True)))
+    if stored is None:
+        return Outcome(error=NotFound("user not found"))
+    if await passwords.verify_password(stored, password):
+        return Outcome(value=stored)
+    await limit.hit(str(user_id))
+    async with db.transaction() as session:
+        await audit.record(session, ctx, action, outcome="failure", subject_id=user_id, reason="wrong_password")
+    return Outcome(error=Forbidden("the password is incorrect", code="invalid_password"))
+
+
+async def _reauthenticated(db_session: AsyncSession, user_id: uuid.UUID, verified_hash: str) -> User:
+    """The account, locked, provided its password is still the one `confirm_password` verified."""
+    user = await _user_for_update(db_session, user_id)
+    if not hmac.compare_digest(user.password_hash, verified_hash):
+        raise Conflict("the password changed meanwhile: confirm it again", code="password_changed")
+    return user
 
 
 async def update_profile(*, db_session: AsyncSession, user_id: uuid.UUID, changes: dict[str, Any],
@@ -316,17 +363,13 @@ async def reset_password(*, db_session: AsyncSession, cache: Cache, settings: Au
     return user
 
 
-async def change_password(*, db_session: AsyncSession, cache: Cache, settings: AuthSettings,
-                          user_id: uuid.UUID, current_session: uuid.UUID | None, current_password: str,
-                          new_password: str, sign_out_other_sessions: bool,
-                          ctx: RequestContext) -> Outcome[User]:
-    user = await _user_for_update(db_session, user_id)
-    error = await _check_password(db_session, cache, settings, user, current_password, ctx, "password_change")
-    if error is not None:
-        return Outcome(error=error)
-    _policy(new_password, user.email, settings)
+async def change_password(*, db_session: AsyncSession, settings: AuthSettings, user_id: uuid.UUID,
+                          current_session: uuid.UUID | None, verified_hash: str, new_password_hash: str,
+                          sign_out_other_sessions: bool, ctx: RequestContext) -> Outcome[User]:
+    """After `confirm_password`; `new_password_hash` from `new_password_hash` (policy checked)."""
+    user = await _reauthenticated(db_session, user_id, verified_hash)
     now = utcnow()
-    user.password_hash = await passwords.hash_password(new_password)
+    user.password_hash = new_password_hash
     user.password_changed_at = user.updated_at = now
     ended = 0
     if sign_out_other_sessions:
@@ -336,14 +379,10 @@ async def change_password(*, db_session: AsyncSession, cache: Cache, settings: A
     return Outcome(value=user, mails=[mails.password_changed_notice(user.email, user.full_name)])
 
 
-async def request_email_change(*, db_session: AsyncSession, cache: Cache, settings: AuthSettings,
-                               user_id: uuid.UUID, new_email: str, password: str,
-                               ctx: RequestContext) -> Outcome[User]:
-    """Needs the password; the address changes only when the new mailbox confirms the code."""
-    user = await _user_for_update(db_session, user_id)
-    error = await _check_password(db_session, cache, settings, user, password, ctx, "email_change_request")
-    if error is not None:
-        return Outcome(error=error)
+async def request_email_change(*, db_session: AsyncSession, settings: AuthSettings, user_id: uuid.UUID,
+                               new_email: str, verified_hash: str, ctx: RequestContext) -> Outcome[User]:
+    """After `confirm_password`; the address changes only when the new mailbox confirms the code."""
+    user = await _reauthenticated(db_session, user_id, verified_hash)
     new_email = normalise_email(new_email)
     if new_email == user.email:
         return Outcome(error=InvalidInput("this is already your email address", code="same_email"))
@@ -373,21 +412,46 @@ async def confirm_email_change(*, db_session: AsyncSession, code: str, ctx: Requ
 # --- erasure and export --------------------------------------------------------------------------
 
 
-async def erase(*, db_session: AsyncSession, cache: Cache, settings: AuthSettings, user_id: uuid.UUID,
-                password: str, ctx: RequestContext) -> Outcome[uuid.UUID]:
-    """Delete the account and everything hanging on it (sessions, tokens cascade); other services
-    learn it from `auth.user.deleted` and remove or anonymise their own data. The audit log keeps
-    only ids."""
-    user = await _user_for_update(db_session, user_id)
-    error = await _check_password(db_session, cache, settings, user, password, ctx, "erasure")
-    if error is not None:
-        return Outcome(error=error)
+async def erase(*, db_session: AsyncSession, user_id: uuid.UUID, verified_hash: str,
+                ctx: RequestContext) -> uuid.UUID:
+    """Delete the account and everything hanging on it (sessions, tokens cascade) and the personal
+    data in auth's own outbox; other services learn it from `auth.user.deleted` and remove or
+    anonymise their own data. The audit log (append-only) keeps its rows: ids, addresses, agents."""
+    user = await _reauthenticated(db_session, user_id, verified_hash)
     now = utcnow()
     await db_session.execute(sa.delete(User).where(User.id == user.id))
+    await _forget_events(db_session, user.id)
     await add_event(db_session, "auth.user.deleted", {"user_id": str(user.id), "deleted_at": now.isoformat()})
     await audit.record(db_session, ctx, "erasure", subject_id=user.id)
     count("auth", "users_erased")
-    return Outcome(value=user.id)
+    return user.id
+
+
+# Auth's own events whose payload names the person (contracts.md), with the fields that do.
+PERSONAL_EVENT_FIELDS: dict[str, tuple[str, ...]] = {"auth.user.registered.v1": ("email", "full_name")}
+
+
+async def _forget_events(db_session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Erasure reaches auth's outbox too: rows still waiting keep their place and id but lose the
+    personal fields (the relay still delivers them, in order, before `auth.user.deleted`); rows
+    already published are history the consumers have, and are deleted.
+
+    Scrub first, delete second: a row the relay is publishing right now (PostgreSQL: locked until
+    its `published_at` commits) makes the scrub wait and then miss it, and the delete, a new
+    statement with a new snapshot, sees it published and removes it.
+    """
+    for routing_key, fields in PERSONAL_EVENT_FIELDS.items():
+        mine = sa.and_(outbox.c.routing_key == routing_key,
+                       outbox.c.envelope["payload"]["user_id"].as_string() == str(user_id))
+        waiting = (await db_session.execute(sa.select(outbox.c.id, outbox.c.envelope)
+                                            .where(mine, outbox.c.published_at.is_(None)))).all()
+        for row in waiting:
+            envelope = dict(row.envelope)
+            envelope["payload"] = {**envelope["payload"], **dict.fromkeys(fields)}
+            # Only the envelope: published_at, attempts and dead_at are the relay's.
+            await db_session.execute(sa.update(outbox).where(outbox.c.id == row.id, outbox.c.published_at.is_(None))
+                                     .values(envelope=envelope))
+        await db_session.execute(sa.delete(outbox).where(mine, outbox.c.published_at.is_not(None)))
 
 
 async def export(*, db_session: AsyncSession, user_id: uuid.UUID, ctx: RequestContext) -> dict[str, Any]:

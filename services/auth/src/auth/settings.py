@@ -71,7 +71,10 @@ class AuthSettings(ServiceSettings):
     verification_mails_per_account_per_hour: int = 5
     password_checks_per_account_per_15_minutes: int = 5
     # Proxies whose X-Real-IP is believed (the gateway); anyone else is their socket address.
-    trusted_proxies: str = "127.0.0.1/32,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+    # Loopback only by default: `make run` serves the LAN directly, and a private-range default
+    # would let any host there pick its own per-IP login budget. Deployments whose gateway sits
+    # on a pod or container network name it (k8s/base/auth, infra/compose).
+    trusted_proxies: str = "127.0.0.1/32,::1/128"
 
     # Single-use mailed tokens.
     email_verification_ttl_hours: int = 48

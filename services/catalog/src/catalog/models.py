@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -38,8 +39,9 @@ class Category(Base):
 
 
 class Course(Base):
-    """On PostgreSQL the table also has `search_vector`, a generated weighted tsvector (migration
-    c7a41d9e2b10) with a GIN index; it is not mapped because SQLite has no equivalent."""
+    """On PostgreSQL the table also has `search_vector`, a generated weighted tsvector stemmed with
+    the configuration of the course's language (migration e4b27c9d1f03) with a GIN index; it is not
+    mapped because SQLite has no equivalent (`include_in_autogenerate` keeps Alembic from dropping it)."""
 
     __tablename__ = "courses"
     __table_args__ = (
@@ -213,3 +215,21 @@ class ErasedUser(Base):
 
     user_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
     erased_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Objects only the PostgreSQL migrations create, which the models deliberately do not map.
+DATABASE_ONLY_COLUMNS = frozenset({("courses", "search_vector")})
+DATABASE_ONLY_INDEXES = frozenset({"ix_courses_search_vector"})
+
+
+def include_in_autogenerate(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Alembic's include_object hook (migrations/env.py): autogenerate must not propose dropping
+    the database-only objects above, nor Alembic's own version table (reflected without the
+    service schema it is configured with)."""
+    if not reflected or compare_to is not None:
+        return True
+    if type_ == "column":
+        return (obj.table.name, name) not in DATABASE_ONLY_COLUMNS
+    if type_ == "index":
+        return name not in DATABASE_ONLY_INDEXES
+    return not (type_ == "table" and name == "alembic_version")

@@ -1,14 +1,26 @@
 """The public course query: filters, sort and full-text search, on both backends.
 
 PostgreSQL matches `websearch_to_tsquery` against the generated, GIN-indexed `search_vector`
-(title weighted A, subtitle and tags B, description C) and ranks with `ts_rank`. SQLite has no
-full-text index here, so every search term must appear (LIKE) in one of the same fields and the
-score mirrors the weights: 3 per term in the title, 2 in subtitle or tags, 1 in the description.
+(title weighted A, subtitle and tags B, description C) and ranks with `ts_rank`. Each course's
+vector is built with the text-search configuration of its language (`TEXT_SEARCH_CONFIGS`, so
+German words are stemmed the German way); the query is parsed with the same configuration:
+
+- with a `language` filter, with that language's configuration (one indexed condition);
+- without one, the index is searched with the OR of the query parsed by every configuration (a
+  superset), and each candidate is then checked exactly against the query parsed with its own
+  course's configuration, which also ranks it. The trade-off: the index scan may return a few
+  candidates that the exact check then drops (a word whose stem in another language happens to
+  match), never fewer than the right answer.
+
+SQLite has no full-text index here, so every search term must appear (LIKE) in one of the same
+fields and the score mirrors the weights: 3 per term in the title, 2 in subtitle or tags, 1 in the
+description. It is language-independent (no stemming).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,7 +29,29 @@ import sqlalchemy as sa
 from catalog.models import Category, Course, CourseInstructor
 
 MAX_SEARCH_TERMS = 8
-SEARCH_CONFIG = "english"
+# Course language (ISO 639-1, the region is ignored) -> PostgreSQL text-search configuration; any
+# other language uses "simple" (no stemming, no stop words). Migration e4b27c9d1f03 builds the
+# stored vectors with the same mapping: change both together (with a migration).
+TEXT_SEARCH_CONFIGS = {"en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian",
+                       "pt": "portuguese", "nl": "dutch"}
+FALLBACK_CONFIG = "simple"
+
+
+def text_search_config(language: str) -> str:
+    return TEXT_SEARCH_CONFIGS.get(language.split("-")[0], FALLBACK_CONFIG)
+
+
+def _regconfig(name: str) -> Any:
+    if not name.isalpha():  # only ever one of our own constants; never interpolate anything else
+        raise ValueError(name)
+    return sa.literal_column(f"'{name}'::regconfig")
+
+
+def _per_course_language(value_for: Callable[[str], Any]) -> Any:
+    """`value_for(config)` of the configuration of each course's own language (a CASE per row)."""
+    language = sa.func.split_part(Course.language, "-", 1)
+    return sa.case(*((language == code, value_for(config)) for code, config in TEXT_SEARCH_CONFIGS.items()),
+                   else_=value_for(FALLBACK_CONFIG))
 
 
 @dataclass(frozen=True)
@@ -68,14 +102,27 @@ def _filters(query: CourseQuery) -> list[sa.ColumnElement[bool]]:
     return conditions
 
 
-def _search(query: CourseQuery, dialect: str) -> tuple[list[sa.ColumnElement[bool]], Any]:
+def search_match(query: CourseQuery, dialect: str) -> tuple[list[sa.ColumnElement[bool]], Any]:
     """Match conditions and a relevance expression (higher is better) for `query.q`."""
     if not query.q or not query.q.strip():
         return [], None
     if dialect == "postgresql":
         vector: Any = sa.literal_column("courses.search_vector")
-        tsquery = sa.func.websearch_to_tsquery(sa.literal_column(f"'{SEARCH_CONFIG}'::regconfig"), query.q)
-        return [vector.op("@@")(tsquery)], sa.func.ts_rank(vector, tsquery)
+
+        def parsed(config: Any) -> Any:
+            return sa.func.websearch_to_tsquery(config, query.q)
+
+        if query.language:
+            tsquery = parsed(_regconfig(text_search_config(query.language)))
+            return [vector.op("@@")(tsquery)], sa.func.ts_rank(vector, tsquery)
+        configs = sorted({*TEXT_SEARCH_CONFIGS.values(), FALLBACK_CONFIG})
+        any_config = parsed(_regconfig(configs[0]))
+        for config in configs[1:]:
+            any_config = any_config.op("||")(parsed(_regconfig(config)))
+        # Each parse as a scalar subquery: evaluated once per statement, not once per candidate row.
+        once = {config: sa.select(parsed(_regconfig(config))).scalar_subquery() for config in configs}
+        own_config = _per_course_language(once.__getitem__)
+        return [vector.op("@@")(any_config), vector.op("@@")(own_config)], sa.func.ts_rank(vector, own_config)
     terms = query.q.lower().split()[:MAX_SEARCH_TERMS]
     conditions: list[sa.ColumnElement[bool]] = []
     score: Any = sa.literal(0)
@@ -110,7 +157,7 @@ def _order(query: CourseQuery, relevance: Any) -> list[Any]:
 def course_statements(query: CourseQuery, dialect: str,
                       base: sa.ColumnElement[bool]) -> tuple[sa.Select[Any], sa.Select[Any]]:
     """(count statement, page statement) for courses matching `base` and the query."""
-    search_conditions, relevance = _search(query, dialect)
+    search_conditions, relevance = search_match(query, dialect)
     where = sa.and_(base, *_filters(query), *search_conditions)
     count = sa.select(sa.func.count(Course.id)).where(where)
     page = (sa.select(Course).where(where).order_by(*_order(query, relevance))

@@ -177,18 +177,21 @@ async def _ready_durations(db_session: AsyncSession, asset_ids: set[uuid.UUID]) 
     return {asset_id: duration for asset_id, duration in rows.all()}
 
 
-async def _check_asset_owners(db_session: AsyncSession, actor: Actor, instructor_ids: list[uuid.UUID],
+async def _check_asset_owners(db_session: AsyncSession, actor: Actor, owners: list[uuid.UUID],
                               asset_ids: set[uuid.UUID]) -> None:
-    """An instructor may only use videos uploaded by one of the course's instructors (no reselling
-    someone else's video). Assets playback has not told us about yet are checked again at publication;
-    admins may use any asset."""
+    """Only videos uploaded by one of `owners` may be used (no reselling someone else's video).
+
+    Putting a video into a lesson: `owners` is the acting instructor alone, since naming a
+    co-instructor needs no consent and must not open their uploads to the course's creator.
+    Publishing: the course's instructors, for assets playback announced after the lesson was
+    written. Admins may use any asset."""
     if actor.is_admin or not asset_ids:
         return
     foreign = await db_session.scalars(sa.select(KnownAsset.asset_id).where(
         KnownAsset.asset_id.in_(asset_ids), KnownAsset.owner_id.is_not(None),
-        KnownAsset.owner_id.not_in(instructor_ids)))
+        KnownAsset.owner_id.not_in(owners)))
     if not_owned := sorted(str(asset_id) for asset_id in foreign):
-        raise Forbidden("a lesson may only use a video uploaded by one of the course's instructors",
+        raise Forbidden("a lesson may only use a video you uploaded yourself",
                         code="asset_not_owned", asset_ids=not_owned)
 
 
@@ -232,8 +235,7 @@ async def create_course(*, db_session: AsyncSession, actor: Actor, data: CourseC
         slug = await _free_slug(db_session, data.title)
     category_id = await _category_id(db_session, data.category)
     asset_ids = {lesson.asset_id for section in data.sections for lesson in section.lessons if lesson.asset_id}
-    await _check_asset_owners(db_session, actor, list(dict.fromkeys([actor.user_id, *data.instructor_ids])),
-                              asset_ids)
+    await _check_asset_owners(db_session, actor, [actor.user_id], asset_ids)
     ready = await _ready_durations(db_session, asset_ids)
     now = utcnow()
     course = Course(id=uuid.uuid4(), slug=slug, title=data.title, subtitle=data.subtitle,
@@ -426,7 +428,7 @@ async def add_lesson(*, db_session: AsyncSession, actor: Actor, course_id: uuid.
     if len(section.lessons) >= 200:
         raise Conflict("a section has at most 200 lessons", code="too_many_lessons")
     asset_ids = {data.asset_id} if data.asset_id else set()
-    await _check_asset_owners(db_session, actor, course.instructor_ids, asset_ids)
+    await _check_asset_owners(db_session, actor, [actor.user_id], asset_ids)
     ready = await _ready_durations(db_session, asset_ids)
     section.lessons.append(_new_lesson(course.id, section.id, len(section.lessons) + 1, data, ready))
     return await _curriculum_done(db_session, course)
@@ -449,7 +451,7 @@ async def update_lesson(*, db_session: AsyncSession, actor: Actor, course_id: uu
         setattr(lesson, name, value)
     if "asset_id" in changes:
         asset_ids = {lesson.asset_id} if lesson.asset_id else set()
-        await _check_asset_owners(db_session, actor, course.instructor_ids, asset_ids)
+        await _check_asset_owners(db_session, actor, [actor.user_id], asset_ids)
         ready = await _ready_durations(db_session, asset_ids)
         if lesson.asset_id in ready and ready[lesson.asset_id] is not None:
             lesson.duration_seconds = ready[lesson.asset_id]
@@ -772,7 +774,8 @@ async def revoke_enrollment(*, db_session: AsyncSession, enrollment: Enrollment,
 
 async def enroll_free(*, db_session: AsyncSession, actor: Actor,
                       course_id: uuid.UUID) -> tuple[Enrollment, bool]:
-    """Self-enrollment, only for free published courses; paid access comes from billing."""
+    """Self-enrollment, only for free published courses (paid access comes from billing), and
+    not back into a course an admin revoked by hand."""
     course = await db_session.scalar(sa.select(Course).where(Course.id == course_id)
                                      .options(selectinload(Course.instructors)))
     if course is None or (course.status != "published" and not actor.may_manage(course)):
@@ -781,6 +784,13 @@ async def enroll_free(*, db_session: AsyncSession, actor: Actor,
         raise Conflict("the course is not published", code="course_not_published")
     if not course.is_free:
         raise Conflict("this course is paid: buy it through billing", code="payment_required")
+    previous = await _enrollment_for_update(db_session, actor.user_id, course.id)
+    if previous is not None and previous.status == "revoked":
+        revoked_by_hand = await _last_manual_revoke(db_session, actor.user_id, course.id)
+        if revoked_by_hand is not None and revoked_by_hand >= previous.updated_at:
+            # Otherwise an admin's revocation of a free course would be undone by one click.
+            raise Forbidden("an admin revoked your access to this course; ask support",
+                            code="revoked_by_admin")
     return await grant_enrollment(db_session=db_session, user_id=actor.user_id, course_id=course.id,
                                   source="free")
 
@@ -841,14 +851,32 @@ async def _order_fact_for_update(db_session: AsyncSession, order_id: uuid.UUID, 
     return fact
 
 
+async def _last_manual_revoke(db_session: AsyncSession, user_id: uuid.UUID,
+                              course_id: uuid.UUID) -> dt.datetime | None:
+    return await db_session.scalar(sa.select(sa.func.max(EnrollmentAudit.at)).where(
+        EnrollmentAudit.user_id == user_id, EnrollmentAudit.course_id == course_id,
+        EnrollmentAudit.action == "revoke"))
+
+
+def _before(paid_at: dt.datetime, revoked_at: dt.datetime | None) -> bool:
+    return revoked_at is not None and paid_at <= revoked_at
+
+
 async def record_order_paid(*, db_session: AsyncSession, order_id: uuid.UUID, user_id: uuid.UUID,
                             course_id: uuid.UUID, paid_at: dt.datetime) -> None:
+    """Grant access for a payment, once per order, whatever order the events come in.
+
+    Not granted: a payment already handled (a re-emitted event must not undo a revocation made
+    since), an order already refunded, and a payment made before an admin took access away by
+    hand (a late event does not overrule the admin; support can grant by hand)."""
     if await _is_erased(db_session, user_id):
         log.info("payment for an erased user: no access granted", extra={"order_id": str(order_id)})
         return
     fact = await _order_fact_for_update(db_session, order_id, user_id, course_id)
-    if fact.paid_at is None:
-        fact.paid_at = paid_at
+    if fact.paid_at is not None:
+        count("catalog", "duplicate_payment_ignored")
+        return
+    fact.paid_at = paid_at
     if fact.refunded_at is not None:
         log.info("payment of an already refunded order: no access granted",
                  extra={"order_id": str(order_id)})
@@ -857,12 +885,19 @@ async def record_order_paid(*, db_session: AsyncSession, order_id: uuid.UUID, us
     if await db_session.get(Course, fact.course_id) is None:
         # Billing only sells courses it read from us: failing loudly sends the event to the DLQ.
         raise LookupError(f"order {order_id} is for unknown course {fact.course_id}")
+    if _before(paid_at, await _last_manual_revoke(db_session, fact.user_id, fact.course_id)):
+        log.warning("payment made before an admin revoked access by hand: no access granted",
+                    extra={"order_id": str(order_id), "course_id": str(fact.course_id)})
+        count("catalog", "paid_before_manual_revoke_ignored")
+        return
     await grant_enrollment(db_session=db_session, user_id=fact.user_id, course_id=fact.course_id,
                            source="order", order_id=order_id)
 
 
 async def record_order_refunded(*, db_session: AsyncSession, order_id: uuid.UUID, user_id: uuid.UUID,
                                 course_id: uuid.UUID, refunded_at: dt.datetime) -> None:
+    """Revoke access bought with this order, unless another paid, unrefunded order of the same
+    learner and course (paid after any manual revocation) still covers it."""
     if await _is_erased(db_session, user_id):
         return
     fact = await _order_fact_for_update(db_session, order_id, user_id, course_id)
@@ -871,6 +906,15 @@ async def record_order_refunded(*, db_session: AsyncSession, order_id: uuid.UUID
     enrollment = await _enrollment_for_update(db_session, fact.user_id, fact.course_id)
     if enrollment is None or enrollment.status != "active" or enrollment.order_id != order_id:
         return  # never granted, already revoked, or access came from another order / for free
+    revoked_at = await _last_manual_revoke(db_session, fact.user_id, fact.course_id)
+    others = await db_session.scalars(
+        sa.select(OrderFact).where(
+            OrderFact.user_id == fact.user_id, OrderFact.course_id == fact.course_id,
+            OrderFact.order_id != order_id, OrderFact.paid_at.is_not(None), OrderFact.refunded_at.is_(None))
+        .order_by(OrderFact.paid_at, OrderFact.order_id))
+    if other := next((o for o in others if o.paid_at and not _before(o.paid_at, revoked_at)), None):
+        enrollment.order_id = other.order_id  # access unchanged: nothing to announce
+        return
     await revoke_enrollment(db_session=db_session, enrollment=enrollment, reason="refunded")
 
 

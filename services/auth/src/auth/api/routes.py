@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from auth import audit, keys, service, sessions
 from auth.api.deps import (
+    Account,
     ContextDep,
     CurrentAccount,
     KeyRingDep,
@@ -53,15 +54,26 @@ def _answer(tokens: sessions.IssuedTokens, request: Request, response: Response,
                      expires_in=tokens.expires_in)
 
 
+async def _confirm_password(runtime: RuntimeDep, settings: AuthSettings, account: Account, password: str,
+                            action: str) -> str:
+    """Re-authentication before a sensitive change, outside its transaction; the verified hash."""
+    outcome = await service.confirm_password(db=runtime.db, cache=runtime.cache, settings=settings,
+                                             user_id=account.user.id, password=password, ctx=account.ctx,
+                                             action=action)
+    return outcome.unwrap()
+
+
 # --- accounts and sessions -----------------------------------------------------------------------
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserRead)
 async def register(body: UserCreate, runtime: RuntimeDep, settings: SettingsDep, ctx: ContextDep,
                    background: BackgroundTasks) -> Any:
+    password_hash = await service.new_password_hash(email=body.email, password=body.password, settings=settings)
     async with runtime.db.transaction() as session:
         user = await service.register(db_session=session, email=body.email, password=body.password,
-                                      full_name=body.full_name, settings=settings, ctx=ctx)
+                                      full_name=body.full_name, settings=settings, ctx=ctx,
+                                      password_hash=password_hash)
         mail = await service.start_email_verification(db_session=session, settings=settings, user=user)
     send_after_response(background, runtime, [mail])
     return user
@@ -70,9 +82,9 @@ async def register(body: UserCreate, runtime: RuntimeDep, settings: SettingsDep,
 @router.post("/login", response_model=TokenPair, response_model_exclude_none=True)
 async def login(body: LoginRequest, request: Request, response: Response, runtime: RuntimeDep,
                 settings: SettingsDep, keyring: KeyRingDep, ctx: ContextDep) -> TokenPair:
-    async with runtime.db.transaction() as session:
-        outcome = await service.login(db_session=session, cache=runtime.cache, settings=settings,
-                                      keyring=keyring, email=body.email, password=body.password, ctx=ctx)
+    # No transaction here: login opens its own short ones around the argon2 work.
+    outcome = await service.login(db=runtime.db, cache=runtime.cache, settings=settings, keyring=keyring,
+                                  email=body.email, password=body.password, ctx=ctx)
     return _answer(outcome.unwrap(), request, response, settings, cookie=body.refresh_transport == "cookie")
 
 
@@ -144,10 +156,9 @@ async def erase_me(body: PasswordConfirmation, account: CurrentAccount, request:
                    settings: SettingsDep) -> Response:
     """Erase the account (needs the password). Other services remove or anonymise their data on
     `auth.user.deleted`."""
+    verified = await _confirm_password(runtime, settings, account, body.password, "erasure")
     async with runtime.db.transaction() as session:
-        outcome = await service.erase(db_session=session, cache=runtime.cache, settings=settings,
-                                      user_id=account.user.id, password=body.password, ctx=account.ctx)
-    outcome.unwrap()
+        await service.erase(db_session=session, user_id=account.user.id, verified_hash=verified, ctx=account.ctx)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     clear_refresh_cookie(response, request, settings)
     return response
@@ -220,12 +231,14 @@ async def reset_password(body: PasswordReset, runtime: RuntimeDep, settings: Set
 @router.post("/password/change", status_code=status.HTTP_204_NO_CONTENT)
 async def change_password(body: PasswordChange, account: CurrentAccount, runtime: RuntimeDep,
                           settings: SettingsDep, background: BackgroundTasks) -> None:
+    verified = await _confirm_password(runtime, settings, account, body.current_password, "password_change")
+    new_hash = await service.new_password_hash(email=account.user.email, password=body.new_password,
+                                               settings=settings)
     async with runtime.db.transaction() as session:
         outcome = await service.change_password(
-            db_session=session, cache=runtime.cache, settings=settings, user_id=account.user.id,
-            current_session=account.session_id, current_password=body.current_password,
-            new_password=body.new_password, sign_out_other_sessions=body.sign_out_other_sessions,
-            ctx=account.ctx)
+            db_session=session, settings=settings, user_id=account.user.id, current_session=account.session_id,
+            verified_hash=verified, new_password_hash=new_hash,
+            sign_out_other_sessions=body.sign_out_other_sessions, ctx=account.ctx)
     outcome.unwrap()
     send_after_response(background, runtime, outcome.mails)
 
@@ -234,10 +247,11 @@ async def change_password(body: PasswordChange, account: CurrentAccount, runtime
 async def change_email(body: EmailChange, account: CurrentAccount, runtime: RuntimeDep, settings: SettingsDep,
                        background: BackgroundTasks) -> dict[str, str]:
     """The new address gets a confirmation code; the old one a notice. Nothing changes until confirmed."""
+    verified = await _confirm_password(runtime, settings, account, body.password, "email_change_request")
     async with runtime.db.transaction() as session:
         outcome = await service.request_email_change(
-            db_session=session, cache=runtime.cache, settings=settings, user_id=account.user.id,
-            new_email=body.new_email, password=body.password, ctx=account.ctx)
+            db_session=session, settings=settings, user_id=account.user.id, new_email=body.new_email,
+            verified_hash=verified, ctx=account.ctx)
     outcome.unwrap()
     send_after_response(background, runtime, outcome.mails)
     return {"status": "accepted"}

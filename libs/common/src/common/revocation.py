@@ -1,0 +1,72 @@
+"""Users whose access tokens must stop working before they expire: disabled, signed out everywhere,
+or erased.
+
+Access tokens are verified locally (JWKS), so without this a token stays valid in every service for
+its whole lifetime after auth revoked the session. Auth announces revocations as events; each
+service records the moment in its cache, and `common.security` refuses user tokens issued before
+it. An entry only has to outlive the longest access token, so it expires after `ttl_seconds`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.cache import Cache
+from common.events import Envelope
+from common.events.consumer import Handler
+
+REVOKING_EVENTS = ("auth.user.disabled.v1", "auth.user.sessions_revoked.v1", "auth.user.deleted.v1")
+
+
+def records_revocations(service: str) -> bool:
+    """Every service but auth, which ends sessions itself (its tokens carry the session id)."""
+    return service != "auth"
+
+
+class Revocations:
+    def __init__(self, cache: Cache, ttl_seconds: float) -> None:
+        self.cache = cache
+        self.ttl_seconds = ttl_seconds
+
+    @staticmethod
+    def _key(user_id: str) -> str:
+        return f"revoked-user:{user_id}"
+
+    async def revoke(self, user_id: str, at: float) -> None:
+        """Refuse the user's tokens issued before `at` (unix seconds); a later revocation wins."""
+        current = await self.revoked_at(user_id)
+        if current is None or at > current:
+            await self.cache.set(self._key(user_id), repr(at).encode(), self.ttl_seconds)
+
+    async def revoked_at(self, user_id: str) -> float | None:
+        raw = await self.cache.get(self._key(user_id))
+        return float(raw) if raw is not None else None
+
+    async def is_revoked(self, user_id: str, issued_at: float) -> bool:
+        revoked = await self.revoked_at(user_id)
+        # `iat` has whole seconds, so a token from the second of the revocation is refused too, even if
+        # issued just after it: failing safe costs a re-login within that second at worst.
+        return revoked is not None and issued_at <= revoked
+
+    async def handle(self, _session: AsyncSession, envelope: Envelope) -> None:
+        await self.revoke(str(envelope.payload["user_id"]), envelope.occurred_at.timestamp())
+
+
+def with_revocations(handlers: Mapping[str, Handler], revocations: Revocations) -> dict[str, Handler]:
+    """The service's handlers plus revocation recording on auth's revoking events (a service that
+    handles one of them itself keeps its handler, run after the recording)."""
+    combined = dict(handlers)
+    for routing_key in REVOKING_EVENTS:
+        own = handlers.get(routing_key)
+        combined[routing_key] = revocations.handle if own is None else _both(revocations.handle, own)
+    return combined
+
+
+def _both(first: Handler, second: Handler) -> Handler:
+    async def run(session: AsyncSession, envelope: Envelope) -> None:
+        await first(session, envelope)
+        await second(session, envelope)
+
+    return run
