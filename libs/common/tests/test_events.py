@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import shutil
 import uuid
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common import pgbootstrap
-from common.db import Database
+from common.db import Database, utcnow
 from common.events import Envelope, add_event
 from common.events.bus import InProcessBus, topic_matches
 from common.events.consumer import InboxConsumer
@@ -250,3 +251,20 @@ async def test_embedded_relay_does_not_hold_the_write_lock_while_consumers_run(t
             assert await session.scalar(sa.select(effects.c.value)) == 3
     finally:
         await database.dispose()
+
+
+async def test_published_rows_are_pruned_after_the_retention(db: Database) -> None:
+    relay = OutboxRelay(db, InProcessBus(), "producer-prune", retention=dt.timedelta(days=7))
+    async with db.transaction() as session:
+        old = await add_event(session, "test.prune.old", {"n": 1})
+        recent = await add_event(session, "test.prune.recent", {"n": 2})
+        pending = await add_event(session, "test.prune.pending", {"n": 3})
+        await session.execute(outbox.update().where(outbox.c.id == old.event_id).values(
+            published_at=utcnow() - dt.timedelta(days=8)))
+        await session.execute(outbox.update().where(outbox.c.id == recent.event_id).values(
+            published_at=utcnow() - dt.timedelta(days=6)))
+    assert await relay.prune_published() >= 1
+    async with db.session() as session:
+        left = set((await session.scalars(sa.select(outbox.c.id).where(
+            outbox.c.id.in_([old.event_id, recent.event_id, pending.event_id])))).all())
+    assert left == {recent.event_id, pending.event_id}

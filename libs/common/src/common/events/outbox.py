@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,16 +51,22 @@ class OutboxRelay:
     """Publishes pending outbox rows with confirms, marks them sent; rows that keep failing go dead.
 
     Several replicas may run it: rows are claimed with FOR UPDATE SKIP LOCKED on PostgreSQL.
+    Published rows are deleted after `retention` so the table (and the personal data some payloads
+    carry) does not grow forever; dead rows stay until someone looks at them.
     """
 
     def __init__(self, db: Database, bus: EventBus, service: str, *, batch_size: int = 100,
-                 poll_interval: float = 0.5, max_attempts: int = 20) -> None:
+                 poll_interval: float = 0.5, max_attempts: int = 20,
+                 retention: dt.timedelta = dt.timedelta(days=7), prune_every_seconds: float = 3600) -> None:
         self.db = db
         self.bus = bus
         self.service = service
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.max_attempts = max_attempts
+        self.retention = retention
+        self.prune_every_seconds = prune_every_seconds
+        self._pruned_at = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -83,6 +91,9 @@ class OutboxRelay:
         backoff = self.poll_interval
         while not self._stopping:
             try:
+                if time.monotonic() - self._pruned_at >= self.prune_every_seconds:
+                    self._pruned_at = time.monotonic()
+                    await self.prune_published()
                 published, failed = await self.publish_pending()
                 if failed:
                     backoff = min(backoff * 2, 30.0)
@@ -98,6 +109,13 @@ class OutboxRelay:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+
+    async def prune_published(self) -> int:
+        """Delete rows published longer ago than the retention; returns how many went."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                outbox.delete().where(outbox.c.published_at < utcnow() - self.retention))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def publish_pending(self) -> tuple[int, bool]:
         """Publish one batch; returns how many rows were sent and whether the transport failed."""
