@@ -109,7 +109,9 @@ async def open_runtime(settings: ServiceSettings, *, migrations_dir: Path, handl
         runtime = Runtime(settings=settings, db=db, cache=cache, bus=bus, http=http,
                           verifier=verifier, tokens=tokens, relay=relay, mailer=build_mailer(settings),
                           revocations=revocations, health_checks=checks)
-        if records_revocations(name):
+        # Only a process that consumes events records revocations: a helper process of a service (a
+        # worker with no handlers) must not join the service's queue and take its events.
+        if handlers and records_revocations(name):
             handlers = with_revocations(handlers, revocations)
         if handlers:
             consumer = InboxConsumer(db, name, handlers)

@@ -34,8 +34,9 @@ class InboxConsumer:
     async def __call__(self, envelope: Envelope) -> None:
         handler = self.handlers.get(envelope.routing_key)
         if handler is None:
-            log.info("no handler for event", extra={"routing_key": envelope.routing_key})
-            return
+            # Never ack what nothing applied: the transport retries it (another consumer of the queue
+            # may know it, e.g. during a rolling deploy) and finally dead-letters it, visibly.
+            raise LookupError(f"no handler for {envelope.routing_key}")
         token = obs_context.request_id.set(envelope.correlation_id)
         try:
             async with self.db.transaction() as session:
