@@ -1,9 +1,11 @@
 """Billing's test kit (imported by conftest and the tests): in-process platform and fakes.
 
-The platform is the real auth, catalog and billing on real PostgreSQL (catalog's demo data, and
-its consumer of billing's events, so the money -> enrollment chain is exercised too). Stripe is
-played by a fake of its HTTP API served by uvicorn on a free local port, so the real SDK is used
-end to end.
+The platform is the real auth, catalog, playback and billing on real PostgreSQL (catalog's demo
+data, and its consumer of billing's events, so the money -> enrollment chain is exercised too).
+Billing's peers answer for real: auth's `/internal/users/{id}` (receipt addresses, 404 once
+erased) and playback's `/internal/progress` (the self-refund policy, computed from playback's own
+watch-progress rows and catalog's lesson durations). Only Stripe is played by a fake of its HTTP
+API served by uvicorn on a free local port, so the real SDK is used end to end.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -26,7 +28,6 @@ import stripe
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
-from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth.main import create_app as create_auth_app
@@ -51,15 +52,19 @@ from common.testing import (
     smtp_server,
     unique_name,
 )
+from playback import signing
+from playback.main import create_app as create_playback_app
+from playback.models import WatchProgress
+from playback.settings import PlaybackSettings
 
-ADMIN_ID = "00000000-0000-4000-8000-000000000001"
-STUDENT_ID = "00000000-0000-4000-8000-000000000003"
 DEMO_COURSE_ID = uuid.UUID("10000000-0000-4000-8000-000000000001")
 FREE_COURSE_ID = uuid.UUID("10000000-0000-4000-8000-000000000002")
 ADMIN = ("admin@triple.academy", "Admin-Demo-2026!")
 STUDENT = ("student@triple.academy", "Student-Demo-2026!")
 WEBHOOK_SECRET = "whsec_test-webhook-secret-for-billing"
 BILLING_CLIENT_SECRET = "billing-test-secret-123456"
+PLAYBACK_CLIENT_SECRET = "playback-test-secret-12345"
+DEMO_ASSET_ID = uuid.UUID("20000000-0000-4000-8000-000000000001")
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], what: str) -> Any:
@@ -74,7 +79,7 @@ async def eventually(check: Callable[[], Awaitable[Any]], what: str) -> Any:
         await asyncio.sleep(0.05)
 
 
-# --- catalog outage switch ------------------------------------------------------------------------
+# --- peer outage switch ------------------------------------------------------------------------
 
 
 @dataclass
@@ -83,7 +88,8 @@ class Outage:
 
 
 class OutageMiddleware:
-    """Added to catalog's app: while the switch is down, its internal API answers 503."""
+    """Added to a peer's real app (catalog, playback): while the switch is down, its internal API
+    answers 503, as a peer that is down or overloaded would."""
 
     def __init__(self, app: ASGIApp, outage: Outage) -> None:
         self.app = app
@@ -94,52 +100,6 @@ class OutageMiddleware:
             await JSONResponse({"detail": "down for the test"}, status_code=503)(scope, receive, send)
             return
         await self.app(scope, receive, send)
-
-
-# --- peers whose internal endpoints are being built in parallel ------------------------------------
-
-
-@dataclass
-class Peers:
-    """Auth's `GET /internal/users/{user_id}` and playback's `GET /internal/progress`, exactly as
-    docs/contracts.md describes them (these two endpoints did not exist yet when billing was built).
-    Like the real ones they require a service token (a bearer header) and answer 404 for an erased user."""
-
-    users: dict[str, dict[str, Any]] = field(default_factory=dict)
-    watched: dict[tuple[str, str], float] = field(default_factory=dict)
-    playback_down: bool = False
-    auth_calls: int = 0
-
-
-class PeerStubMiddleware:
-    def __init__(self, app: ASGIApp, peers: Peers) -> None:
-        self.app = app
-        self.peers = peers
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "") if scope["type"] == "http" else ""
-        if path.startswith("/api/auth/internal/users/") or path == "/api/playback/internal/progress":
-            response = self._answer(StarletteRequest(scope), path)
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-    def _answer(self, request: StarletteRequest, path: str) -> JSONResponse:
-        if not request.headers.get("authorization", "").startswith("Bearer "):
-            return JSONResponse({"detail": "service token required"}, status_code=401)
-        if path.startswith("/api/auth/"):
-            self.peers.auth_calls += 1
-            user = self.peers.users.get(path.rsplit("/", 1)[1])
-            if user is None:
-                return JSONResponse({"detail": "not found"}, status_code=404)
-            return JSONResponse(user)
-        if self.peers.playback_down:
-            return JSONResponse({"detail": "down for the test"}, status_code=503)
-        user_id, course_id = request.query_params["user_id"], request.query_params["course_id"]
-        ratio = self.peers.watched.get((user_id, course_id), 0.0)
-        total = 3600
-        return JSONResponse({"user_id": user_id, "course_id": course_id, "watched_seconds": int(total * ratio),
-                             "total_seconds": total, "watched_ratio": ratio})
 
 
 # --- Stripe fake ---------------------------------------------------------------------------------
@@ -195,14 +155,15 @@ class FakeStripe:
         async def retrieve_session(session_id: str, request: Request) -> dict[str, Any]:
             await record(request)
             intent = self.paid_sessions.get(session_id)
+            status = "complete" if intent else "expired" if session_id in self.expired_sessions else "open"
             return {"id": session_id, "object": "checkout.session", "mode": "payment",
-                    "status": "complete" if intent else "open", "payment_intent": intent,
+                    "status": status, "payment_intent": intent,
                     "payment_status": "paid" if intent else "unpaid"}
 
         @app.post("/v1/checkout/sessions/{session_id}/expire", response_model=None)
         async def expire_session(session_id: str, request: Request) -> dict[str, Any] | JSONResponse:
             await record(request)
-            if session_id in self.paid_sessions:
+            if session_id in self.paid_sessions or session_id in self.expired_sessions:
                 return _stripe_error(400, "checkout_session_not_open", "Only open sessions can be expired.")
             self.expired_sessions.add(session_id)
             return {"id": session_id, "object": "checkout.session", "status": "expired"}
@@ -241,6 +202,18 @@ class FakeStripe:
 
         return app
 
+    @contextmanager
+    def answering(self, **switches: Any) -> Iterator[None]:
+        """Steer the fake for a block (`with fake.answering(refund_status="pending"): ...`)."""
+        before = {name: getattr(self, name) for name in switches}
+        for name, value in switches.items():
+            setattr(self, name, value)
+        try:
+            yield
+        finally:
+            for name, value in before.items():
+                setattr(self, name, value)
+
     def calls(self, path: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["path"] == path]
 
@@ -274,10 +247,11 @@ class Platform:
     client: httpx.AsyncClient
     billing_db: Database
     catalog_outage: Outage
+    playback_outage: Outage
     settings: BillingSettings
-    peers: Peers
     mailbox: MailCatcher
     billing_app: FastAPI
+    playback_db: Database
     bus: InProcessBus | None
     tokens: dict[str, str] = field(default_factory=dict)
 
@@ -301,19 +275,31 @@ class Platform:
     async def auth(self, who: tuple[str, str]) -> dict[str, str]:
         return {"Authorization": f"Bearer {await self.login(*who)}"}
 
-    async def new_user(self) -> tuple[str, str]:
+    async def new_user(self, full_name: str = "Another Buyer") -> tuple[str, str]:
         email, password = f"buyer-{uuid.uuid4().hex[:10]}@example.com", "correct horse battery"
         response = await self.client.post("/api/auth/register", json={
-            "email": email, "password": password, "full_name": "Another Buyer"})
+            "email": email, "password": password, "full_name": full_name})
         assert response.status_code == 201, response.text
-        user_id = await self.user_id((email, password))
-        self.peers.users[user_id] = {"user_id": user_id, "email": email, "full_name": "Another Buyer",
-                                     "is_active": True}
         return email, password
 
     async def user_id(self, who: tuple[str, str]) -> str:
         response = await self.client.get("/api/auth/me", headers=await self.auth(who))
         return str(response.json()["id"])
+
+    async def watch(self, who: tuple[str, str], share: float, course_id: uuid.UUID = DEMO_COURSE_ID) -> None:
+        """The learner watched `share` of every video lesson: rows in playback's own table, as its
+        heartbeats leave them (the lesson lengths come from playback's view of catalog's lessons)."""
+        response = await self.client.get("/api/playback/progress", params={"course_id": str(course_id)},
+                                         headers=await self.auth(who))
+        assert response.status_code == 200, response.text
+        user_id = uuid.UUID(await self.user_id(who))
+        async with self.playback_db.transaction() as session:
+            for lesson in response.json()["lessons"]:
+                duration = float(lesson["duration_seconds"])
+                await session.merge(WatchProgress(
+                    user_id=user_id, lesson_id=uuid.UUID(lesson["lesson_id"]), course_id=course_id,
+                    asset_id=DEMO_ASSET_ID, position_seconds=duration * share, watched_seconds=duration * share,
+                    duration_seconds=duration))
 
     async def draft_course(self) -> uuid.UUID:
         response = await self.client.post("/api/catalog/courses", headers=await self.auth(ADMIN), json={
@@ -423,7 +409,7 @@ def payment_intent_of(order_id: str) -> str:
 async def open_platform(*, broker: str | None = None, **billing_overrides: Any) -> AsyncIterator[Platform]:
     """Auth, catalog and billing in one process on real PostgreSQL; events go through the in-process
     bus, or through RabbitMQ when `broker` names an exchange (queues prefixed with it, deleted after)."""
-    with postgres_database(["auth", "catalog", "billing"]) as urls, smtp_server() as mailbox:
+    with postgres_database(["auth", "catalog", "playback", "billing"]) as urls, smtp_server() as mailbox:
         transport = LazyASGITransport()
         bus = InProcessBus() if broker is None else None
         messaging: dict[str, Any] = {} if broker is None else {
@@ -431,7 +417,7 @@ async def open_platform(*, broker: str | None = None, **billing_overrides: Any) 
         auth_app = create_auth_app(AuthSettings(
             **in_process_settings(urls["auth"]), **messaging, seed_demo_data=True,
             service_clients=f"billing:{BILLING_CLIENT_SECRET},catalog:catalog-test-secret-1234,"
-                            "playback:playback-test-secret-12345"), bus=bus, http_transport=transport)
+                            f"playback:{PLAYBACK_CLIENT_SECRET}"), bus=bus, http_transport=transport)
         settings = BillingSettings(**{
             **in_process_settings(urls["billing"]), **messaging, **mailbox.settings(),
             "service_client_secret": BILLING_CLIENT_SECRET, "stripe_webhook_secret": WEBHOOK_SECRET,
@@ -442,22 +428,26 @@ async def open_platform(*, broker: str | None = None, **billing_overrides: Any) 
             http_transport=transport)
         outage = Outage()
         catalog_app.add_middleware(OutageMiddleware, outage=outage)
-        peers = Peers(users={
-            ADMIN_ID: {"user_id": ADMIN_ID, "email": ADMIN[0], "full_name": "Demo Admin", "is_active": True},
-            STUDENT_ID: {"user_id": STUDENT_ID, "email": STUDENT[0], "full_name": "Demo Student",
-                         "is_active": True}})
-        platform_app = compose_services({"auth": auth_app, "catalog": catalog_app, "billing": billing_app},
-                                        bus=bus)
-        platform_app.add_middleware(PeerStubMiddleware, peers=peers)
+        playback_settings = PlaybackSettings(
+            **in_process_settings(urls["playback"]), **messaging, service_client_secret=PLAYBACK_CLIENT_SECRET,
+            token_private_key=signing.generate_pem().decode())
+        playback_app = create_playback_app(playback_settings, bus=bus, http_transport=transport)
+        playback_outage = Outage()
+        playback_app.add_middleware(OutageMiddleware, outage=playback_outage)
+        platform_app = compose_services({"auth": auth_app, "catalog": catalog_app, "playback": playback_app,
+                                         "billing": billing_app}, bus=bus)
         billing_db = Database(settings.database_url, settings.db_schema)
+        playback_db = Database(playback_settings.database_url, playback_settings.db_schema)
         try:
             async with serve_in_process(platform_app, transport) as client:
-                yield Platform(client=client, billing_db=billing_db, catalog_outage=outage, settings=settings,
-                               peers=peers, mailbox=mailbox, billing_app=billing_app, bus=bus)
+                yield Platform(client=client, billing_db=billing_db, catalog_outage=outage,
+                               playback_outage=playback_outage, settings=settings, mailbox=mailbox,
+                               billing_app=billing_app, playback_db=playback_db, bus=bus)
         finally:
             await billing_db.dispose()
+            await playback_db.dispose()
             if broker is not None:
-                await delete_broker_objects(broker, ["auth", "catalog", "billing"])
+                await delete_broker_objects(broker, ["auth", "catalog", "playback", "billing"])
 
 
 async def delete_broker_objects(exchange: str, consumers: list[str]) -> None:

@@ -250,24 +250,52 @@ async def test_refunds_made_at_the_provider_are_recorded(platform: Platform) -> 
     assert await platform.enrolled_courses(buyer, expect=0) == []
 
 
+async def test_refund_events_after_the_running_total_are_not_counted_twice(platform: Platform) -> None:
+    """charge.refunded (a total, no refund ids) before the refund events of the same Dashboard refunds:
+    each refund event is matched to the money already recorded, and the order's total stays Stripe's."""
+    buyer, order_id = await _paid_order(platform)
+    assert (await platform.deliver(platform.charge_refunded_event(order_id, 1500))).json()["outcome"] \
+        == "refund_applied"
+    first = platform.refund_event("refund.created", order_id, "re_late_1", 1500, "succeeded")
+    assert (await platform.deliver(first)).json()["outcome"] == "refund_recorded"
+    order = await platform.order(order_id)
+    assert (order["status"], order["amount_refunded"]) == ("partially_refunded", 1500)
+    assert await platform.count("order_refunds", order_id) == 1
+
+    # Two more refunds summed up in one running total, then their own events one by one.
+    assert (await platform.deliver(platform.charge_refunded_event(order_id, 3500))).json()["outcome"] \
+        == "refund_recorded"
+    assert (await platform.order(order_id))["amount_refunded"] == 3500
+    for refund_id, amount in (("re_late_2", 1200), ("re_late_3", 800)):
+        event = platform.refund_event("refund.updated", order_id, refund_id, amount, "succeeded")
+        assert (await platform.deliver(event)).json()["outcome"] == "refund_recorded"
+        assert (await platform.order(order_id))["amount_refunded"] == 3500
+    assert await platform.scalar(
+        "SELECT string_agg(provider_refund_id || ':' || amount, ',' ORDER BY provider_refund_id) "
+        "FROM order_refunds WHERE order_id = :o", o=uuid.UUID(order_id)) \
+        == "re_late_1:1500,re_late_2:1200,re_late_3:800"
+    assert await platform.enrolled_courses(buyer, expect=1) == [str(DEMO_COURSE_ID)]
+
+
 async def test_self_refund_policy(platform: Platform) -> None:
     buyer, order_id = await _paid_order(platform)
-    buyer_id = await platform.user_id(buyer)
     url = f"/api/billing/orders/{order_id}/self-refund"
     stranger = await platform.new_user()
     assert (await platform.client.post(url, json={"reason": "x"}, headers=await platform.auth(stranger))
             ).status_code == 404
 
-    platform.peers.watched[(buyer_id, str(DEMO_COURSE_ID))] = 0.45
-    mostly = await platform.client.post(url, json={"reason": "meh"}, headers=await platform.auth(buyer))
-    assert mostly.status_code == 409 and mostly.json()["code"] == "course_mostly_watched"
+    # The watched share comes from playback's real /internal/progress (30% or more: no self-refund).
+    for share in (0.45, 0.3):
+        await platform.watch(buyer, share)
+        mostly = await platform.client.post(url, json={"reason": "meh"}, headers=await platform.auth(buyer))
+        assert mostly.status_code == 409 and mostly.json()["code"] == "course_mostly_watched", (share, mostly.text)
 
-    platform.peers.watched[(buyer_id, str(DEMO_COURSE_ID))] = 0.1
-    platform.peers.playback_down = True
+    await platform.watch(buyer, 0.29)
+    platform.playback_outage.down = True
     try:
         down = await platform.client.post(url, json={"reason": "meh"}, headers=await platform.auth(buyer))
     finally:
-        platform.peers.playback_down = False
+        platform.playback_outage.down = False
     assert down.status_code == 503 and down.json()["code"] == "progress_unavailable"
     assert (await platform.order(order_id))["status"] == "paid"
 
@@ -285,6 +313,37 @@ async def test_self_refund_policy(platform: Platform) -> None:
     closed = await platform.client.post(f"/api/billing/orders/{late_order}/self-refund", json={"reason": "late"},
                                         headers=await platform.auth(late_buyer))
     assert closed.status_code == 409 and closed.json()["code"] == "refund_window_closed"
+
+
+async def test_receipts_go_to_the_address_and_name_auth_knows(platform: Platform) -> None:
+    """Pay on the local page and refund, then read both mails off the real SMTP server: the address
+    and the name come from auth's real /internal/users/{id}, the amounts from the order."""
+    name = f"Ada Receipt {uuid.uuid4().hex[:6]}"
+    buyer = await platform.new_user(full_name=name)
+    checkout = await platform.checkout(buyer)
+    order_id = checkout.json()["order_id"]
+    page = await platform.client.post(checkout.json()["checkout_url"].removeprefix("http://testserver") + "/pay")
+    assert "Payment received" in page.text, page.text
+    receipt = await platform.mailbox.wait_for(buyer[0], subject_contains="Receipt for Protected Video Streaming 101")
+    text = receipt.get_content()
+    assert f"Hello {name}," in text and "Paid:     49.00 EUR" in text and order_id in text, text
+    assert await platform.scalar("SELECT recipient FROM receipts WHERE order_id = :o AND kind = 'payment'",
+                                 o=uuid.UUID(order_id)) == buyer[0]
+
+    refunded = await _refund(platform, order_id)
+    assert refunded.json()["status"] == "refunded", refunded.text
+    refund_mail = await platform.mailbox.wait_for(buyer[0], subject_contains="Refund for Protected Video")
+    text = refund_mail.get_content()
+    assert f"Hello {name}," in text and "We refunded 49.00 EUR" in text and order_id in text, text
+    await eventually(lambda: _receipts_sent(platform, order_id, 2), "both receipts marked sent")
+    assert len([m for m in platform.mailbox.messages if m["To"] == buyer[0]]) == 2
+
+
+async def _receipts_sent(platform: Platform, order_id: str, expected: int) -> bool:
+    """The mail reaches the server just before the worker marks its row sent."""
+    sent = await platform.scalar("SELECT count(*) FROM receipts WHERE order_id = :o AND status = 'sent'",
+                                 o=uuid.UUID(order_id))
+    return bool(sent == expected)
 
 
 class FailingMailer:
@@ -332,7 +391,12 @@ async def test_erasure_anonymises_orders_and_keeps_the_accounting(platform: Plat
     await platform.mailbox.wait_for(buyer[0], subject_contains="Receipt")
     user_id = await platform.user_id(buyer)
     await _refund(platform, paid_id, 500)
-    del platform.peers.users[user_id]  # auth erased the account first
+    # Auth erases the account (its own auth.user.deleted.v1 reaches billing); the event again is a no-op.
+    erased = await platform.client.request("DELETE", "/api/auth/me", json={"password": buyer[1]},
+                                           headers=await platform.auth(buyer))
+    assert erased.status_code == 204, erased.text
+    gone = await platform.runtime.client("auth").get(f"/internal/users/{user_id}")
+    assert gone.status_code == 404  # what the receipt sender reads as "erased"
     await platform.publish("auth.user.deleted", {"user_id": user_id, "deleted_at": utcnow().isoformat()})
     await platform.publish("auth.user.deleted", {"user_id": user_id, "deleted_at": utcnow().isoformat()})
     assert await platform.scalar("SELECT anonymized_at IS NOT NULL FROM orders WHERE id = :o", o=uuid.UUID(paid_id))
@@ -356,6 +420,21 @@ async def test_erasure_anonymises_orders_and_keeps_the_accounting(platform: Plat
     assert (await platform.deliver(late)).json()["outcome"] == "fulfilled"
     assert await platform.events(PAID, pending_id) == []
     await eventually(lambda: _order_if(platform, pending_id, "refunded"), "erased buyer's payment refunded")
+
+    # The erasure event also revoked the erased accounts' tokens at billing: no checkout after it.
+    for erased in (buyer, leaving):
+        assert (await platform.checkout(erased, key=f"after-{uuid.uuid4()}")).json()["code"] == "token_revoked"
+
+    # A checkout opened while the erasure was being applied (the erasure did not see it): its payment
+    # gives nobody access, so it is refunded instead of fulfilled.
+    racer = await platform.new_user()
+    racing_id = (await platform.checkout(racer)).json()["order_id"]
+    async with platform.billing_db.transaction() as session:
+        await session.execute(sa.text("INSERT INTO erased_users (user_id, erased_at) VALUES (:u, now())"),
+                              {"u": uuid.UUID(await platform.user_id(racer))})
+    assert await _pay(platform, racing_id) == "fulfilled"
+    assert await platform.events(PAID, racing_id) == []
+    await eventually(lambda: _order_if(platform, racing_id, "refunded"), "racing payment refunded")
 
 
 async def test_admin_list_filters_and_totals(platform: Platform) -> None:
@@ -385,3 +464,4 @@ async def test_admin_list_filters_and_totals(platform: Platform) -> None:
             ).status_code == 403
     assert (await platform.client.get("/api/billing/admin/orders", headers=admin, params={"status": "lost"})
             ).status_code == 422
+

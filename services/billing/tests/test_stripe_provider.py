@@ -45,11 +45,8 @@ async def test_stripe_outage_then_retry_with_the_same_key(stripe_platform: Platf
     key = f"outage-{uuid.uuid4()}"
     buyer = await stripe_platform.new_user()
     user_id = await stripe_platform.user_id(buyer)
-    fake_stripe.fail_with = 500
-    try:
+    with fake_stripe.answering(fail_with=500):
         down = await stripe_platform.checkout(buyer, key=key)
-    finally:
-        fake_stripe.fail_with = None
     assert down.status_code == 503 and down.json()["code"] == "payment_provider_error"
 
     retried = await stripe_platform.checkout(buyer, key=key)
@@ -137,10 +134,18 @@ async def test_a_changed_offer_expires_the_open_stripe_session(stripe_platform: 
     user_id = await stripe_platform.user_id(buyer)
     assert len([c for c in fake_stripe.calls("/v1/customers") if c["form"].get("metadata[user_id]") == user_id]) == 1
 
+    # A session Stripe expired on its own (its webhook not here yet) is no obstacle to a new offer.
+    second_session = await stripe_platform.session_id(second.json()["order_id"])
+    fake_stripe.expired_sessions.add(second_session)
+    newer = await stripe_platform.checkout(buyer)
+    assert newer.status_code == 201, newer.text
+    assert (await stripe_platform.order(second.json()["order_id"]))["status"] == "expired"
+    second = newer
+
     # The second session is being paid: Stripe refuses to expire it, so no third checkout starts.
     second_id = second.json()["order_id"]
     fake_stripe.paid_sessions[await stripe_platform.session_id(second_id)] = payment_intent_of(second_id)
-    third = await stripe_platform.checkout(buyer)
+    third = await stripe_platform.checkout(buyer, coupon=code)
     assert third.status_code == 409 and third.json()["code"] == "checkout_in_progress"
     assert (await stripe_platform.order(second_id))["status"] == "pending"
 
@@ -180,38 +185,29 @@ async def test_stripe_refund_pending_then_confirmed_by_webhook_and_refusals(stri
     admin = await stripe_platform.auth(ADMIN)
     url = f"/api/billing/orders/{order_id}/refund"
 
-    fake_stripe.refund_status = "pending"
-    try:
+    with fake_stripe.answering(refund_status="pending"):
         pending = await stripe_platform.client.post(url, json={"reason": "partial", "amount": 900}, headers=admin)
-    finally:
-        fake_stripe.refund_status = "succeeded"
-    assert (pending.json()["status"], pending.json()["amount_refunded"]) == ("partially_refunded", 900)
-    [call] = [c for c in fake_stripe.calls("/v1/refunds") if c["form"].get("metadata[order_id]") == order_id]
-    refund_id = call["form"]["metadata[refund_id]"]
-    provider_refund_id = await stripe_platform.scalar("SELECT provider_refund_id FROM order_refunds WHERE id = :r",
-                                                      r=uuid.UUID(refund_id))
+    # Accepted but not returned yet: the order shows no refund until Stripe says the money went back.
+    assert (pending.json()["status"], pending.json()["amount_refunded"]) == ("paid", 0)
+    refund_id, provider_refund_id = await _the_refund(stripe_platform, fake_stripe, order_id)
     confirmed = stripe_platform.refund_event("refund.updated", order_id, provider_refund_id, 900, "succeeded",
                                              our_refund_id=refund_id)
-    assert (await stripe_platform.deliver(confirmed)).json()["outcome"] == "refund_recorded"
+    assert (await stripe_platform.deliver(confirmed)).json()["outcome"] == "refund_applied"
     assert await stripe_platform.scalar("SELECT status FROM order_refunds WHERE id = :r",
                                         r=uuid.UUID(refund_id)) == "succeeded"
+    order = await stripe_platform.order(order_id)
+    assert (order["status"], order["amount_refunded"]) == ("partially_refunded", 900)
 
-    fake_stripe.refuse_refunds = True
-    try:
+    with fake_stripe.answering(refuse_refunds=True):
         refused = await stripe_platform.client.post(url, json={"reason": "rest"}, headers=admin)
-    finally:
-        fake_stripe.refuse_refunds = False
     assert refused.status_code == 409 and refused.json()["code"] == "refund_refused"
     order = await stripe_platform.order(order_id)
     assert (order["status"], order["amount_refunded"]) == ("partially_refunded", 900)
     assert await stripe_platform.events("billing.order.refunded.v1", order_id) == []
 
-    fake_stripe.fail_with = 503
-    try:
+    with fake_stripe.answering(fail_with=503):
         outage = await stripe_platform.client.post(url, json={"reason": "rest", "amount": 100},
                                                    headers={**admin, "Idempotency-Key": "rest-100"})
-    finally:
-        fake_stripe.fail_with = None
     assert outage.status_code == 503
     assert await stripe_platform.scalar(
         "SELECT status FROM order_refunds WHERE order_id = :o AND idempotency_key = 'rest-100'",
@@ -244,9 +240,66 @@ async def test_erasure_deletes_the_stripe_customer(stripe_platform: Platform, fa
     await eventually(lambda: _now(session_id in fake_stripe.expired_sessions), "session expired at Stripe")
 
 
+async def _the_refund(platform: Platform, fake_stripe: FakeStripe, order_id: str) -> tuple[str, str]:
+    """The one refund Stripe was asked for on this order: our refund id and Stripe's."""
+    [call] = [c for c in fake_stripe.calls("/v1/refunds") if c["form"].get("metadata[order_id]") == order_id]
+    refund_id = call["form"]["metadata[refund_id]"]
+    provider_refund_id = await platform.scalar("SELECT provider_refund_id FROM order_refunds WHERE id = :r",
+                                               r=uuid.UUID(refund_id))
+    return refund_id, str(provider_refund_id)
+
+
 async def _now(value: Any) -> Any:
     return value
 
 
 async def _no_customer(platform: Platform, user_id: str) -> bool:
     return await platform.scalar("SELECT count(*) FROM customers WHERE user_id = :u", u=uuid.UUID(user_id)) == 0
+
+
+async def test_a_full_refund_revokes_access_only_once_stripe_returned_the_money(
+        stripe_platform: Platform, fake_stripe: FakeStripe) -> None:
+    """A refund Stripe accepted as pending can still fail: until it succeeded the learner keeps the
+    course (no billing.order.refunded.v1), and one that fails leaves the order paid and refundable."""
+    buyer = await stripe_platform.new_user()
+    order_id = (await stripe_platform.checkout(buyer)).json()["order_id"]
+    paid = stripe_platform.stripe_event("checkout.session.completed", order_id,
+                                        await stripe_platform.session_id(order_id))
+    assert (await stripe_platform.deliver(paid)).json()["outcome"] == "fulfilled"
+    assert await stripe_platform.enrolled_courses(buyer, expect=1) == [str(DEMO_COURSE_ID)]
+    admin = await stripe_platform.auth(ADMIN)
+    url = f"/api/billing/orders/{order_id}/refund"
+
+    with fake_stripe.answering(refund_status="pending"):
+        pending = await stripe_platform.client.post(url, json={"reason": "asked"}, headers=admin)
+    assert (pending.json()["status"], pending.json()["amount_refunded"]) == ("paid", 0), pending.text
+    assert await stripe_platform.events("billing.order.refunded.v1", order_id) == []
+    # Asked again while pending: the same refund, no second call to Stripe and nothing more to refund.
+    assert (await stripe_platform.client.post(url, json={"reason": "asked"}, headers=admin)).json() == pending.json()
+    assert (await stripe_platform.client.post(url, json={"reason": "x", "amount": 1}, headers=admin)
+            ).json()["code"] == "refund_exceeds_remaining"
+    refund_id, provider_refund_id = await _the_refund(stripe_platform, fake_stripe, order_id)
+
+    failed = stripe_platform.refund_event("refund.failed", order_id, provider_refund_id, 4900, "failed",
+                                          our_refund_id=refund_id)
+    assert (await stripe_platform.deliver(failed)).json()["outcome"] == "refund_failed"
+    order = await stripe_platform.order(order_id)
+    assert (order["status"], order["amount_refunded"], order["refunded_at"]) == ("paid", 0, None)
+    assert await stripe_platform.events("billing.order.refunded.v1", order_id) == []
+    assert await stripe_platform.enrolled_courses(buyer, expect=1) == [str(DEMO_COURSE_ID)]
+    assert await stripe_platform.scalar("SELECT count(*) FROM receipts WHERE order_id = :o AND kind = 'refund'",
+                                        o=uuid.UUID(order_id)) == 0
+
+    # A new full refund is possible; once Stripe confirms it, access goes, with one event.
+    with fake_stripe.answering(refund_status="pending"):
+        again = await stripe_platform.client.post(url, json={"reason": "asked again"}, headers=admin)
+    assert again.json()["status"] == "paid", again.text
+    second = await stripe_platform.scalar(
+        "SELECT provider_refund_id FROM order_refunds WHERE order_id = :o AND status = 'pending'",
+        o=uuid.UUID(order_id))
+    succeeded = stripe_platform.refund_event("refund.updated", order_id, second, 4900, "succeeded")
+    assert (await stripe_platform.deliver(succeeded)).json()["outcome"] == "refund_applied"
+    order = await stripe_platform.order(order_id)
+    assert (order["status"], order["amount_refunded"]) == ("refunded", 4900)
+    assert len(await stripe_platform.events("billing.order.refunded.v1", order_id)) == 1
+    assert await stripe_platform.enrolled_courses(buyer, expect=0) == []

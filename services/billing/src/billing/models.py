@@ -44,8 +44,10 @@ class RefundStatus(enum.StrEnum):
 
 # Refunds whose amount is spoken for (a new refund cannot take it again).
 COMMITTED_REFUNDS = (RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.SUCCEEDED)
-# Refunds whose money has left (or is leaving) us: they make an order (partially) refunded.
-EFFECTIVE_REFUNDS = (RefundStatus.PENDING, RefundStatus.SUCCEEDED)
+# Refunds whose money the provider has returned: only they make an order (partially) refunded,
+# send a refund receipt and, for the whole amount, emit `billing.order.refunded.v1` (access is
+# revoked). A pending refund can still fail, and access must not go for money never returned.
+EFFECTIVE_REFUNDS = (RefundStatus.SUCCEEDED,)
 
 
 class Order(Base):
@@ -145,6 +147,17 @@ class Customer(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The user was erased: the worker deletes the provider's customer, then this row.
     erase_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ErasedUser(Base):
+    """A user whose account was erased (`auth.user.deleted.v1`, which also revokes their tokens).
+    A checkout opened while the erasure was being applied escapes it; fulfil reads this mark and
+    refunds such a payment instead of giving access to nobody."""
+
+    __tablename__ = "erased_users"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    erased_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ProcessedProviderEvent(Base):

@@ -35,6 +35,7 @@ from billing.models import (
     Coupon,
     Customer,
     DeferredProviderEvent,
+    ErasedUser,
     Order,
     OrderStatus,
     ProcessedProviderEvent,
@@ -299,8 +300,10 @@ async def fulfill(*, db_session: AsyncSession, order_id: uuid.UUID, provider_pay
     if owner is not None:
         order.duplicate_of = owner.id
         reason = f"duplicate payment: order {owner.id} already paid for this course"
-    elif order.anonymized_at is not None:
-        order.duplicate_of = order.id  # nobody to give access to: refund, like a duplicate
+    elif order.anonymized_at is not None or await db_session.get(ErasedUser, order.user_id) is not None:
+        # Nobody to give access to (an order opened while the erasure was being applied included):
+        # refund, like a duplicate.
+        order.duplicate_of = order.id
         reason = "payment for an erased account"
     if order.coupon_id is not None and not order.coupon_redeemed:
         # Expired or failed earlier (redemption given back), paid after all: the discount was used.
@@ -632,6 +635,26 @@ _REFUND_RANK = {RefundStatus.REQUESTED: 0, RefundStatus.PENDING: 1, RefundStatus
                 RefundStatus.FAILED: 3}
 
 
+async def _adopt_unnamed_refund(db_session: AsyncSession, order: Order, amount: int) -> Refund | None:
+    """A provider refund we learnt about only from `charge.refunded`'s running total (no id) is the
+    same money as the refund event arriving after it: match it instead of counting it twice.
+
+    An unnamed row of exactly this amount becomes this refund; a larger one (several refunds summed
+    up) gives this amount away to the new row, so the order's total stays what the provider says."""
+    unnamed = list(await db_session.scalars(
+        sa.select(Refund).where(Refund.order_id == order.id, Refund.kind == "provider",
+                                Refund.provider_refund_id.is_(None), Refund.status != RefundStatus.FAILED,
+                                Refund.amount >= amount)
+        .order_by(Refund.amount, Refund.created_at).execution_options(populate_existing=True)))
+    exact = next((r for r in unnamed if r.amount == amount), None)
+    if exact is not None:
+        return exact
+    if unnamed:
+        unnamed[0].amount -= amount
+        unnamed[0].updated_at = utcnow()
+    return None
+
+
 async def _upsert_provider_refund(db_session: AsyncSession, order: Order, obj: dict[str, Any],
                                   event_id: str) -> Refund | None:
     provider_refund_id = obj.get("id")
@@ -652,6 +675,9 @@ async def _upsert_provider_refund(db_session: AsyncSession, order: Order, obj: d
     if refund is None:
         if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
             return None
+        refund = await _adopt_unnamed_refund(db_session, order, amount)
+    if refund is None:
+        assert isinstance(amount, int)
         now = utcnow()
         refund = Refund(id=uuid.uuid4(), order_id=order.id, amount=amount, currency=order.currency,
                         status=RefundStatus.REQUESTED, kind="provider", reason="refunded at the provider",
@@ -715,8 +741,13 @@ async def _recompute_refund_state(db_session: AsyncSession, order: Order, *, act
     if target == order.status:
         return False
     now = utcnow()
+    detail = f"refunded {effective} of {order.amount} {order.currency}"
+    if target != OrderStatus.REFUNDED and order.refunded_at is not None:
+        # Only a refund that had succeeded and then failed gets here (Stripe: rare, e.g. a closed
+        # card). Catalog never re-grants for an order once refunded, so a person must decide.
+        detail += "; a refund that had succeeded failed after access was revoked: grant access again by hand"
     _transition(db_session, order, target, actor=actor, provider_event_id=provider_event_id, at=now,
-                detail=f"refunded {effective} of {order.amount} {order.currency}")
+                detail=detail)
     if target == OrderStatus.REFUNDED:
         order.refunded_at = now
         if order.duplicate_of is None:
@@ -887,6 +918,8 @@ async def erase_user(*, db_session: AsyncSession, user_id: uuid.UUID) -> int:
     addresses, free-text reasons, the provider customer). Open checkouts are ended; one paid anyway
     is refunded by fulfil. Idempotent."""
     now = utcnow()
+    await db_session.execute(upsert_insert(db_session, ErasedUser).values(user_id=user_id, erased_at=now)
+                             .on_conflict_do_nothing(index_elements=["user_id"]))
     orders = list(await db_session.scalars(sa.select(Order).where(Order.user_id == user_id)
                                            .order_by(Order.id).with_for_update()))
     for order in orders:

@@ -33,6 +33,7 @@ class BillingWorker:
         self.provider = provider
         self.settings = settings
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
         runtime.db.on_commit(self._after_commit)
 
@@ -44,13 +45,15 @@ class BillingWorker:
         self._task = asyncio.create_task(self._run(), name="billing-worker")
 
     async def stop(self) -> None:
+        self._stopping = True  # the loop ends even if the cancellation below is lost (see _run)
+        self._wake.set()
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self.run_once()
@@ -58,8 +61,11 @@ class BillingWorker:
                 raise
             except Exception:
                 log.exception("billing worker iteration failed")
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
+            # event is set (a commit wakes us while the app shuts down), and stop() then waited forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.worker_interval_seconds)
+                async with asyncio.timeout(self.settings.worker_interval_seconds):
+                    await self._wake.wait()
 
     async def run_once(self, now: dt.datetime | None = None) -> None:
         now = now or utcnow()

@@ -122,7 +122,11 @@ class StripeProvider:
         try:
             await self.client.v1.checkout.sessions.expire_async(order.provider_session_id)
         except stripe.InvalidRequestError as exc:
-            # Only an open session can be expired: this one was completed (or already expired).
+            # Only an open session can be expired: this one was completed, or expired already (its
+            # expires_at passed and the webhook saying so is still on its way): ask which.
+            current = await self.retrieve_checkout(order)
+            if current is not None and current.get("status") == "expired":
+                return True
             log.info("stripe refused to expire a session", extra={
                 "order_id": str(order.id), "stripe_code": exc.code, "stripe_request_id": exc.request_id})
             return False
