@@ -7,37 +7,20 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 
+from .test_core_path import eventually, login
+
 DEMO_ADMIN = ("admin@triple.academy", "Admin-Demo-2026!")
 DEMO_COURSE = "10000000-0000-4000-8000-000000000001"
-
-
-def _login(client: httpx.Client, email: str, password: str) -> dict[str, str]:
-    response = client.post("/api/auth/login", json={"email": email, "password": password})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 def _new_learner(client: httpx.Client) -> dict[str, str]:
     email, password = f"billing-{uuid.uuid4().hex[:8]}@example.com", "a long enough passphrase"
     response = client.post("/api/auth/register", json={"email": email, "password": password, "full_name": "Buyer"})
     assert response.status_code == 201, response.text
-    return _login(client, email, password)
-
-
-def _eventually(check: Callable[[], Any], what: str, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
+    return login(client, email, password)
 
 
 def _enrolled(client: httpx.Client, learner: dict[str, str]) -> bool:
@@ -47,7 +30,7 @@ def _enrolled(client: httpx.Client, learner: dict[str, str]) -> bool:
 
 def test_billing_through_the_gateway(base_url: str) -> None:
     with httpx.Client(base_url=base_url, timeout=15) as client:
-        admin = _login(client, *DEMO_ADMIN)
+        admin = login(client, *DEMO_ADMIN)
         learner = _new_learner(client)
         code = f"E2E{uuid.uuid4().hex[:6]}".upper()
         coupon = client.post("/api/billing/admin/coupons", headers=admin,
@@ -75,8 +58,8 @@ def test_billing_through_the_gateway(base_url: str) -> None:
         paid = client.post(checkout_url + "/pay")
         assert paid.status_code == 200 and "Payment received" in paid.text
         order_url = f"/api/billing/orders/{order_id}"
-        _eventually(lambda: client.get(order_url, headers=learner).json()["status"] == "paid", "order paid")
-        _eventually(lambda: _enrolled(client, learner), "enrollment granted")
+        eventually(lambda: client.get(order_url, headers=learner).json()["status"] == "paid", what="order paid")
+        eventually(lambda: _enrolled(client, learner), what="enrollment granted")
         stranger = _new_learner(client)
         assert client.get(order_url, headers=stranger).status_code == 404
         again = client.post("/api/billing/checkout", json={"course_id": DEMO_COURSE}, headers=learner)
@@ -94,7 +77,7 @@ def test_billing_through_the_gateway(base_url: str) -> None:
                                       "discount_amount": 490, "refunded_amount": 410, "net_amount": 4000}]
         rest = client.post(f"{order_url}/refund", json={"reason": "requested_by_customer"}, headers=admin)
         assert (rest.json()["status"], rest.json()["amount_refunded"]) == ("refunded", 4410)
-        _eventually(lambda: not _enrolled(client, learner), "enrollment revoked")
+        eventually(lambda: not _enrolled(client, learner), what="enrollment revoked")
         mine = client.get("/api/billing/orders", headers=learner).json()
         assert mine["total"] == 1 and mine["items"][0]["status"] == "refunded"
 
@@ -107,9 +90,9 @@ def test_self_refund_reads_playback_progress(base_url: str) -> None:
         assert checkout.status_code == 201, checkout.text
         assert client.post(checkout.json()["checkout_url"] + "/pay").status_code == 200
         order_url = f"/api/billing/orders/{checkout.json()['order_id']}"
-        _eventually(lambda: client.get(order_url, headers=learner).json()["status"] == "paid", "order paid")
-        _eventually(lambda: _enrolled(client, learner), "enrollment granted")
+        eventually(lambda: client.get(order_url, headers=learner).json()["status"] == "paid", what="order paid")
+        eventually(lambda: _enrolled(client, learner), what="enrollment granted")
         refund = client.post(f"{order_url}/self-refund", json={"reason": "not what I expected"}, headers=learner)
         assert refund.status_code == 200, refund.text
         assert (refund.json()["status"], refund.json()["amount_refunded"]) == ("refunded", 4900)
-        _eventually(lambda: not _enrolled(client, learner), "enrollment revoked")
+        eventually(lambda: not _enrolled(client, learner), what="enrollment revoked")

@@ -20,25 +20,18 @@ from common.events.rabbitmq import RabbitMQBus
 from common.testing import RABBITMQ_URL
 from gateway.distributed import Topology
 
+from .test_catalog_read import soon as soon_within
+from .test_core_path import login
+
 DEMO_INSTRUCTOR = ("instructor@triple.academy", "Instructor-Demo-2026!")
 DEMO_ADMIN = ("admin@triple.academy", "Admin-Demo-2026!")
 PAID_COURSE = "10000000-0000-4000-8000-000000000001"
 DEADLINE_SECONDS = 10.0
 
 
-def login(client: httpx.Client, email: str, password: str) -> dict[str, str]:
-    response = client.post("/api/auth/login", json={"email": email, "password": password})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 def soon(check: Callable[[], bool], what: str) -> None:
-    """True on three reads in a row (so on each catalog replica) before the deadline."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not all(check() for _ in range(3)):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not seen within {DEADLINE_SECONDS}s: {what}")
-        time.sleep(0.1)
+    """Events reach both catalog replicas within the deadline."""
+    soon_within(check, what, within=DEADLINE_SECONDS)
 
 
 def test_german_search_and_category_edits_through_the_edge(base_url: str) -> None:

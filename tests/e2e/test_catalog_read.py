@@ -14,23 +14,19 @@ from collections.abc import Callable
 
 import httpx
 
+from .test_core_path import login
+
 DEMO_INSTRUCTOR = ("instructor@triple.academy", "Instructor-Demo-2026!")
 DEMO_ASSET = "20000000-0000-4000-8000-000000000001"
 VISIBLE_WITHIN_SECONDS = 3.0
 
 
-def login(client: httpx.Client, email: str, password: str) -> dict[str, str]:
-    response = client.post("/api/auth/login", json={"email": email, "password": password})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
-def soon(check: Callable[[], bool], what: str) -> None:
+def soon(check: Callable[[], bool], what: str, within: float = VISIBLE_WITHIN_SECONDS) -> None:
     """True on every one of three reads in a row (so on each replica), within the deadline."""
-    deadline = time.monotonic() + VISIBLE_WITHIN_SECONDS
+    deadline = time.monotonic() + within
     while not all(check() for _ in range(3)):
         if time.monotonic() > deadline:
-            raise AssertionError(f"not visible within {VISIBLE_WITHIN_SECONDS}s: {what}")
+            raise AssertionError(f"not visible within {within}s: {what}")
         time.sleep(0.1)
 
 
