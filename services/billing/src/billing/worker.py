@@ -10,62 +10,38 @@ Every job is idempotent and safe to run on several replicas at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import receipts, service
 from billing.models import Order, OrderStatus, Refund, RefundStatus
 from billing.providers import LocalProvider, PaymentProvider
 from billing.settings import BillingSettings
+from common.background import CommitWokenLoop
 from common.db import utcnow
 from common.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-class BillingWorker:
+class BillingWorker(CommitWokenLoop):
     def __init__(self, runtime: Runtime, provider: PaymentProvider, settings: BillingSettings) -> None:
+        super().__init__(runtime.db, service.WORK_PENDING, "billing-worker")
         self.runtime = runtime
         self.provider = provider
         self.settings = settings
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-        runtime.db.on_commit(self._after_commit)
-
-    def _after_commit(self, session: AsyncSession) -> None:
-        if session.info.pop(service.WORK_PENDING, False):
-            self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="billing-worker")
-
-    async def stop(self) -> None:
-        self._stopping = True  # the loop ends even if the cancellation below is lost (see _run)
-        self._wake.set()
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
+        while not self.stopping:
             try:
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("billing worker iteration failed")
-            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
-            # event is set (a commit wakes us while the app shuts down), and stop() then waited forever.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.worker_interval_seconds):
-                    await self._wake.wait()
+            await self.pause(self.settings.worker_interval_seconds)
 
     async def run_once(self, now: dt.datetime | None = None) -> None:
         now = now or utcnow()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import time
@@ -14,6 +13,7 @@ import sqlalchemy as sa
 from opentelemetry import propagate
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.background import CommitWokenLoop
 from common.db import Database, utcnow
 from common.events.bus import EventBus
 from common.events.envelope import Envelope
@@ -47,7 +47,7 @@ async def add_event(session: AsyncSession, event_type: str, payload: dict[str, A
     return envelope
 
 
-class OutboxRelay:
+class OutboxRelay(CommitWokenLoop):
     """Publishes pending outbox rows with confirms, marks them sent; rows that keep failing go dead.
 
     Several replicas may run it: rows are claimed with FOR UPDATE SKIP LOCKED on PostgreSQL.
@@ -58,6 +58,7 @@ class OutboxRelay:
     def __init__(self, db: Database, bus: EventBus, service: str, *, batch_size: int = 100,
                  poll_interval: float = 0.5, max_attempts: int = 20,
                  retention: dt.timedelta = dt.timedelta(days=7), prune_every_seconds: float = 3600) -> None:
+        super().__init__(db, OUTBOX_PENDING, f"outbox-relay-{service}")
         self.db = db
         self.bus = bus
         self.service = service
@@ -67,29 +68,10 @@ class OutboxRelay:
         self.retention = retention
         self.prune_every_seconds = prune_every_seconds
         self._pruned_at = 0.0
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        db.on_commit(self._after_commit)
-
-    def _after_commit(self, session: AsyncSession) -> None:
-        if session.info.pop(OUTBOX_PENDING, False):
-            self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.service}")
-
-    async def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
         backoff = self.poll_interval
-        while not self._stopping:
+        while not self.stopping:
             try:
                 if time.monotonic() - self._pruned_at >= self.prune_every_seconds:
                     self._pruned_at = time.monotonic()
@@ -106,9 +88,7 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox relay iteration failed")
                 backoff = min(backoff * 2, 10.0)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+            await self.pause(backoff)
 
     async def prune_published(self) -> int:
         """Delete rows published longer ago than the retention; returns how many went."""
