@@ -127,8 +127,8 @@ async def _principal(request: Request,
     # Service tokens name this service as audience; user tokens name the public API.
     audience = service_audience if service_audience in unverified else user_audience
     claims = await verifier.verify(token, audience)
-    revocations = getattr(request.app.state.runtime, "revocations", None)
-    if (SERVICE_ROLE not in claims.get("roles", []) and revocations is not None
+    revocations = request.app.state.runtime.revocations
+    if (SERVICE_ROLE not in claims.get("roles", [])
             and await revocations.is_revoked(str(claims["sub"]), float(claims["iat"]))):
         raise Unauthorized("token revoked: sign in again", code="token_revoked",
                            headers={"WWW-Authenticate": "Bearer"})
