@@ -62,6 +62,12 @@ def test_billing_through_the_gateway(base_url: str) -> None:
         eventually(lambda: _enrolled(client, learner), what="enrollment granted")
         stranger = _new_learner(client)
         assert client.get(order_url, headers=stranger).status_code == 404
+        # The invoice: numbered once, a PDF for the buyer and admins, nobody else.
+        invoice = client.get(f"{order_url}/invoice", headers=learner)
+        assert invoice.status_code == 200 and invoice.headers["content-type"] == "application/pdf"
+        assert invoice.content.startswith(b"%PDF-")
+        assert client.get(f"{order_url}/invoice", headers=admin).status_code == 200
+        assert client.get(f"{order_url}/invoice", headers=stranger).status_code == 404
         again = client.post("/api/billing/checkout", json={"course_id": DEMO_COURSE}, headers=learner)
         assert again.status_code == 409 and again.json()["code"] == "already_enrolled"
 
@@ -71,6 +77,11 @@ def test_billing_through_the_gateway(base_url: str) -> None:
         assert partial.status_code == 200, partial.text
         assert (partial.json()["status"], partial.json()["amount_refunded"]) == ("partially_refunded", 410)
         assert _enrolled(client, learner)
+        documents = client.get(f"{order_url}/invoices", headers=learner).json()
+        assert [(d["kind"], d["gross_amount"]) for d in documents] == [("invoice", 4410), ("credit_note", 410)]
+        assert documents[1]["credited_invoice_number"] == documents[0]["invoice_number"]
+        credit_note = client.get(f"{order_url}/invoices/{documents[1]['invoice_number']}", headers=learner)
+        assert credit_note.status_code == 200 and credit_note.content.startswith(b"%PDF-")
         listing = client.get("/api/billing/admin/orders", headers=admin, params={"coupon_code": code}).json()
         assert [item["order_id"] for item in listing["items"]] == [order_id]
         assert listing["totals"] == [{"currency": "EUR", "orders": 1, "gross_amount": 4410,

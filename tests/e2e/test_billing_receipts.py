@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from common.testing import MailCatcher, smtp_server
+from common.testing import MailCatcher, mail_text, smtp_server
 from gateway.distributed import REPO_ROOT, free_port
 
 DEMO_ADMIN = ("admin@triple.academy", "Admin-Demo-2026!")
@@ -83,15 +83,25 @@ def test_payment_and_refund_receipts_reach_the_buyer(mailing_platform: tuple[str
         order_id = checkout.json()["order_id"]
         assert client.post(checkout.json()["checkout_url"] + "/pay").status_code == 200
 
-        receipt = _mail(mailbox, email, "Receipt for Protected Video Streaming 101").get_content()
+        receipt_mail = _mail(mailbox, email, "Receipt for Protected Video Streaming 101")
+        receipt = mail_text(receipt_mail)
         assert f"Hello {name}," in receipt and "Paid:     49.00 EUR" in receipt and order_id in receipt, receipt
+        invoice = client.get(f"/api/billing/orders/{order_id}/invoice", headers=learner)
+        assert invoice.status_code == 200, invoice.text
+        attached = [(part.get_filename(), part.get_content()) for part in receipt_mail.iter_attachments()]
+        number = invoice.headers["content-disposition"].split('filename="')[1].rstrip('"')
+        assert [name for name, _ in attached] == [number] and number.startswith("INV-")
+        assert attached[0][1].startswith(b"%PDF-")
 
         admin_login = client.post("/api/auth/login", json={"email": DEMO_ADMIN[0], "password": DEMO_ADMIN[1]})
         admin = {"Authorization": f"Bearer {admin_login.json()['access_token']}"}
         refund = client.post(f"/api/billing/orders/{order_id}/refund", json={"reason": "requested_by_customer"},
                              headers=admin)
         assert refund.json()["status"] == "refunded", refund.text
-        refund_mail = _mail(mailbox, email, "Refund for Protected Video Streaming 101").get_content()
+        refund_mail = mail_text(_mail(mailbox, email, "Refund for Protected Video Streaming 101"))
         assert f"Hello {name}," in refund_mail and "We refunded 49.00 EUR" in refund_mail, refund_mail
+        credit_notes = [part.get_filename() for part in
+                        _mail(mailbox, email, "Refund for Protected Video Streaming 101").iter_attachments()]
+        assert len(credit_notes) == 1 and str(credit_notes[0]).startswith("CN-")
         time.sleep(1.5)  # a worker round later: still exactly these two mails
         assert len([m for m in mailbox.messages if m["To"] == email]) == 2

@@ -334,6 +334,22 @@ class Platform:
         body: dict[str, Any] = response.json()
         return body
 
+    async def pay(self, order_id: str, *, event_id: str | None = None, amount: int = 4900) -> str:
+        """The provider's checkout.session.completed for the order, signed and delivered; the outcome."""
+        event = self.stripe_event("checkout.session.completed", order_id, await self.session_id(order_id),
+                                  event_id=event_id, amount=amount)
+        outcome: str = (await self.deliver(event)).json()["outcome"]
+        return outcome
+
+    async def paid_order(self, who: tuple[str, str] | None = None, **checkout: Any) -> tuple[tuple[str, str], str]:
+        """A new (or the given) buyer's order of the demo course, paid through the webhook."""
+        buyer = who or await self.new_user()
+        response = await self.checkout(buyer, key=f"t-{uuid.uuid4()}", **checkout)
+        assert response.status_code == 201, response.text
+        order_id: str = response.json()["order_id"]
+        assert await self.pay(order_id, amount=response.json()["amount"]) == "fulfilled"
+        return buyer, order_id
+
     async def session_id(self, order_id: str) -> str:
         async with self.billing_db.session() as session:
             value = await session.scalar(sa.text("SELECT provider_session_id FROM orders WHERE id = :id"),

@@ -19,10 +19,18 @@ log = logging.getLogger("common.mail")
 
 
 @dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    content_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
 class Mail:
     to: str
     subject: str
     text: str
+    attachments: tuple[Attachment, ...] = ()
 
 
 class Mailer(Protocol):
@@ -35,6 +43,10 @@ def build_message(mail: Mail, sender: str) -> EmailMessage:
     message["To"] = mail.to
     message["Subject"] = mail.subject
     message.set_content(mail.text)
+    for attachment in mail.attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(attachment.content, maintype=maintype, subtype=subtype or "octet-stream",
+                               filename=attachment.filename)
     return message
 
 
@@ -60,8 +72,9 @@ class LogMailer:
         self.sender = sender
 
     async def send(self, mail: Mail) -> None:
-        log.info("mail (not sent: no SMTP host configured)\nTo: %s\nSubject: %s\n\n%s",
-                 mail.to, mail.subject, mail.text)
+        log.info("mail (not sent: no SMTP host configured)\nTo: %s\nSubject: %s\n\n%s%s",
+                 mail.to, mail.subject, mail.text,
+                 "".join(f"\n[attachment {a.filename}, {len(a.content)} bytes]" for a in mail.attachments))
 
 
 def build_mailer(settings: ServiceSettings) -> Mailer:

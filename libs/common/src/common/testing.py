@@ -97,6 +97,13 @@ class MailCatcher:
                 await asyncio.sleep(0.05)
 
 
+def mail_text(message: EmailMessage) -> str:
+    """The plain-text body of a message, with or without attachments."""
+    body = message.get_body(("plain",))
+    assert body is not None, "no text/plain body"
+    return str(body.get_content())
+
+
 @contextmanager
 def smtp_server() -> Iterator[MailCatcher]:
     """Run a MailCatcher on a free loopback port for the duration of the block."""

@@ -104,6 +104,21 @@ class Order(Base):
     refunded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Erasure (auth.user.deleted.v1): personal data gone, accounting data kept.
     anonymized_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Tax (billing/tax.py): `amount` is always what the buyer pays, tax included; `tax_amount` is
+    # the part of it that is tax, so the net is `amount - tax_amount`. `tax_inclusive` says whether
+    # the catalog price already held the tax (or it was added on top). Orders from before tax was
+    # taken carry no country and a tax of 0.
+    tax_amount: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    tax_rate_bp: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)  # basis points: 1900 = 19 %
+    tax_inclusive: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
+    tax_source: Mapped[str] = mapped_column(sa.String(10), default="none", server_default="none")
+    reverse_charge: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    buyer_country: Mapped[str | None] = mapped_column(sa.String(2), nullable=True)
+    buyer_vat_number: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
+
+    @property
+    def net_amount(self) -> int:
+        return self.amount - self.tax_amount
 
 
 class Coupon(Base):
@@ -239,3 +254,64 @@ class AuditEntry(Base):
     provider_event_id: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
     detail: Mapped[str | None] = mapped_column(sa.String(300), nullable=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class InvoiceCounter(Base):
+    """The last number given in one series (`INV-2026`, `CN-2026`). Its row is locked by the UPDATE
+    that takes the next number, in the transaction that issues the document: a rollback gives the
+    number back, a commit keeps it, so a series has no gaps and no number twice."""
+
+    __tablename__ = "invoice_counters"
+    __table_args__ = (sa.CheckConstraint("last_number >= 0", name="ck_invoice_counters_last_number"),)
+
+    series: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    last_number: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+
+class InvoiceKind(enum.StrEnum):
+    INVOICE = "invoice"
+    CREDIT_NOTE = "credit_note"
+
+
+class Invoice(Base):
+    """An invoice (one per paid order) or a credit note (one per refund whose money came back).
+
+    Amounts are positive minor units of what the document states (a credit note's are what it
+    credits); `gross_amount = net_amount + tax_amount`. Rows are never deleted nor renumbered: an
+    erasure clears the buyer's VAT number and nothing else, so a number is never given twice.
+    """
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        sa.UniqueConstraint("series", "number", name="uq_invoices_series_number"),
+        # One invoice per order, one credit note per refund (webhook replays and races included).
+        sa.UniqueConstraint("order_id", "kind", "refund_key", name="uq_invoices_order_kind"),
+        sa.CheckConstraint("kind IN ('invoice', 'credit_note')", name="ck_invoices_kind"),
+        sa.CheckConstraint("number > 0 AND net_amount >= 0 AND tax_amount >= 0 "
+                           "AND gross_amount = net_amount + tax_amount", name="ck_invoices_amounts"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    kind: Mapped[str] = mapped_column(sa.String(12))
+    series: Mapped[str] = mapped_column(sa.String(20))
+    number: Mapped[int] = mapped_column(sa.Integer)
+    invoice_number: Mapped[str] = mapped_column(sa.String(30), unique=True)  # INV-2026-000001
+    order_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    # The refund a credit note is for; "-" on invoices (a NULL would not take part in the unique key).
+    refund_key: Mapped[str] = mapped_column(sa.String(36))
+    refund_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
+    credited_invoice_number: Mapped[str | None] = mapped_column(sa.String(30), nullable=True)
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    subtotal_amount: Mapped[int] = mapped_column(sa.Integer)
+    discount_amount: Mapped[int] = mapped_column(sa.Integer, default=0)
+    net_amount: Mapped[int] = mapped_column(sa.Integer)
+    tax_amount: Mapped[int] = mapped_column(sa.Integer, default=0)
+    gross_amount: Mapped[int] = mapped_column(sa.Integer)
+    tax_rate_bp: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)  # basis points: 1900 = 19 %
+    tax_source: Mapped[str] = mapped_column(sa.String(10), default="none")  # none, local, stripe
+    reverse_charge: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    buyer_country: Mapped[str | None] = mapped_column(sa.String(2), nullable=True)
+    buyer_vat_number: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
+    course_title: Mapped[str] = mapped_column(sa.String(300))
+    coupon_code: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)

@@ -7,37 +7,29 @@ A crash between the send and the "sent" mark can repeat one mail; it can never l
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import uuid
 
 import sqlalchemy as sa
 
+from billing import invoices
+from billing.invoices import format_money
 from billing.models import Order, Receipt, Refund
 from billing.schemas import PeerUser
 from billing.service import peer_answer
+from billing.settings import BillingSettings
 from common.db import Database, utcnow
 from common.http import ServiceClient
-from common.mail import Mail, Mailer
+from common.mail import Attachment, Mail, Mailer
 from common.observability.metrics import count
 
 log = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 60
-# ISO 4217 currencies without minor units (the rest we show with two decimals).
-ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND",
-                          "VUV", "XAF", "XOF", "XPF"})
-
-
-def format_money(amount: int, currency: str) -> str:
-    if currency.upper() in ZERO_DECIMAL:
-        return f"{amount} {currency}"
-    sign = "-" if amount < 0 else ""
-    major, minor = divmod(abs(amount), 100)
-    return f"{sign}{major}.{minor:02d} {currency}"
-
-
-def render(receipt: Receipt, order: Order, refund: Refund | None, user: PeerUser) -> Mail:
+def render(receipt: Receipt, order: Order, refund: Refund | None, user: PeerUser,
+           attachments: tuple[Attachment, ...] = ()) -> Mail:
     lines = [f"Hello {user.full_name},", ""]
     if receipt.kind == "payment":
         subject = f"Receipt for {order.course_title}"
@@ -57,12 +49,30 @@ def render(receipt: Receipt, order: Order, refund: Refund | None, user: PeerUser
                   f"Refunded so far: {format_money(order.amount_refunded, order.currency)} of "
                   f"{format_money(order.amount, order.currency)}",
                   "The money reaches your account within a few business days."]
-    lines += ["", f"Order: {order.id}", "", "Triple Academy"]
-    return Mail(to=user.email, subject=subject, text="\n".join(lines))
+    lines += ["", f"Order: {order.id}"]
+    lines += [f"Attached: {a.filename.removesuffix('.pdf')}" for a in attachments]
+    lines += ["", "Triple Academy"]
+    return Mail(to=user.email, subject=subject, text="\n".join(lines), attachments=attachments)
+
+
+async def _documents(db: Database, receipt: Receipt, user: PeerUser,
+                     settings: BillingSettings | None) -> tuple[Attachment, ...]:
+    """The invoice (payment receipt) or credit note (refund receipt) as a PDF attachment."""
+    if settings is None:
+        return ()
+    async with db.session() as session:
+        documents = await invoices.documents_of(session, receipt.order_id)
+    wanted = str(receipt.refund_id) if receipt.refund_id else invoices.NO_REFUND
+    document = next((d for d in documents if d.refund_key == wanted), None)
+    if document is None:
+        return ()  # an order paid before invoicing existed
+    pdf = await asyncio.to_thread(invoices.render_pdf, document, invoices.Buyer(user.full_name), settings)
+    return (Attachment(invoices.pdf_filename(document), pdf, "application/pdf"),)
 
 
 async def send_due(*, db: Database, mailer: Mailer, auth: ServiceClient, max_attempts: int,
-                   now: dt.datetime | None = None, limit: int = 20) -> int:
+                   now: dt.datetime | None = None, limit: int = 20,
+                   settings: BillingSettings | None = None) -> int:
     """Send the receipts that are due; returns how many were sent."""
     now = now or utcnow()
     async with db.session() as session:
@@ -72,7 +82,7 @@ async def send_due(*, db: Database, mailer: Mailer, auth: ServiceClient, max_att
     sent = 0
     for receipt_id in due:
         if await _send_one(db=db, mailer=mailer, auth=auth, receipt_id=receipt_id, now=now,
-                           max_attempts=max_attempts):
+                           max_attempts=max_attempts, settings=settings):
             sent += 1
     return sent
 
@@ -88,7 +98,7 @@ async def _claim(db: Database, receipt_id: uuid.UUID, now: dt.datetime) -> bool:
 
 
 async def _send_one(*, db: Database, mailer: Mailer, auth: ServiceClient, receipt_id: uuid.UUID,
-                    now: dt.datetime, max_attempts: int) -> bool:
+                    now: dt.datetime, max_attempts: int, settings: BillingSettings | None) -> bool:
     if not await _claim(db, receipt_id, now):
         return False  # another replica has it
     async with db.session() as session:
@@ -103,7 +113,7 @@ async def _send_one(*, db: Database, mailer: Mailer, auth: ServiceClient, receip
             await _finish(db, receipt_id, status="skipped", error="user not found (erased)")
             return False
         user = peer_answer("auth", response.status_code, response.content, PeerUser)
-        await mailer.send(render(receipt, order, refund, user))
+        await mailer.send(render(receipt, order, refund, user, await _documents(db, receipt, user, settings)))
     except Exception as exc:  # any failure (peer, SMTP) is retried later
         attempts = receipt.attempts + 1
         dead = attempts >= max_attempts

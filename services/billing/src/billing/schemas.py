@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-from billing.models import Coupon, Order
+from billing.models import Coupon, Invoice, Order
 
 
 class StrictModel(BaseModel):
@@ -207,3 +207,30 @@ class PeerProgress(BaseModel):
     watched_seconds: int = Field(ge=0)
     total_seconds: int = Field(ge=0)
     watched_ratio: float = Field(ge=0, le=1)  # a share, not money
+
+
+class InvoiceRead(BaseModel):
+    """An invoice or credit note of an order (its PDF: `/orders/{order_id}/invoices/{invoice_number}`)."""
+
+    invoice_number: str
+    kind: Literal["invoice", "credit_note"]
+    order_id: uuid.UUID
+    issued_at: dt.datetime
+    currency: str
+    net_amount: int
+    tax_amount: int
+    gross_amount: int
+    tax_rate_bp: int | None
+    tax_source: str
+    reverse_charge: bool
+    buyer_country: str | None
+    credited_invoice_number: str | None
+
+    @classmethod
+    def of(cls, invoice: Invoice) -> InvoiceRead:
+        return cls(invoice_number=invoice.invoice_number, kind=invoice.kind,
+                   order_id=invoice.order_id, issued_at=invoice.issued_at, currency=invoice.currency,
+                   net_amount=invoice.net_amount, tax_amount=invoice.tax_amount, gross_amount=invoice.gross_amount,
+                   tax_rate_bp=invoice.tax_rate_bp, tax_source=invoice.tax_source,
+                   reverse_charge=invoice.reverse_charge, buyer_country=invoice.buyer_country,
+                   credited_invoice_number=invoice.credited_invoice_number)

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import coupons
+from billing import coupons, invoices
 from billing.models import (
     COMMITTED_REFUNDS,
     EFFECTIVE_REFUNDS,
@@ -325,6 +325,7 @@ async def fulfill(*, db_session: AsyncSession, order_id: uuid.UUID, provider_pay
         await add_event(db_session, "billing.order.paid", {
             "order_id": str(order.id), "user_id": str(order.user_id), "course_id": str(order.course_id),
             "amount": order.amount, "currency": order.currency, "paid_at": now.isoformat()})
+        await invoices.issue_invoice(db_session, order, at=now)
         _owe_receipt(db_session, order, "payment")
         count("billing", "orders_paid")
     else:
@@ -727,6 +728,7 @@ async def _recompute_refund_state(db_session: AsyncSession, order: Order, *, act
                                   provider_event_id: str | None) -> bool:
     """Order status and refunded amount from its effective refunds; a full refund emits the event."""
     await db_session.flush()
+    await invoices.issue_credit_notes(db_session, order)
     effective = sum(r.amount for r in await _refunds(db_session, order.id) if r.status in EFFECTIVE_REFUNDS)
     if effective > order.amount:
         log.error("refunds exceed the payment", extra={"order_id": str(order.id), "refunded": effective})
@@ -930,7 +932,9 @@ async def erase_user(*, db_session: AsyncSession, user_id: uuid.UUID) -> int:
             _expire_at_provider(db_session, order)
         if order.anonymized_at is None:
             order.anonymized_at = now
+        order.buyer_vat_number = None
     order_ids = [o.id for o in orders]
+    await invoices.erase_buyer(db_session, order_ids)
     if order_ids:
         await db_session.execute(sa.update(Receipt).where(Receipt.order_id.in_(order_ids))
                                  .values(recipient=None).execution_options(synchronize_session=False))

@@ -43,6 +43,13 @@ class BillingSettings(ServiceSettings):
     # A refund still "requested" (provider not yet answered) this long is retried with the same key.
     refund_retry_after_seconds: int = Field(default=60, ge=1)
 
+    # The seller named on invoices and credit notes, and the country whose VAT applies to its
+    # sales outside the EU VAT area's B2C rules (billing/tax.py).
+    seller_name: str = Field(default="Triple Academy GmbH", min_length=1, max_length=200)
+    seller_address: str = Field(default="Musterstrasse 1, 10115 Berlin, Germany", min_length=1, max_length=300)
+    seller_vat_id: str = Field(default="DE123456789", min_length=1, max_length=20)
+    seller_country: str = Field(default="DE", pattern=r"^[A-Z]{2}$")
+
     @model_validator(mode="after")
     def _real_provider_in_production(self) -> BillingSettings:
         """The local provider marks orders paid without taking money: never in production."""

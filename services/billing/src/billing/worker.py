@@ -47,7 +47,8 @@ class BillingWorker(CommitWokenLoop):
         now = now or utcnow()
         await self.retry_refunds(now)
         await receipts.send_due(db=self.runtime.db, mailer=self.runtime.mailer, auth=self.runtime.client("auth"),
-                                max_attempts=self.settings.receipt_max_attempts, now=now)
+                                max_attempts=self.settings.receipt_max_attempts, now=now,
+                                settings=self.settings)
         await service.delete_erased_customers(db=self.runtime.db, provider=self.provider)
         await service.expire_ended_sessions(db=self.runtime.db, provider=self.provider)
         if isinstance(self.provider, LocalProvider):

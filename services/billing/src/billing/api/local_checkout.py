@@ -14,10 +14,10 @@ from fastapi.responses import HTMLResponse
 
 from billing import service
 from billing.api.deps import ProviderDep, RuntimeDep, SettingsDep
+from billing.invoices import format_money
 from billing.models import Order, OrderStatus
 from billing.providers import LocalProvider
 from billing.providers.local import Outcome
-from billing.receipts import format_money
 from billing.settings import BillingSettings
 from common.db import Database
 

@@ -1,0 +1,183 @@
+"""Invoices and credit notes on real PostgreSQL: one gap-free series per year under concurrent
+payments and webhook replays, PDFs for the buyer and admins only, attached to the receipt mails,
+credit notes that add up to the invoice, numbers never reused after an erasure."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+from email.message import EmailMessage
+from typing import Any
+
+import sqlalchemy as sa
+from billing_testkit import ADMIN, Platform, eventually
+from pypdf import PdfReader
+
+from billing import invoices
+from billing.models import Order
+from common.db import utcnow
+from common.errors import Conflict
+from common.testing import mail_text
+
+
+def pdf_text(content: bytes) -> str:
+    assert content.startswith(b"%PDF-")
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
+
+
+def attachment(mail: EmailMessage) -> tuple[str, bytes]:
+    parts = [part for part in mail.iter_attachments()]
+    assert len(parts) == 1, [p.get_filename() for p in parts]
+    return str(parts[0].get_filename()), bytes(parts[0].get_content())
+
+
+async def documents(platform: Platform, order_id: str, who: tuple[str, str] = ADMIN) -> list[dict[str, Any]]:
+    response = await platform.client.get(f"/api/billing/orders/{order_id}/invoices", headers=await platform.auth(who))
+    assert response.status_code == 200, response.text
+    result: list[dict[str, Any]] = response.json()
+    return result
+
+
+async def series_numbers(platform: Platform, prefix: str) -> list[int]:
+    async with platform.billing_db.session() as session:
+        return list(await session.scalars(sa.text("SELECT number FROM invoices WHERE series = :s ORDER BY number"),
+                                          {"s": f"{prefix}-{utcnow().year}"}))
+
+
+async def test_invoice_issued_once_downloadable_by_buyer_and_admin_and_mailed(platform: Platform) -> None:
+    buyer = await platform.new_user("Zoë Invoice-Reader")
+    response = await platform.checkout(buyer, key=f"t-{uuid.uuid4()}")
+    order_id = response.json()["order_id"]
+    headers = await platform.auth(buyer)
+    unpaid = await platform.client.get(f"/api/billing/orders/{order_id}/invoice", headers=headers)
+    assert unpaid.status_code == 404 and unpaid.json()["code"] == "invoice_not_found"
+
+    event_id = f"evt_test_{uuid.uuid4().hex}"
+    assert await platform.pay(order_id, event_id=event_id) == "fulfilled"
+    assert await platform.pay(order_id, event_id=event_id) == "duplicate"  # the same event, replayed
+    assert await platform.pay(order_id) == "already_settled"  # another event for the same payment
+    docs = await documents(platform, order_id, buyer)
+    assert len(docs) == 1 and docs[0]["kind"] == "invoice"
+    number = docs[0]["invoice_number"]
+    assert number.startswith(f"INV-{utcnow().year}-") and len(number) == len("INV-2026-000001")
+    assert (docs[0]["net_amount"], docs[0]["tax_amount"], docs[0]["gross_amount"]) == (4900, 0, 4900)
+
+    pdf = await platform.client.get(f"/api/billing/orders/{order_id}/invoice", headers=headers)
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert f'filename="{number}.pdf"' in pdf.headers["content-disposition"]
+    text = pdf_text(pdf.content)
+    for expected in (number, "Zoë Invoice-Reader", "Protected Video Streaming 101", "49.00 EUR", "Triple Academy"):
+        assert expected in text, expected
+    admin_pdf = await platform.client.get(f"/api/billing/orders/{order_id}/invoices/{number}",
+                                          headers=await platform.auth(ADMIN))
+    assert admin_pdf.status_code == 200 and number in pdf_text(admin_pdf.content)
+
+    stranger = await platform.auth(await platform.new_user())
+    for path in ("invoice", "invoices", f"invoices/{number}"):
+        refused = await platform.client.get(f"/api/billing/orders/{order_id}/{path}", headers=stranger)
+        assert refused.status_code == 404 and refused.json()["code"] == "order_not_found", path
+    bad = await platform.client.get(f"/api/billing/orders/{order_id}/invoices/INV-1", headers=headers)
+    assert bad.status_code == 422
+
+    mail = await platform.mailbox.wait_for(buyer[0], subject_contains="Receipt")
+    filename, content = attachment(mail)
+    assert filename == f"{number}.pdf" and number in pdf_text(content)
+    assert f"Attached: {number}" in mail_text(mail)
+
+
+async def test_concurrent_payments_and_replays_take_consecutive_numbers(platform: Platform) -> None:
+    orders = []
+    for _ in range(8):
+        buyer = await platform.new_user()
+        orders.append((await platform.checkout(buyer, key=f"t-{uuid.uuid4()}")).json()["order_id"])
+    before = await series_numbers(platform, "INV")
+    events = [(order_id, f"evt_test_{uuid.uuid4().hex}") for order_id in orders]
+    # Every payment delivered three times at once: the same event twice and a second event.
+    outcomes = await asyncio.gather(*[platform.pay(order_id, event_id=event_id)
+                                      for order_id, event_id in events for _ in range(2)],
+                                    *[platform.pay(order_id) for order_id in orders])
+    assert outcomes.count("fulfilled") == len(orders)
+    numbers = await series_numbers(platform, "INV")
+    assert numbers == list(range(1, len(numbers) + 1))  # gap-free and unique from the first one
+    assert len(numbers) == len(before) + len(orders)
+    for order_id in orders:
+        assert len(await documents(platform, order_id)) == 1
+
+
+async def test_a_rolled_back_payment_gives_its_number_back(platform: Platform) -> None:
+    """A crash after the number was taken (here: an error in the same transaction) leaves no gap."""
+    _, first = await platform.paid_order()
+    buyer = await platform.new_user()
+    second = (await platform.checkout(buyer, key=f"t-{uuid.uuid4()}")).json()["order_id"]
+    try:
+        async with platform.billing_db.transaction() as session:
+            order = await session.get(Order, uuid.UUID(second))
+            assert order is not None
+            await invoices.issue_invoice(session, order)
+            raise Conflict("simulated crash before the commit")
+    except Conflict:
+        pass
+    assert await platform.pay(second) == "fulfilled"
+    first_number = (await documents(platform, first))[0]["invoice_number"]
+    second_number = (await documents(platform, second))[0]["invoice_number"]
+    assert int(second_number[-6:]) == int(first_number[-6:]) + 1
+
+
+async def test_credit_notes_for_partial_and_full_refunds_add_up_to_the_invoice(platform: Platform) -> None:
+    buyer, order_id = await platform.paid_order()
+    admin = await platform.auth(ADMIN)
+    partial = await platform.client.post(f"/api/billing/orders/{order_id}/refund", headers=admin,
+                                         json={"reason": "goodwill", "amount": 1000})
+    assert partial.status_code == 200, partial.text
+    rest = await platform.client.post(f"/api/billing/orders/{order_id}/refund", headers=admin,
+                                      json={"reason": "goodwill"})
+    assert rest.status_code == 200 and rest.json()["status"] == "refunded"
+    again = await platform.client.post(f"/api/billing/orders/{order_id}/refund", headers=admin,
+                                       json={"reason": "goodwill"})
+    assert again.status_code == 200
+    docs = await documents(platform, order_id, buyer)
+    invoice, notes = docs[0], docs[1:]
+    assert [d["kind"] for d in docs] == ["invoice", "credit_note", "credit_note"]
+    assert [n["gross_amount"] for n in notes] == [1000, 3900]
+    assert all(n["credited_invoice_number"] == invoice["invoice_number"] for n in notes)
+    assert sum(n["gross_amount"] for n in notes) == invoice["gross_amount"]
+    assert sum(n["tax_amount"] for n in notes) == invoice["tax_amount"]
+    cn = notes[0]["invoice_number"]
+    assert cn.startswith(f"CN-{utcnow().year}-")
+    numbers = await series_numbers(platform, "CN")
+    assert numbers == list(range(1, len(numbers) + 1))
+    pdf = await platform.client.get(f"/api/billing/orders/{order_id}/invoices/{cn}", headers=await platform.auth(buyer))
+    text = pdf_text(pdf.content)
+    assert "Credit note" in text and invoice["invoice_number"] in text and "-10.00 EUR" in text
+
+    async def refund_mails() -> list[EmailMessage]:
+        mails = [m for m in platform.mailbox.messages if m["To"] == buyer[0] and "Refund" in str(m["Subject"])]
+        return mails if len(mails) == 2 else []
+
+    names = sorted(attachment(m)[0] for m in await eventually(refund_mails, "two refund receipts"))
+    assert names == sorted(f"{n['invoice_number']}.pdf" for n in notes)
+
+
+async def test_erasure_keeps_numbers_and_drops_the_name(platform: Platform) -> None:
+    buyer, order_id = await platform.paid_order()
+    number = (await documents(platform, order_id))[0]["invoice_number"]
+    user_id = await platform.user_id(buyer)
+    gone = await platform.client.request("DELETE", "/api/auth/me", json={"password": buyer[1]},
+                                         headers=await platform.auth(buyer))
+    assert gone.status_code == 204, gone.text
+
+    async def anonymised() -> bool:
+        order = await platform.client.get("/api/billing/admin/orders", params={"user_id": user_id},
+                                          headers=await platform.auth(ADMIN))
+        return bool(order.json()["items"][0]["anonymized"])
+
+    await eventually(anonymised, "billing applied the erasure")
+    assert (await documents(platform, order_id))[0]["invoice_number"] == number  # kept for the accounts
+    pdf = await platform.client.get(f"/api/billing/orders/{order_id}/invoice", headers=await platform.auth(ADMIN))
+    assert pdf.status_code == 200
+    text = pdf_text(pdf.content)
+    assert "[erased]" in text and number in text
+    _, later = await platform.paid_order()
+    later_number = (await documents(platform, later))[0]["invoice_number"]
+    assert int(later_number[-6:]) > int(number[-6:])  # the series goes on, the number is not reused
