@@ -319,11 +319,11 @@ class Platform:
         return courses
 
     async def checkout(self, who: tuple[str, str], course_id: uuid.UUID = DEMO_COURSE_ID,
-                       key: str | None = None, coupon: str | None = None) -> httpx.Response:
+                       key: str | None = None, coupon: str | None = None, **tax_fields: str) -> httpx.Response:
         headers = await self.auth(who)
         if key is not None:
             headers["Idempotency-Key"] = key
-        body: dict[str, Any] = {"course_id": str(course_id)}
+        body: dict[str, Any] = {"course_id": str(course_id), **tax_fields}
         if coupon is not None:
             body["coupon_code"] = coupon
         return await self.client.post("/api/billing/checkout", json=body, headers=headers)
@@ -359,12 +359,14 @@ class Platform:
 
     def stripe_event(self, event_type: str, order_id: str, session_id: str, *,
                      payment_status: str = "paid", event_id: str | None = None,
-                     amount: int = 4900) -> str:
-        return self.event_json(event_type, {
+                     amount: int = 4900, total_details: dict[str, Any] | None = None) -> str:
+        session: dict[str, Any] = {
             "id": session_id, "object": "checkout.session", "client_reference_id": order_id,
             "metadata": {"order_id": order_id}, "payment_status": payment_status,
-            "payment_intent": payment_intent_of(order_id), "amount_total": amount, "currency": "eur"},
-            event_id=event_id)
+            "payment_intent": payment_intent_of(order_id), "amount_total": amount, "currency": "eur"}
+        if total_details is not None:  # Stripe Tax's result (amount_tax, breakdown)
+            session["total_details"] = total_details
+        return self.event_json(event_type, session, event_id=event_id)
 
     def charge_refunded_event(self, order_id: str, amount_refunded: int, *, amount: int = 4900,
                               refunds: list[dict[str, Any]] | None = None) -> str:

@@ -61,7 +61,8 @@ async def test_invoice_issued_once_downloadable_by_buyer_and_admin_and_mailed(pl
     assert len(docs) == 1 and docs[0]["kind"] == "invoice"
     number = docs[0]["invoice_number"]
     assert number.startswith(f"INV-{utcnow().year}-") and len(number) == len("INV-2026-000001")
-    assert (docs[0]["net_amount"], docs[0]["tax_amount"], docs[0]["gross_amount"]) == (4900, 0, 4900)
+    # No country given: the seller's (DE, 19 % inside the price).
+    assert (docs[0]["net_amount"], docs[0]["tax_amount"], docs[0]["gross_amount"]) == (4118, 782, 4900)
 
     pdf = await platform.client.get(f"/api/billing/orders/{order_id}/invoice", headers=headers)
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
@@ -181,3 +182,60 @@ async def test_erasure_keeps_numbers_and_drops_the_name(platform: Platform) -> N
     _, later = await platform.paid_order()
     later_number = (await documents(platform, later))[0]["invoice_number"]
     assert int(later_number[-6:]) > int(number[-6:])  # the series goes on, the number is not reused
+
+
+async def test_local_tax_by_country_reverse_charge_and_admin_totals(platform: Platform) -> None:
+    code = f"TAX{uuid.uuid4().hex[:6]}".upper()
+    admin = await platform.auth(ADMIN)
+    created = await platform.client.post("/api/billing/admin/coupons", headers=admin,
+                                         json={"code": code, "kind": "percent", "percent_off": 10})
+    assert created.status_code == 201, created.text
+    consumer, order_id = await platform.paid_order(coupon=code, country="fr")
+    order = await platform.order(order_id, consumer)
+    # 49.00 - 10 % = 44.10 paid, French VAT 20 % inside it: 44.10 / 1.2 = 36.75 net, 7.35 tax.
+    assert (order["amount"], order["net_amount"], order["tax_amount"], order["tax_rate_bp"]) == (4410, 3675, 735, 2000)
+    assert (order["buyer_country"], order["tax_source"], order["tax_inclusive"]) == ("FR", "local", True)
+    text = pdf_text((await platform.client.get(f"/api/billing/orders/{order_id}/invoice",
+                                               headers=await platform.auth(consumer))).content)
+    for expected in ("VAT 20 %", "7.35 EUR", "36.75 EUR", "44.10 EUR", "Country: FR", f"coupon {code}"):
+        assert expected in text, expected
+
+    business, b2b_id = await platform.paid_order(coupon=code, country="NL", vat_number="NL004495445B01")
+    b2b = await platform.order(b2b_id, business)
+    assert (b2b["tax_amount"], b2b["reverse_charge"], b2b["buyer_vat_number"]) == (0, True, "NL004495445B01")
+    text = pdf_text((await platform.client.get(f"/api/billing/orders/{b2b_id}/invoice",
+                                               headers=await platform.auth(business))).content)
+    assert "reverse charge" in text.lower() and "NL004495445B01" in text
+
+    partial = await platform.client.post(f"/api/billing/orders/{order_id}/refund", headers=admin,
+                                         json={"reason": "goodwill", "amount": 1410})
+    assert partial.status_code == 200, partial.text
+    totals = (await platform.client.get("/api/billing/admin/orders", params={"coupon_code": code},
+                                        headers=admin)).json()["totals"]
+    # Tax credited for 14.10 of 44.10: 735 * 1410 / 4410 = 235; kept 500.
+    assert totals == [{"currency": "EUR", "orders": 2, "gross_amount": 8820, "discount_amount": 980,
+                       "refunded_amount": 1410, "net_amount": 7410, "tax_amount": 500,
+                       "net_of_tax_amount": 6910}]
+
+
+async def test_checkout_tax_input_is_checked(platform: Platform) -> None:
+    buyer = await platform.new_user()
+    cases: list[tuple[dict[str, Any], int, str | None]] = [
+        ({"country": "ZZ"}, 400, "invalid_country"),
+        ({"country": "DEU"}, 422, None),
+        ({"country": "D\u0000"}, 422, None),
+        ({"vat_number": "DE136695976"}, 400, "country_required"),
+        ({"country": "DE", "vat_number": "DE123456789"}, 400, "invalid_vat_number"),
+        ({"country": "FR", "vat_number": "DE136695976"}, 400, "vat_country_mismatch"),
+        ({"country": "US", "vat_number": "DE136695976"}, 400, "vat_number_not_applicable"),
+        ({"country": "DE", "vat_number": "DE" + "1" * 30}, 422, None),
+        ({"country": "DE", "vat_number": "DE13669597\u0000"}, 422, None),
+    ]
+    for fields, status, code in cases:
+        response = await platform.checkout(buyer, key=f"t-{uuid.uuid4()}", **fields)
+        assert response.status_code == status, (fields, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        if code:
+            assert response.json()["code"] == code, fields
+    listing = await platform.client.get("/api/billing/orders", headers=await platform.auth(buyer))
+    assert listing.json()["total"] == 0  # nothing half-written

@@ -55,4 +55,5 @@ async def test_embedded_mode_on_sqlite_pays_through_the_local_page(tmp_path: Pat
         assert refund.json()["status"] == "partially_refunded", refund.text
         listing = await platform.client.get("/api/billing/admin/orders", headers=admin)
         assert listing.json()["totals"] == [{"currency": "EUR", "orders": 1, "gross_amount": 4900,
-                                             "discount_amount": 0, "refunded_amount": 900, "net_amount": 4000}]
+                                             "discount_amount": 0, "refunded_amount": 900, "net_amount": 4000,
+                                             "tax_amount": 638, "net_of_tax_amount": 3362}]

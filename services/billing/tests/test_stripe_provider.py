@@ -303,3 +303,43 @@ async def test_a_full_refund_revokes_access_only_once_stripe_returned_the_money(
     assert (order["status"], order["amount_refunded"]) == ("refunded", 4900)
     assert len(await stripe_platform.events("billing.order.refunded.v1", order_id)) == 1
     assert await stripe_platform.enrolled_courses(buyer, expect=0) == []
+
+
+async def test_stripe_tax_computes_the_tax_and_the_invoice_shows_what_stripe_charged(
+        stripe_platform: Platform, fake_stripe: FakeStripe) -> None:
+    buyer = await stripe_platform.new_user()
+    response = await stripe_platform.checkout(buyer, key=f"tax-{uuid.uuid4()}", country="fr")
+    assert response.status_code == 201, response.text
+    order_id = response.json()["order_id"]
+    assert (response.json()["tax_source"], response.json()["buyer_country"]) == ("stripe", "FR")
+    [call] = [c for c in fake_stripe.calls("/v1/checkout/sessions")
+              if c["form"].get("client_reference_id") == order_id]
+    form = call["form"]
+    assert form["automatic_tax[enabled]"] == "true"
+    assert form["line_items[0][price_data][tax_behavior]"] == "inclusive"
+    assert form["billing_address_collection"] == "required"
+    assert form["customer_update[address]"] == "auto"
+
+    charged = {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 817,
+               "breakdown": {"taxes": [{"amount": 817, "taxability_reason": "standard_rated"}]}}
+    event = stripe_platform.stripe_event("checkout.session.completed", order_id,
+                                         await stripe_platform.session_id(order_id), total_details=charged)
+    assert (await stripe_platform.deliver(event)).json()["outcome"] == "fulfilled"
+    order = await stripe_platform.order(order_id, buyer)
+    assert (order["amount"], order["tax_amount"], order["net_amount"]) == (4900, 817, 4083)
+    docs = (await stripe_platform.client.get(f"/api/billing/orders/{order_id}/invoices",
+                                             headers=await stripe_platform.auth(buyer))).json()
+    assert [(d["tax_source"], d["tax_amount"], d["gross_amount"]) for d in docs] == [("stripe", 817, 4900)]
+
+    # A business with a VAT number of another member state: Stripe reverse-charges, tax 0.
+    business = await stripe_platform.new_user()
+    b2b = await stripe_platform.checkout(business, key=f"tax-{uuid.uuid4()}", country="FR",
+                                         vat_number="FR40303265045")
+    b2b_id = b2b.json()["order_id"]
+    reverse = {"amount_tax": 0, "breakdown": {"taxes": [{"amount": 0, "taxability_reason": "reverse_charge"}]}}
+    event = stripe_platform.stripe_event("checkout.session.completed", b2b_id,
+                                         await stripe_platform.session_id(b2b_id), total_details=reverse)
+    assert (await stripe_platform.deliver(event)).json()["outcome"] == "fulfilled"
+    b2b_order = await stripe_platform.order(b2b_id, business)
+    assert (b2b_order["tax_amount"], b2b_order["reverse_charge"], b2b_order["buyer_vat_number"]) == (
+        0, True, "FR40303265045")

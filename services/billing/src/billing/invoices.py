@@ -17,6 +17,7 @@ import datetime as dt
 import unicodedata
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from fpdf import FPDF
@@ -152,6 +153,14 @@ async def document(db_session: AsyncSession, order_id: uuid.UUID, invoice_number
         raise NotFound("no such invoice for this order (an order gets one once it is paid)",
                        code="invoice_not_found")
     return found
+
+
+async def tax_credited_by_currency(db_session: AsyncSession, order_ids: sa.Select[Any]) -> dict[str, int]:
+    """The tax given back by credit notes, per currency, for the orders selected."""
+    rows = await db_session.execute(
+        sa.select(Invoice.currency, sa.func.sum(Invoice.tax_amount))
+        .where(Invoice.kind == InvoiceKind.CREDIT_NOTE, Invoice.order_id.in_(order_ids)).group_by(Invoice.currency))
+    return {currency: int(total or 0) for currency, total in rows.all()}
 
 
 async def erase_buyer(db_session: AsyncSession, order_ids: list[uuid.UUID]) -> None:

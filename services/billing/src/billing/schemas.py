@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
@@ -18,6 +18,10 @@ class StrictModel(BaseModel):
 class CheckoutRequest(StrictModel):
     course_id: uuid.UUID
     coupon_code: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    # The buyer's country (ISO 3166-1 alpha-2; default: the seller's) and, for an EU business, its
+    # VAT number (format and check digits verified; reverse charge in another member state).
+    country: str | None = Field(default=None, min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$")
+    vat_number: str | None = Field(default=None, min_length=4, max_length=20, pattern=r"^[A-Za-z0-9 .-]+$")
 
 
 class RefundRequest(StrictModel):
@@ -30,7 +34,28 @@ class SelfRefundRequest(StrictModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-class CheckoutRead(BaseModel):
+class TaxFields(BaseModel):
+    """An order's tax: `amount` (gross, charged) = `net_amount` + `tax_amount`. With Stripe Tax the
+    tax is known once paid (`tax_source: stripe`, 0 before)."""
+
+    net_amount: int
+    tax_amount: int
+    tax_rate_bp: int | None
+    tax_inclusive: bool
+    tax_source: str
+    reverse_charge: bool
+    buyer_country: str | None
+    buyer_vat_number: str | None
+
+    @staticmethod
+    def fields_of(order: Order) -> dict[str, Any]:
+        return {"net_amount": order.net_amount, "tax_amount": order.tax_amount, "tax_rate_bp": order.tax_rate_bp,
+                "tax_inclusive": order.tax_inclusive, "tax_source": order.tax_source,
+                "reverse_charge": order.reverse_charge, "buyer_country": order.buyer_country,
+                "buyer_vat_number": order.buyer_vat_number}
+
+
+class CheckoutRead(TaxFields):
     order_id: uuid.UUID
     status: str
     checkout_url: str | None
@@ -41,10 +66,10 @@ class CheckoutRead(BaseModel):
     @classmethod
     def of(cls, order: Order) -> CheckoutRead:
         return cls(order_id=order.id, status=order.status, checkout_url=order.checkout_url, amount=order.amount,
-                   currency=order.currency, discount_amount=order.discount_amount)
+                   currency=order.currency, discount_amount=order.discount_amount, **TaxFields.fields_of(order))
 
 
-class OrderRead(BaseModel):
+class OrderRead(TaxFields):
     order_id: uuid.UUID
     course_id: uuid.UUID
     course_title: str
@@ -65,7 +90,7 @@ class OrderRead(BaseModel):
                    subtotal_amount=order.subtotal_amount, discount_amount=order.discount_amount,
                    amount=order.amount, amount_refunded=order.amount_refunded, currency=order.currency,
                    coupon_code=order.coupon_code, status=order.status, created_at=order.created_at,
-                   paid_at=order.paid_at, refunded_at=order.refunded_at)
+                   paid_at=order.paid_at, refunded_at=order.refunded_at, **TaxFields.fields_of(order))
 
 
 class AdminOrderRead(OrderRead):
@@ -98,7 +123,9 @@ class CurrencyTotals(BaseModel):
     gross_amount: int
     discount_amount: int
     refunded_amount: int
-    net_amount: int
+    net_amount: int  # gross - refunded: the money kept, tax included
+    tax_amount: int  # the tax in the money kept (tax charged - tax credited back)
+    net_of_tax_amount: int  # net_amount - tax_amount
 
 
 class AdminOrderPage(BaseModel):

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import coupons, invoices
+from billing import coupons, invoices, tax
 from billing.models import (
     COMMITTED_REFUNDS,
     EFFECTIVE_REFUNDS,
@@ -119,7 +119,8 @@ def peer_answer(peer: str, status: int, body: bytes, model: type[T]) -> T:
 
 
 async def checkout(*, db: Database, catalog: ServiceClient, provider: PaymentProvider, user_id: uuid.UUID,
-                   course_id: uuid.UUID, idempotency_key: str, coupon_code: str | None = None) -> CheckoutResult:
+                   course_id: uuid.UUID, idempotency_key: str, coupon_code: str | None = None,
+                   buyer: tax.Buyer | None = None, tax_policy: tax.TaxPolicy | None = None) -> CheckoutResult:
     """Create (or replay) the order for this key, then its provider session.
 
     The order row is committed before the provider is called, and the session stored afterwards:
@@ -134,7 +135,8 @@ async def checkout(*, db: Database, catalog: ServiceClient, provider: PaymentPro
     if order is None:
         course = await fetch_offer(catalog=catalog, user_id=user_id, course_id=course_id)
         order, created = await _open_order(db=db, provider=provider, user_id=user_id, course=course,
-                                           idempotency_key=idempotency_key, coupon_code=coupon_code)
+                                           idempotency_key=idempotency_key, coupon_code=coupon_code,
+                                           buyer=buyer, tax_policy=tax_policy)
     if order.course_id != course_id:
         raise Conflict("this Idempotency-Key was already used for another course",
                        code="idempotency_key_reused")
@@ -144,7 +146,8 @@ async def checkout(*, db: Database, catalog: ServiceClient, provider: PaymentPro
 
 
 async def _open_order(*, db: Database, provider: PaymentProvider, user_id: uuid.UUID, course: CatalogCourse,
-                      idempotency_key: str, coupon_code: str | None) -> tuple[Order, bool]:
+                      idempotency_key: str, coupon_code: str | None, buyer: tax.Buyer | None,
+                      tax_policy: tax.TaxPolicy | None) -> tuple[Order, bool]:
     now = utcnow()
     coupon: Coupon | None = None
     discount = 0
@@ -155,10 +158,13 @@ async def _open_order(*, db: Database, provider: PaymentProvider, user_id: uuid.
             coupon = await coupons.find_for_checkout(db_session=session, code=coupon_code)
             discount = coupons.discount_for(coupon, course, now)
         open_order = await _open_checkout(session, user_id, course.course_id)
+    quote = (tax.quote(tax_policy, buyer, price=course.price_amount, discount=discount)
+             if tax_policy is not None and buyer is not None else None)
     if open_order is not None:
-        same_offer = (open_order.subtotal_amount == course.price_amount
+        same_offer = (open_order.subtotal_amount == (quote.subtotal if quote else course.price_amount)
                       and open_order.currency == course.currency.upper()
-                      and open_order.coupon_id == (coupon.id if coupon else None))
+                      and open_order.coupon_id == (coupon.id if coupon else None)
+                      and (buyer is None or tax.same_buyer(open_order, buyer)))
         if same_offer:
             return open_order, False
         await _supersede(db=db, provider=provider, order=open_order, user_id=user_id)
@@ -167,7 +173,8 @@ async def _open_order(*, db: Database, provider: PaymentProvider, user_id: uuid.
             if coupon is not None and not await coupons.redeem(session, coupon.id):
                 raise Conflict("this coupon has been used up", code="coupon_exhausted")
             order = await create_order(db_session=session, user_id=user_id, course=course, coupon=coupon,
-                                       discount=discount, idempotency_key=idempotency_key, provider=provider.name)
+                                       discount=discount, idempotency_key=idempotency_key, provider=provider.name,
+                                       quote=quote)
         return order, True
     except sa.exc.IntegrityError:
         # A concurrent request won: with the same key (its order), or for the same course (its checkout).
@@ -248,7 +255,8 @@ async def _owning_order(db_session: AsyncSession, user_id: uuid.UUID, course_id:
 
 
 async def create_order(*, db_session: AsyncSession, user_id: uuid.UUID, course: CatalogCourse,
-                       coupon: Coupon | None, discount: int, idempotency_key: str, provider: str) -> Order:
+                       coupon: Coupon | None, discount: int, idempotency_key: str, provider: str,
+                       quote: tax.Quote | None = None) -> Order:
     now = utcnow()
     order = Order(id=uuid.uuid4(), user_id=user_id, course_id=course.course_id,
                   course_title=course.title[:300], subtotal_amount=course.price_amount, discount_amount=discount,
@@ -256,6 +264,8 @@ async def create_order(*, db_session: AsyncSession, user_id: uuid.UUID, course: 
                   coupon_id=coupon.id if coupon else None, coupon_code=coupon.code if coupon else None,
                   coupon_redeemed=coupon is not None, status=OrderStatus.PENDING,
                   idempotency_key=idempotency_key, provider=provider, created_at=now, updated_at=now)
+    if quote is not None:
+        tax.apply_quote(order, quote)
     db_session.add(order)
     await db_session.flush()  # no ORM relationship orders the inserts; the audit row needs the order
     db_session.add(AuditEntry(id=uuid.uuid4(), order_id=order.id, from_status=None,
@@ -281,7 +291,7 @@ async def attach_checkout(*, db_session: AsyncSession, order_id: uuid.UUID, chec
 
 
 async def fulfill(*, db_session: AsyncSession, order_id: uuid.UUID, provider_payment_id: str | None,
-                  provider_event_id: str | None, actor: str) -> bool:
+                  provider_event_id: str | None, actor: str, charged: dict[str, Any] | None = None) -> bool:
     """The one way an order becomes paid, whichever event or path reports the payment.
 
     Returns False (and changes nothing, emits nothing) when the order is already settled. Every
@@ -293,6 +303,7 @@ async def fulfill(*, db_session: AsyncSession, order_id: uuid.UUID, provider_pay
     order = siblings[order.id]
     if order.status not in FULFILLABLE:
         return False
+    tax.record_charged(order, charged)  # Stripe Tax: the amount and tax the provider's session charged
     now = utcnow()
     owner = next((o for o in siblings.values()
                   if o.id != order.id and o.status in OWNING and o.duplicate_of is None), None)
@@ -434,7 +445,8 @@ async def confirm_payment(*, db: Database, provider: PaymentProvider, order: Ord
         return order
     async with db.transaction() as session:
         await fulfill(db_session=session, order_id=order.id, provider_event_id=None,
-                      provider_payment_id=_object_id(session_object.get("payment_intent")), actor="success_page")
+                      provider_payment_id=_object_id(session_object.get("payment_intent")), actor="success_page",
+                      charged=session_object)
         return await _load(session, order.id)
 
 
@@ -495,7 +507,8 @@ async def _apply_session_event(db_session: AsyncSession, event: ProviderEvent) -
             return "awaiting_payment"  # delayed methods: async_payment_succeeded/failed follows
         _warn_on_amount_mismatch(order, session_object, event.id)
         paid = await fulfill(db_session=db_session, order_id=order.id, provider_event_id=event.id,
-                             provider_payment_id=_object_id(session_object.get("payment_intent")), actor=actor)
+                             provider_payment_id=_object_id(session_object.get("payment_intent")), actor=actor,
+                             charged=session_object)
         return "fulfilled" if paid else "already_settled"
     status = OrderStatus.FAILED if event.type == "checkout.session.async_payment_failed" else OrderStatus.EXPIRED
     changed = await settle_unpaid(db_session=db_session, order_id=order.id, status=status, actor=actor,
@@ -894,12 +907,16 @@ async def admin_list_orders(*, db_session: AsyncSession, filters: AdminOrderFilt
                                     .offset((page - 1) * page_size).limit(page_size))
     sums = await db_session.execute(
         sa.select(Order.currency, sa.func.count(), sa.func.sum(Order.amount), sa.func.sum(Order.discount_amount),
-                  sa.func.sum(Order.amount_refunded))
+                  sa.func.sum(Order.amount_refunded), sa.func.sum(Order.tax_amount))
         .where(where, Order.status.in_(SETTLED)).group_by(Order.currency).order_by(Order.currency))
-    totals = [CurrencyTotals(currency=currency, orders=n, gross_amount=int(gross or 0),
-                             discount_amount=int(discount or 0), refunded_amount=int(refunded or 0),
-                             net_amount=int(gross or 0) - int(refunded or 0))
-              for currency, n, gross, discount, refunded in sums.all()]
+    credited = await invoices.tax_credited_by_currency(db_session, sa.select(Order.id).where(
+        where, Order.status.in_(SETTLED)))
+    totals = []
+    for currency, n, gross, discount, refunded, charged_tax in sums.all():
+        kept, kept_tax = int(gross or 0) - int(refunded or 0), int(charged_tax or 0) - credited.get(currency, 0)
+        totals.append(CurrencyTotals(currency=currency, orders=n, gross_amount=int(gross or 0),
+                                     discount_amount=int(discount or 0), refunded_amount=int(refunded or 0),
+                                     net_amount=kept, tax_amount=kept_tax, net_of_tax_amount=kept - kept_tax))
     return list(rows), total, totals
 
 

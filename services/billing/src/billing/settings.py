@@ -49,6 +49,9 @@ class BillingSettings(ServiceSettings):
     seller_address: str = Field(default="Musterstrasse 1, 10115 Berlin, Germany", min_length=1, max_length=300)
     seller_vat_id: str = Field(default="DE123456789", min_length=1, max_length=20)
     seller_country: str = Field(default="DE", pattern=r"^[A-Z]{2}$")
+    # True: catalog prices include the tax (what the buyer pays whatever the rate); False: the tax
+    # of the buyer's country is added on top. With Stripe it is the line item's `tax_behavior`.
+    tax_inclusive_prices: bool = True
 
     @model_validator(mode="after")
     def _real_provider_in_production(self) -> BillingSettings:

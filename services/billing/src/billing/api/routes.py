@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from billing import coupons, service
+from billing import coupons, service, tax
 from billing.api.deps import IdempotencyKey, ProviderDep, RuntimeDep, SettingsDep, user_id_of
 from billing.providers import verify_webhook
 from billing.schemas import (
@@ -40,10 +40,11 @@ OptionalKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1
                               "description": "replay of an earlier Idempotency-Key, or the learner's open "
                                              "checkout for this course"}})
 async def checkout(body: CheckoutRequest, user: CurrentUser, key: IdempotencyKey, runtime: RuntimeDep,
-                   provider: ProviderDep, response: Response) -> CheckoutRead:
+                   provider: ProviderDep, settings: SettingsDep, response: Response) -> CheckoutRead:
+    buyer = tax.buyer_from_input(body.country, body.vat_number, default_country=settings.seller_country)
     result = await service.checkout(db=runtime.db, catalog=runtime.client("catalog"), provider=provider,
                                     user_id=user_id_of(user), course_id=body.course_id, idempotency_key=key,
-                                    coupon_code=body.coupon_code)
+                                    coupon_code=body.coupon_code, buyer=buyer, tax_policy=tax.policy_for(settings))
     if not result.created:
         response.status_code = status.HTTP_200_OK
     return CheckoutRead.of(result.order)

@@ -83,6 +83,7 @@ class StripeProvider:
                     "currency": order.currency.lower(),
                     "unit_amount": order.subtotal_amount,
                     "product_data": {"name": order.course_title},
+                    "tax_behavior": "inclusive" if order.tax_inclusive else "exclusive",
                 },
             }],
             "client_reference_id": order_id,
@@ -91,9 +92,15 @@ class StripeProvider:
             "success_url": self.settings.success_url(order.id),
             "cancel_url": self.settings.cancel_url(order.id),
             "expires_at": int(time.time()) + self.settings.checkout_session_ttl_seconds,
+            # Stripe Tax computes the tax from the billing address (and a business's tax id, for the
+            # reverse charge); what it charged reaches the order with the completed session.
+            "automatic_tax": {"enabled": True},
+            "billing_address_collection": "required",
+            "tax_id_collection": {"enabled": True},
         }
         if customer_id:
             params["customer"] = customer_id
+            params["customer_update"] = {"address": "auto", "name": "auto"}
         if promotion_code_id:
             params["discounts"] = [{"promotion_code": promotion_code_id}]
         try:
