@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 from billing import events
 from billing.api import invoices as invoice_routes
 from billing.api import local_checkout
+from billing.api import revenue as revenue_routes
 from billing.api.deps import PROVIDER_RESOURCE, WORKER_RESOURCE
 from billing.api.routes import router
 from billing.providers import open_provider
@@ -44,7 +45,7 @@ def create_app(settings: BillingSettings | None = None, *, bus: EventBus | None 
                 await worker.stop()
                 await provider.close()
 
-    routers: list[APIRouter] = [router, invoice_routes.router]
+    routers: list[APIRouter] = [router, invoice_routes.router, revenue_routes.router]
     if settings.payment_provider == "local":
         routers.append(local_checkout.router)
     return build_app(settings, title="Triple Academy billing",

@@ -261,3 +261,33 @@ class InvoiceRead(BaseModel):
                    tax_rate_bp=invoice.tax_rate_bp, tax_source=invoice.tax_source,
                    reverse_charge=invoice.reverse_charge, buyer_country=invoice.buyer_country,
                    credited_invoice_number=invoice.credited_invoice_number)
+
+
+class RevenueLineRead(BaseModel):
+    course_id: uuid.UUID
+    course_title: str
+    month: str
+    currency: str
+    units_sold: int
+    gross_amount: int
+    discount_amount: int
+    refunded_amount: int
+    tax_amount: int
+    net_amount: int
+
+
+class RevenueTotals(BaseModel):
+    currency: str
+    units_sold: int
+    gross_amount: int
+    discount_amount: int
+    refunded_amount: int
+    tax_amount: int
+    net_amount: int
+
+
+class RevenueReport(BaseModel):
+    """Minor units per currency; `net_amount = gross_amount - refunded_amount - tax_amount`."""
+
+    items: list[RevenueLineRead]
+    totals: list[RevenueTotals]

@@ -312,6 +312,18 @@ class EnrollmentCheck(BaseModel):
     enrolled: bool
 
 
+class InternalTaughtCourse(BaseModel):
+    course_id: uuid.UUID
+    title: str
+
+
+class InternalInstructorCourses(BaseModel):
+    """The courses a user teaches (billing: an instructor's revenue covers these and no others)."""
+
+    user_id: uuid.UUID
+    courses: list[InternalTaughtCourse]
+
+
 class InternalCourseLesson(BaseModel):
     lesson_id: uuid.UUID
     kind: LessonKind

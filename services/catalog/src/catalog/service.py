@@ -53,7 +53,9 @@ from catalog.schemas import (
     InternalCourse,
     InternalCourseLesson,
     InternalCourseLessons,
+    InternalInstructorCourses,
     InternalLesson,
+    InternalTaughtCourse,
     LessonCreate,
     LessonRead,
     LessonUpdate,
@@ -634,6 +636,14 @@ async def internal_course(*, db_session: AsyncSession, course_id: uuid.UUID) -> 
     return InternalCourse(course_id=course.id, title=course.title, status=course.status,
                           price_amount=course.price_amount, currency=course.currency,
                           is_free=course.is_free)
+
+
+async def internal_instructor_courses(*, db_session: AsyncSession, user_id: uuid.UUID) -> InternalInstructorCourses:
+    rows = await db_session.execute(
+        sa.select(Course.id, Course.title).join(CourseInstructor, CourseInstructor.course_id == Course.id)
+        .where(CourseInstructor.user_id == user_id).order_by(Course.title, Course.id))
+    return InternalInstructorCourses(user_id=user_id, courses=[
+        InternalTaughtCourse(course_id=course_id, title=title) for course_id, title in rows.all()])
 
 
 async def internal_lesson(*, db_session: AsyncSession, lesson_id: uuid.UUID) -> InternalLesson:

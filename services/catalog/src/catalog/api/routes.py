@@ -51,6 +51,7 @@ from catalog.schemas import (
     EnrollmentRead,
     InternalCourse,
     InternalCourseLessons,
+    InternalInstructorCourses,
     InternalLesson,
     LessonCreate,
     LessonUpdate,
@@ -346,6 +347,13 @@ async def internal_course_lessons(course_id: uuid.UUID, _caller: BillingOrPlayba
                                   runtime: RuntimeDep) -> InternalCourseLessons:
     async with runtime.db.session() as session:
         return await service.internal_course_lessons(db_session=session, course_id=course_id)
+
+
+@internal_router.get("/instructors/{user_id}/courses", response_model=InternalInstructorCourses)
+async def internal_instructor_courses(user_id: uuid.UUID, _caller: BillingOrPlayback,
+                                      runtime: RuntimeDep) -> InternalInstructorCourses:
+    async with runtime.db.session() as session:
+        return await service.internal_instructor_courses(db_session=session, user_id=user_id)
 
 
 @internal_router.get("/lessons/{lesson_id}", response_model=InternalLesson)

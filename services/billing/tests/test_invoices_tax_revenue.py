@@ -1,6 +1,7 @@
-"""Invoices and credit notes on real PostgreSQL: one gap-free series per year under concurrent
-payments and webhook replays, PDFs for the buyer and admins only, attached to the receipt mails,
-credit notes that add up to the invoice, numbers never reused after an erasure."""
+"""Invoices, tax and instructor revenue on real PostgreSQL: one gap-free series per year under
+concurrent payments and webhook replays, PDFs for the buyer and admins only, attached to the
+receipt mails, credit notes that add up to the invoice, numbers never reused after an erasure;
+VAT by the buyer's country with reverse charge; revenue per course and month for its instructors."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import sqlalchemy as sa
-from billing_testkit import ADMIN, Platform, eventually
+from billing_testkit import ADMIN, DEMO_COURSE_ID, Platform, eventually
 from pypdf import PdfReader
 
 from billing import invoices
@@ -239,3 +240,67 @@ async def test_checkout_tax_input_is_checked(platform: Platform) -> None:
             assert response.json()["code"] == code, fields
     listing = await platform.client.get("/api/billing/orders", headers=await platform.auth(buyer))
     assert listing.json()["total"] == 0  # nothing half-written
+
+
+INSTRUCTOR = ("instructor@triple.academy", "Instructor-Demo-2026!")
+AMOUNTS = ("units_sold", "gross_amount", "discount_amount", "refunded_amount", "tax_amount", "net_amount")
+
+
+async def demo_course_line(platform: Platform, who: tuple[str, str] = INSTRUCTOR) -> dict[str, int]:
+    response = await platform.client.get("/api/billing/revenue", headers=await platform.auth(who),
+                                         params={"from": f"{utcnow():%Y-%m}", "to": f"{utcnow():%Y-%m}"})
+    assert response.status_code == 200, response.text
+    lines = [i for i in response.json()["items"] if i["course_id"] == str(DEMO_COURSE_ID)]
+    return {name: lines[0][name] for name in AMOUNTS} if lines else dict.fromkeys(AMOUNTS, 0)
+
+
+async def test_instructor_revenue_with_coupons_partial_refunds_and_tax(platform: Platform) -> None:
+    admin = await platform.auth(ADMIN)
+    before = await demo_course_line(platform)
+    code = f"REV{uuid.uuid4().hex[:6]}".upper()
+    assert (await platform.client.post("/api/billing/admin/coupons", headers=admin, json={
+        "code": code, "kind": "percent", "percent_off": 10})).status_code == 201
+    await platform.paid_order(country="DE")  # 49.00, 7.82 German VAT inside
+    _, discounted = await platform.paid_order(coupon=code, country="FR")  # 44.10, 7.35 French VAT inside
+    refund = await platform.client.post(f"/api/billing/orders/{discounted}/refund", headers=admin,
+                                        json={"reason": "goodwill", "amount": 1410})
+    assert refund.status_code == 200, refund.text
+    after = await demo_course_line(platform)
+    delta = {name: after[name] - before[name] for name in AMOUNTS}
+    # Tax: 782 + 735 charged, 235 credited with the partial refund; net = gross - refunds - tax.
+    assert delta == {"units_sold": 2, "gross_amount": 9310, "discount_amount": 490, "refunded_amount": 1410,
+                     "tax_amount": 1282, "net_amount": 6618}
+    assert await demo_course_line(platform, ADMIN) == after  # admins see every course, the same numbers
+
+    instructor = await platform.auth(INSTRUCTOR)
+    csv_response = await platform.client.get("/api/billing/revenue", headers=instructor,
+                                             params={"format": "csv", "course_id": str(DEMO_COURSE_ID)})
+    assert csv_response.status_code == 200 and csv_response.headers["content-type"].startswith("text/csv")
+    rows = csv_response.text.strip().split("\r\n")
+    assert rows[0] == "course_id,course_title,month,currency," + ",".join(AMOUNTS)
+    assert any(row.startswith(f"{DEMO_COURSE_ID},Protected Video Streaming 101,{utcnow():%Y-%m},EUR,") for row in rows)
+    empty = await platform.client.get("/api/billing/revenue", headers=instructor,
+                                      params={"from": "2001-01", "to": "2001-12"})
+    assert empty.json() == {"items": [], "totals": []}
+
+
+async def test_revenue_is_for_a_courses_own_instructors_and_admins(platform: Platform) -> None:
+    instructor = await platform.auth(INSTRUCTOR)
+    foreign_course = await platform.draft_course()  # the admin's, not the demo instructor's
+    refused = await platform.client.get("/api/billing/revenue", headers=instructor,
+                                        params={"course_id": str(foreign_course)})
+    assert refused.status_code == 404 and refused.json()["code"] == "course_not_found"
+    admin_id = await platform.user_id(ADMIN)
+    assert (await platform.client.get("/api/billing/revenue", headers=instructor,
+                                      params={"instructor_id": admin_id})).status_code == 403
+    learner = await platform.auth(await platform.new_user())
+    assert (await platform.client.get("/api/billing/revenue", headers=learner)).status_code == 403
+    for bad in ({"from": "2026-13"}, {"to": "26-01"}, {"format": "xml"}, {"course_id": "nope"}):
+        assert (await platform.client.get("/api/billing/revenue", headers=instructor, params=bad)
+                ).status_code == 422, bad
+    own = (await platform.client.get("/api/billing/revenue", headers=instructor)).json()["items"]
+    assert {line["course_id"] for line in own} <= {str(DEMO_COURSE_ID), "10000000-0000-4000-8000-000000000002"}
+    instructor_id = await platform.user_id(INSTRUCTOR)
+    as_admin = await platform.client.get("/api/billing/revenue", headers=await platform.auth(ADMIN),
+                                         params={"instructor_id": instructor_id})
+    assert as_admin.json()["items"] == own
