@@ -263,19 +263,6 @@ class InvoiceRead(BaseModel):
                    credited_invoice_number=invoice.credited_invoice_number)
 
 
-class RevenueLineRead(BaseModel):
-    course_id: uuid.UUID
-    course_title: str
-    month: str
-    currency: str
-    units_sold: int
-    gross_amount: int
-    discount_amount: int
-    refunded_amount: int
-    tax_amount: int
-    net_amount: int
-
-
 class RevenueTotals(BaseModel):
     currency: str
     units_sold: int
@@ -284,6 +271,14 @@ class RevenueTotals(BaseModel):
     refunded_amount: int
     tax_amount: int
     net_amount: int
+
+
+class RevenueLineRead(RevenueTotals):
+    """One course in one month and currency."""
+
+    course_id: uuid.UUID
+    course_title: str
+    month: str
 
 
 class RevenueReport(BaseModel):
