@@ -109,3 +109,31 @@ def test_self_refund_reads_playback_progress(base_url: str) -> None:
         assert refund.status_code == 200, refund.text
         assert (refund.json()["status"], refund.json()["amount_refunded"]) == ("refunded", 4900)
         eventually(lambda: not _enrolled(client, learner), what="enrollment revoked")
+
+
+def test_tax_at_checkout_and_instructor_revenue(base_url: str) -> None:
+    """A French business's reverse-charged purchase and its invoice, then the course's revenue for its
+    instructor (catalog's internal list decides the courses), as JSON and CSV; learners get a 403."""
+    with httpx.Client(base_url=base_url, timeout=15) as client:
+        learner = _new_learner(client)
+        refused = client.post("/api/billing/checkout", headers=learner,
+                              json={"course_id": DEMO_COURSE, "country": "FR", "vat_number": "FR00000000000"})
+        assert refused.status_code == 400 and refused.json()["code"] == "invalid_vat_number"
+        checkout = client.post("/api/billing/checkout", headers=learner,
+                               json={"course_id": DEMO_COURSE, "country": "FR", "vat_number": "FR40303265045"})
+        assert checkout.status_code == 201, checkout.text
+        assert (checkout.json()["tax_amount"], checkout.json()["reverse_charge"]) == (0, True)
+        assert client.post(checkout.json()["checkout_url"] + "/pay").status_code == 200
+        order_url = f"/api/billing/orders/{checkout.json()['order_id']}"
+        eventually(lambda: client.get(order_url, headers=learner).json()["status"] == "paid", what="order paid")
+        [invoice] = client.get(f"{order_url}/invoices", headers=learner).json()
+        assert (invoice["reverse_charge"], invoice["buyer_country"], invoice["gross_amount"]) == (True, "FR", 4900)
+
+        instructor = login(client, "instructor@triple.academy", "Instructor-Demo-2026!")
+        report = client.get("/api/billing/revenue", headers=instructor, params={"course_id": DEMO_COURSE})
+        assert report.status_code == 200, report.text
+        assert report.json()["items"] and all(line["course_id"] == DEMO_COURSE for line in report.json()["items"])
+        assert sum(line["units_sold"] for line in report.json()["items"]) >= 1
+        csv = client.get("/api/billing/revenue", headers=instructor, params={"format": "csv"})
+        assert csv.status_code == 200 and csv.text.startswith("course_id,course_title,month,currency,units_sold")
+        assert client.get("/api/billing/revenue", headers=learner).status_code == 403
