@@ -1,12 +1,15 @@
 """The local tax rules as pure functions: rates from the shipped table, reverse charge, rounding,
-tax-inclusive and tax-exclusive prices, and what Stripe Tax reports (no platform needed)."""
+tax-inclusive and tax-exclusive prices, what Stripe Tax reports, and the revenue CSV (no platform needed)."""
 
 from __future__ import annotations
+
+import uuid
 
 import pytest
 
 from billing import tax
 from billing.models import Order
+from billing.revenue import RevenueLine, to_csv
 from common.errors import InvalidInput
 
 INCLUSIVE = tax.TaxPolicy(seller_country="DE", prices_include_tax=True, provider="local")
@@ -71,3 +74,9 @@ def test_stripe_tax_result_becomes_the_orders_amount_and_tax() -> None:
                      {"amount_total": 4900, "currency": "usd", "total_details": {"amount_tax": 1}}):
         tax.record_charged(untouched, nonsense)
         assert (untouched.amount, untouched.tax_amount) == (4900, 0)
+
+
+def test_revenue_csv_keeps_negative_amounts_as_numbers_and_titles_as_text() -> None:
+    line = RevenueLine(uuid.UUID(int=1), "=HYPERLINK(\"x\")", "2026-03", "EUR", 0, 0, 0, 4900, -782, -4118)
+    row = to_csv([line]).split("\r\n")[1]
+    assert row == f'{uuid.UUID(int=1)},"\'=HYPERLINK(""x"")",2026-03,EUR,0,0,0,4900,-782,-4118'

@@ -145,9 +145,11 @@ def to_csv(lines: list[RevenueLine]) -> str:
 
 
 def _cell(value: object) -> str:
-    """A title starting with = + - @ would be a formula in a spreadsheet: quote it as text."""
-    text = str(value)
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    """A title starting with = + - @ would be a formula in a spreadsheet: quote it as text (amounts,
+    negative in a month with more refunds than sales, stay numbers)."""
+    if not isinstance(value, str):
+        return str(value)
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def check_course(course_id: uuid.UUID | None, allowed: dict[uuid.UUID, str] | None) -> None:
