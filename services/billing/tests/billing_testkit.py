@@ -126,6 +126,8 @@ class FakeStripe:
     expired_sessions: set[str] = field(default_factory=set)
     refund_status: str = "succeeded"
     refuse_refunds: bool = False
+    # session id -> what Stripe Tax charged ({amount_total, currency, total_details}) on a retrieve
+    session_totals: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -158,7 +160,7 @@ class FakeStripe:
             status = "complete" if intent else "expired" if session_id in self.expired_sessions else "open"
             return {"id": session_id, "object": "checkout.session", "mode": "payment",
                     "status": status, "payment_intent": intent,
-                    "payment_status": "paid" if intent else "unpaid"}
+                    "payment_status": "paid" if intent else "unpaid", **self.session_totals.get(session_id, {})}
 
         @app.post("/v1/checkout/sessions/{session_id}/expire", response_model=None)
         async def expire_session(session_id: str, request: Request) -> dict[str, Any] | JSONResponse:

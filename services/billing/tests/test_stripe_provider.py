@@ -343,3 +343,27 @@ async def test_stripe_tax_computes_the_tax_and_the_invoice_shows_what_stripe_cha
     b2b_order = await stripe_platform.order(b2b_id, business)
     assert (b2b_order["tax_amount"], b2b_order["reverse_charge"], b2b_order["buyer_vat_number"]) == (
         0, True, "FR40303265045")
+
+
+async def test_the_success_page_records_stripe_tax_from_the_retrieved_session(
+        stripe_platform: Platform, fake_stripe: FakeStripe) -> None:
+    """What Stripe charged is what the order records (here the tax on top, as with exclusive prices),
+    also when the buyer's success page confirms the payment before the webhook (which then changes nothing)."""
+    buyer = await stripe_platform.new_user()
+    order_id = (await stripe_platform.checkout(buyer, key=f"tax-{uuid.uuid4()}", country="IT")).json()["order_id"]
+    session_id = await stripe_platform.session_id(order_id)
+    fake_stripe.paid_sessions[session_id] = payment_intent_of(order_id)
+    fake_stripe.session_totals[session_id] = {"amount_total": 5978, "currency": "eur",
+                                              "total_details": {"amount_tax": 1078}}
+    confirmed = await stripe_platform.client.post(f"/api/billing/orders/{order_id}/confirm",
+                                                  headers=await stripe_platform.auth(buyer))
+    assert confirmed.status_code == 200, confirmed.text
+    body = confirmed.json()
+    assert (body["status"], body["amount"], body["tax_amount"], body["net_amount"]) == ("paid", 5978, 1078, 4900)
+    assert body["tax_rate_bp"] == 2200
+    [paid] = await stripe_platform.events("billing.order.paid.v1", order_id)
+    assert paid["amount"] == 5978  # what was charged
+    late = stripe_platform.stripe_event("checkout.session.completed", order_id, session_id, amount=5978,
+                                        total_details={"amount_tax": 1})
+    assert (await stripe_platform.deliver(late)).json()["outcome"] == "already_settled"
+    assert (await stripe_platform.order(order_id, buyer))["tax_amount"] == 1078
