@@ -368,6 +368,16 @@ def workloads(overlay: str) -> Iterator[dict[str, Any]]:
     yield from objects(overlay, "Job").values()
 
 
+def migrate_jobs(overlay: str) -> dict[str, dict[str, Any]]:
+    """Each service's migration Job, found by its labels (its name carries the release in prod)."""
+    jobs = {}
+    for job in objects(overlay, "Job").values():
+        labels = job["metadata"].get("labels", {})
+        if labels.get("app.kubernetes.io/component") == "migrate":
+            jobs[labels["app.kubernetes.io/name"]] = job
+    return jobs
+
+
 def pod(workload: dict[str, Any]) -> dict[str, Any]:
     spec: dict[str, Any] = workload["spec"]["template"]["spec"]
     return spec
@@ -400,9 +410,9 @@ def test_every_service_has_its_objects(overlay: str) -> None:
     for kind in ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"):
         missing = set(DEPLOYABLES) - set(objects(overlay, kind))
         assert not missing, f"{overlay}: no {kind} for {sorted(missing)}"
-    jobs = objects(overlay, "Job")
+    jobs = migrate_jobs(overlay)
     for service in SERVICES:
-        job = jobs[f"{service}-migrate"]
+        job = jobs[service]
         assert pod(job)["containers"][0]["command"] == ["python", "-m", service, "migrate"]
         assert pod(job)["restartPolicy"] == "Never"
     for doc in render(overlay):
@@ -451,13 +461,13 @@ def test_deployments_probe_the_health_endpoints(overlay: str) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_services_pdbs_hpas_and_spread_select_the_serving_pods(overlay: str) -> None:
-    jobs = objects(overlay, "Job")
+    jobs = migrate_jobs(overlay)
     for name in DEPLOYABLES:
         labels = pod_labels(overlay, name)
         service = objects(overlay, "Service")[name]
         assert selects({"matchLabels": service["spec"]["selector"]}, labels), name
         if name in SERVICES:  # migration pods must never receive traffic
-            job_labels = jobs[f"{name}-migrate"]["spec"]["template"]["metadata"]["labels"]
+            job_labels = jobs[name]["spec"]["template"]["metadata"]["labels"]
             assert not selects({"matchLabels": service["spec"]["selector"]}, job_labels), name
         pdb = objects(overlay, "PodDisruptionBudget")[name]
         assert pdb["spec"]["minAvailable"] == 1 and selects(pdb["spec"]["selector"], labels), name
@@ -471,12 +481,12 @@ def test_services_pdbs_hpas_and_spread_select_the_serving_pods(overlay: str) -> 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_services_get_their_settings_from_a_configmap_and_a_secret(overlay: str) -> None:
-    jobs = objects(overlay, "Job")
+    jobs = migrate_jobs(overlay)
     for service in SERVICES:
         deployment = objects(overlay, "Deployment")[service]
         env_from = pod(deployment)["containers"][0]["envFrom"]
         assert sorted(next(iter(s)) for s in env_from) == ["configMapRef", "secretRef"]
-        assert pod(jobs[f"{service}-migrate"])["containers"][0]["envFrom"] == env_from, \
+        assert pod(jobs[service])["containers"][0]["envFrom"] == env_from, \
             "migrations must run with the app's settings"
         keys, prefix = env_keys(overlay, deployment), service.upper()
         for key in ("DATABASE_URL", "REDIS_URL", "BROKER_URL", "AUTH_URL", "CATALOG_URL", "PUBLIC_BASE_URL"):
@@ -588,7 +598,7 @@ def test_network_policies_allow_exactly_the_designed_calls(overlay: str) -> None
     assert policy_allows(overlay, "Ingress", labels["gateway"], stranger, 8443), "the TLS edge is unreachable"
     assert not can_call(overlay, stranger, labels["billing"], 8000)
     for service in SERVICES:
-        migrate = objects(overlay, "Job")[f"{service}-migrate"]["spec"]["template"]["metadata"]["labels"]
+        migrate = migrate_jobs(overlay)[service]["spec"]["template"]["metadata"]["labels"]
         for port in (5432, 5672):
             assert policy_allows(overlay, "Egress", labels[service], {"app": "postgres"}, port), service
             assert policy_allows(overlay, "Egress", migrate, {"app": "postgres"}, port), f"{service}-migrate"
@@ -603,7 +613,7 @@ def test_network_policies_allow_exactly_the_designed_calls(overlay: str) -> None
 
 def test_dev_runs_one_replica_of_local_images() -> None:
     for name, deployment in objects("dev", "Deployment").items():
-        assert deployment["spec"]["replicas"] == 1, name
+        assert objects("dev", "HorizontalPodAutoscaler")[name]["spec"]["minReplicas"] == 1, name
         assert pod(deployment)["containers"][0]["image"] == f"triple-academy/{name}:dev"
     # Without a key file playback generates one per pod, so it must not scale out.
     playback = env_keys("dev", objects("dev", "Deployment")["playback"])
@@ -613,8 +623,7 @@ def test_dev_runs_one_replica_of_local_images() -> None:
 
 
 def test_prod_runs_three_replicas_of_pinned_images() -> None:
-    for name, deployment in objects("prod", "Deployment").items():
-        assert deployment["spec"]["replicas"] == 3, name
+    for name in DEPLOYABLES:
         assert objects("prod", "HorizontalPodAutoscaler")[name]["spec"]["minReplicas"] >= 3, name
     for workload in workloads("prod"):
         spec = pod(workload)
@@ -647,3 +656,129 @@ def test_prod_playback_signs_with_one_mounted_key() -> None:
     secret_name = volumes[mount["name"]]["secret"]["secretName"]
     external = next(e for e in objects("prod", "ExternalSecret").values() if e["spec"]["target"]["name"] == secret_name)
     assert key_file.name in {d["secretKey"] for d in external["spec"]["data"]}
+
+
+# --- operations: who sets replicas, release order, the transcode worker ---------------------------
+
+# The first phase of the deploy procedure in k8s/README.md: everything but the serving workloads, so
+# the new release's migration Jobs (and the configuration they read) run before any new pod starts.
+MIGRATION_PHASE_SELECTOR = "app.kubernetes.io/component notin (api,worker,edge)"
+K8S_README = ROOT / "k8s" / "README.md"
+
+
+def autoscaled(overlay: str) -> set[str]:
+    """Deployments an HPA or a KEDA ScaledObject (which creates an HPA) scales."""
+    targets = {h["spec"]["scaleTargetRef"]["name"] for h in objects(overlay, "HorizontalPodAutoscaler").values()
+               if h["spec"]["scaleTargetRef"]["kind"] == "Deployment"}
+    return targets | {s["spec"]["scaleTargetRef"]["name"] for s in objects(overlay, "ScaledObject").values()}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_replicas_are_left_to_the_autoscaler(overlay: str) -> None:
+    """`kubectl apply -k` would reset every autoscaled Deployment to its `spec.replicas`."""
+    scaled = autoscaled(overlay)
+    for name, deployment in objects(overlay, "Deployment").items():
+        assert name in scaled, f"{overlay}: {name} has no autoscaler (then set replicas, or scale by hand)"
+        assert "replicas" not in deployment["spec"], f"{overlay}: {name} sets replicas under an autoscaler"
+    hpa_targets = [h["spec"]["scaleTargetRef"]["name"] for h in objects(overlay, "HorizontalPodAutoscaler").values()]
+    so_targets = [s["spec"]["scaleTargetRef"]["name"] for s in objects(overlay, "ScaledObject").values()]
+    both = hpa_targets + so_targets
+    assert len(both) == len(set(both)), f"{overlay}: two autoscalers on one Deployment: {sorted(both)}"
+
+
+def test_prod_migration_jobs_are_named_after_the_release(tmp_path: Path) -> None:
+    """A second release must create new Jobs: a finished Job's pod template cannot be patched."""
+    def names(rendered: list[dict[str, Any]]) -> dict[str, str]:
+        return {d["metadata"]["labels"]["app.kubernetes.io/name"]: d["metadata"]["name"] for d in rendered
+                if d["kind"] == "Job" and d["metadata"]["labels"].get("app.kubernetes.io/component") == "migrate"}
+
+    current = names(render("prod"))
+    for service, job in migrate_jobs("prod").items():
+        tag = pod(job)["containers"][0]["image"].rsplit(":", 1)[1]
+        assert current[service] == f"{service}-migrate-{tag}"
+    # The next release: bump every tag in a copy of k8s/ and render again.
+    shutil.copytree(ROOT / "k8s", tmp_path / "k8s")
+    overlay = tmp_path / "k8s" / "overlays" / "prod" / "kustomization.yaml"
+    overlay.write_text(re.sub(r'newTag: "[^"]+"', 'newTag: "0.99.0"', overlay.read_text()))
+    result = subprocess.run(["kubectl", "kustomize", str(overlay.parent)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    following = names([d for d in yaml.safe_load_all(result.stdout) if d])
+    assert set(following) == set(SERVICES)
+    for service in SERVICES:
+        assert following[service] == f"{service}-migrate-0.99.0" != current[service]
+
+
+def parse_notin(selector: str) -> dict[str, Any]:
+    key, values = re.fullmatch(r"(\S+) notin \(([^)]*)\)", selector).groups()  # type: ignore[union-attr]
+    return {"matchExpressions": [{"key": key, "operator": "NotIn", "values": values.split(",")}]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_deploy_procedure_runs_migrations_before_the_rollout(overlay: str) -> None:
+    """Phase one of k8s/README.md applies the Jobs with everything they read, and no serving pod."""
+    readme = K8S_README.read_text()
+    assert f"-l '{MIGRATION_PHASE_SELECTOR}'" in readme
+    assert "kubectl wait" in readme and "--for=condition=complete" in readme and "rollout status" in readme
+    selector = parse_notin(MIGRATION_PHASE_SELECTOR)
+    phase_one = {(d["kind"], d["metadata"]["name"]) for d in render(overlay)
+                 if selects(selector, d["metadata"].get("labels", {}))}
+    assert not {name for kind, name in phase_one if kind == "Deployment"}, "a serving workload in phase one"
+    external = {e["spec"]["target"]["name"]: name for name, e in objects(overlay, "ExternalSecret").items()}
+    for service, job in migrate_jobs(overlay).items():
+        assert ("Job", job["metadata"]["name"]) in phase_one, service
+        for source in pod(job)["containers"][0]["envFrom"]:
+            if "configMapRef" in source:
+                assert ("ConfigMap", source["configMapRef"]["name"]) in phase_one, service
+            else:
+                name = source["secretRef"]["name"]
+                assert ("Secret", name) in phase_one or ("ExternalSecret", external.get(name)) in phase_one, service
+    # Dev images keep their `:dev` tag, so dev Jobs keep their names: delete them before applying.
+    assert "kubectl delete job -n triple-academy -l app.kubernetes.io/component=migrate" in readme
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_transcode_worker_finishes_its_encode_and_is_drained_one_at_a_time(overlay: str) -> None:
+    from playback.settings import PlaybackSettings
+
+    worker = objects(overlay, "Deployment")["playback-worker"]
+    labels = worker["spec"]["template"]["metadata"]["labels"]
+    pdbs = [p for p in objects(overlay, "PodDisruptionBudget").values() if selects(p["spec"]["selector"], labels)]
+    assert len(pdbs) == 1 and pdbs[0]["spec"].get("maxUnavailable") == 1, "the worker needs its own PDB"
+    env = {e["name"]: e["value"] for e in pod(worker)["containers"][0].get("env", [])}
+    config = {k: v for k, v in env_keys(overlay, worker).items() if k.startswith("PLAYBACK_") and v is not None}
+    settings = PlaybackSettings.model_construct(**{k.removeprefix("PLAYBACK_").lower(): v
+                                                   for k, v in {**config, **env}.items()})
+    stop_grace = float(settings.worker_stop_grace_seconds)
+    assert stop_grace >= float(settings.transcode_timeout_seconds), "a stopped worker would cut an encode short"
+    assert pod(worker)["terminationGracePeriodSeconds"] > stop_grace, "the kubelet kills before the worker is done"
+
+
+def test_prod_worker_scales_on_its_queue_depth() -> None:
+    from playback.assets.jobs import queue_names
+    from playback.settings import PlaybackSettings
+
+    worker = objects("prod", "Deployment")["playback-worker"]
+    assert "playback-worker" not in {h["spec"]["scaleTargetRef"]["name"]
+                                     for h in objects("prod", "HorizontalPodAutoscaler").values()}
+    scaled = objects("prod", "ScaledObject")["playback-worker"]["spec"]
+    assert scaled["scaleTargetRef"]["name"] == "playback-worker"
+    [trigger] = scaled["triggers"]
+    assert trigger["type"] == "rabbitmq" and trigger["metadata"]["mode"] == "QueueLength"
+    prefix = env_keys("prod", worker).get("PLAYBACK_BROKER_QUEUE_PREFIX") or ""
+    settings = PlaybackSettings.model_construct(broker_queue_prefix=prefix)
+    assert trigger["metadata"]["queueName"] == queue_names(settings)[0], "KEDA watches another queue"
+    auth = objects("prod", "TriggerAuthentication")[trigger["authenticationRef"]["name"]]["spec"]
+    [ref] = auth["secretTargetRef"]
+    assert ref["parameter"] == "host" and ref["key"] == "PLAYBACK_BROKER_URL"
+    worker_secrets = {s["secretRef"]["name"] for s in pod(worker)["containers"][0]["envFrom"] if "secretRef" in s}
+    assert ref["name"] in worker_secrets, "KEDA reads another Secret than the worker"
+
+
+def test_demo_media_is_seeded_in_dev_only() -> None:
+    def seeds(overlay: str) -> list[str]:
+        spec = pod(objects(overlay, "Deployment")["gateway"])
+        return [c["name"] for c in spec.get("initContainers", []) if "playback/media" in " ".join(c["command"])]
+
+    assert seeds("dev") == ["media-seed"]
+    assert seeds("prod") == [], "production media comes from the CDN, not the image"

@@ -94,6 +94,9 @@ class PlaybackSettings(ServiceSettings):
     transcode_work_dir: Path | None = None  # scratch space for the source and outputs (None: system tmp)
     worker_host: str = "127.0.0.1"
     worker_port: int = 8000  # the worker's /health and /metrics
+    # On shutdown the worker lets a running encode finish this long before it disconnects (k8s sets it
+    # to the transcode timeout, with terminationGracePeriodSeconds above it).
+    worker_stop_grace_seconds: float = 20
 
     @property
     def resolved_media_base_url(self) -> str:

@@ -53,7 +53,7 @@ def create_worker_app(settings: PlaybackSettings | None = None) -> FastAPI:
                 yield
             finally:
                 await sweeper.stop()
-                await consumer.stop()
+                await consumer.stop(grace_seconds=settings.worker_stop_grace_seconds)
 
     return build_app(settings, title="Triple Academy playback worker",
                      description="Transcodes uploaded videos to HLS.", lifespan=lifespan, routers=[])
