@@ -87,7 +87,9 @@ def test_prod_playback_settings_validate_in_every_playback_workload(workload: st
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """The API, the worker and the migrate job share the config; each must start with it (the
     settings refuse CloudFront signing without a key pair id and a key)."""
-    found = {**named("Deployment"), **named("Job")}[workload]
+    # Migration Jobs carry the release in their name (playback-migrate-0.1.0).
+    jobs = {f"{j['metadata']['labels']['app.kubernetes.io/name']}-migrate": j for j in named("Job").values()}
+    found = {**named("Deployment"), **jobs}[workload]
     for name in list(__import__("os").environ):
         if name.startswith("PLAYBACK_") or name == "ENVIRONMENT":
             monkeypatch.delenv(name)
