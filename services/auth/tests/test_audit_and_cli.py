@@ -71,7 +71,7 @@ async def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[st
 
 async def test_cli_creates_the_first_admin_and_rotates_keys_on_postgres(
         auth: Auth, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("AUTH_DATABASE_URL", auth.settings.database_url)
+    monkeypatch.setenv("AUTH_DATABASE_URL", auth.settings.database_url.get_secret_value())
     code, out, err = await _cli(monkeypatch, capsys, "create-admin", "--email", "Ops.Admin@Example.com",
                                 "--full-name", "Ops", "--password-stdin", stdin="an operator passphrase\n")
     assert code == 0, err

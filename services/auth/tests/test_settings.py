@@ -10,7 +10,7 @@ from auth import keys
 from auth.settings import AuthSettings
 
 PRODUCTION = {
-    "environment": "production", "database_url": "postgresql+psycopg://auth:pw@db/triple",
+    "environment": "production", "database_url": "postgresql+psycopg://auth:Vq7Lm2Xr9Tz4Wp8Kd1@db/triple",
     "service_clients": "billing:Zq8x7Lw2Rt5Yb9Nc4Vm1", "smtp_host": "smtp.internal",
     "signing_key_encryption_keys": "kR3v8Qm1Zt6Wn2Yp5Lc9Hd4Fg7Js0Xb3Ua8Ne1Ti6Oq",
 }

@@ -456,8 +456,8 @@ async def open_platform(*, broker: str | None = None, **billing_overrides: Any) 
         playback_app.add_middleware(OutageMiddleware, outage=playback_outage)
         platform_app = compose_services({"auth": auth_app, "catalog": catalog_app, "playback": playback_app,
                                          "billing": billing_app}, bus=bus)
-        billing_db = Database(settings.database_url, settings.db_schema)
-        playback_db = Database(playback_settings.database_url, playback_settings.db_schema)
+        billing_db = Database(settings.database_url.get_secret_value(), settings.db_schema)
+        playback_db = Database(playback_settings.database_url.get_secret_value(), playback_settings.db_schema)
         try:
             async with serve_in_process(platform_app, transport) as client:
                 yield Platform(client=client, billing_db=billing_db, catalog_outage=outage,

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from billing.settings import BillingSettings
 
-PRODUCTION: dict[str, Any] = {"environment": "production", "database_url": "postgresql+psycopg://u:p@db/triple",
+PRODUCTION: dict[str, Any] = {"environment": "production",
+              "database_url": "postgresql+psycopg://u:Vq7Lm2Xr9Tz4Wp8Kd1@db/triple",
               "service_client_secret": "a-real-client-credential-0123456789",
               "stripe_webhook_secret": "whsec_0123456789abcdefghijklmnop", "payment_provider": "stripe",
               "stripe_api_key": "sk_live_0123456789abcdef"}

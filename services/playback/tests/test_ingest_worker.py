@@ -119,7 +119,8 @@ async def distributed_ingest(databases: dict[str, str], broker_names: dict[str, 
 def worker_env(ingest: Ingest, work: Path) -> dict[str, str]:
     settings = ingest.settings
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYBACK_")}
-    return {**env, "PLAYBACK_DATABASE_URL": settings.database_url, "PLAYBACK_MIGRATE_ON_START": "false",
+    return {**env, "PLAYBACK_DATABASE_URL": settings.database_url.get_secret_value(),
+            "PLAYBACK_MIGRATE_ON_START": "false",
             "PLAYBACK_BROKER_URL": RABBITMQ_URL, "PLAYBACK_BROKER_EXCHANGE": settings.broker_exchange,
             "PLAYBACK_BROKER_QUEUE_PREFIX": settings.broker_queue_prefix,
             "PLAYBACK_MEDIA_ROOT": str(ingest.media_root), "PLAYBACK_TRANSCODE_WORK_DIR": str(work),

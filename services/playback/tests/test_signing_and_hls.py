@@ -117,7 +117,7 @@ def test_settings_defaults_and_production_refusals() -> None:
     assert PlaybackSettings(media_base_url="https://cdn.example/media/").resolved_media_base_url == (
         "https://cdn.example/media")
     def production(**overrides: str) -> PlaybackSettings:
-        values = {"database_url": "postgresql+psycopg://u:p@db/x", "environment": "production",
+        values = {"database_url": "postgresql+psycopg://u:Vq7Lm2Xr9Tz4Wp8Kd1@db/x", "environment": "production",
                   "secure_link_secret": "a-strong-link-key-8f1c2d9e7b",
                   "service_client_secret": "a-strong-client-key-77aa", **overrides}
         return PlaybackSettings.model_validate(values)

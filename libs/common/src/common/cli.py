@@ -14,7 +14,7 @@ from common.settings import ServiceSettings
 
 def migrate(settings: ServiceSettings, migrations_dir: Path, consumed: Iterable[str]) -> None:
     """Apply the schema migrations, then declare the service's queues so no event is missed."""
-    migrations.upgrade(migrations_dir, settings.database_url, settings.db_schema)
+    migrations.upgrade(migrations_dir, settings.database_url.get_secret_value(), settings.db_schema)
     keys = list(consumed)
     if records_revocations(settings.service_name):
         keys = list(dict.fromkeys([*keys, *REVOKING_EVENTS]))

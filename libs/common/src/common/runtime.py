@@ -55,7 +55,7 @@ class Runtime:
 
 def open_bus(settings: ServiceSettings) -> EventBus:
     if settings.broker_url:
-        return RabbitMQBus(settings.broker_url, settings.broker_exchange,
+        return RabbitMQBus(settings.broker_url.get_secret_value(), settings.broker_exchange,
                            queue_prefix=settings.broker_queue_prefix,
                            service=settings.service_name,
                            max_attempts=settings.broker_max_attempts,
@@ -76,12 +76,13 @@ async def open_runtime(settings: ServiceSettings, *, migrations_dir: Path, handl
     configure_logging(name, settings.log_level, settings.log_json)
     configure_tracing(name, settings.otlp_endpoint)
     if settings.should_migrate_on_start:
-        await migrations.upgrade_async(migrations_dir, settings.database_url, settings.db_schema)
+        await migrations.upgrade_async(migrations_dir, settings.database_url.get_secret_value(), settings.db_schema)
 
     async with AsyncExitStack() as stack:
-        db = Database(settings.database_url, settings.db_schema, settings.database_pool_size)
+        db = Database(settings.database_url.get_secret_value(), settings.db_schema, settings.database_pool_size)
         stack.push_async_callback(db.dispose)
-        cache = open_cache(settings.redis_url, settings.redis_key_prefix)
+        cache = open_cache(settings.redis_url.get_secret_value() if settings.redis_url else None,
+                           settings.redis_key_prefix)
         stack.push_async_callback(cache.close)
         http = httpx.AsyncClient(transport=http_transport,
                                  timeout=settings.http_timeout_seconds,

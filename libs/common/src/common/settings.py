@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values that only ever belong on a laptop; production refuses to start with any of them.
 PLACEHOLDER_MARKERS = ("change-me", "changeme", "dev-", "placeholder", "insecure", "secret")
+# Connection URLs: secrets because they carry a password; only that password is checked for placeholders.
+DSN_FIELDS = ("database_url", "redis_url", "broker_url")
 
 
 class ServiceSettings(BaseSettings):
@@ -16,19 +20,32 @@ class ServiceSettings(BaseSettings):
 
     service_name: ClassVar[str] = "service"
 
-    model_config = SettingsConfigDict(extra="ignore", secrets_dir=None)
+    # hide_input_in_errors: a refused setting must not print the URLs and secrets beside it.
+    model_config = SettingsConfigDict(extra="ignore", secrets_dir=None, hide_input_in_errors=True)
+
+    def __init__(self, **values: Any) -> None:
+        """`<PREFIX>SECRETS_DIR` (e.g. AUTH_SECRETS_DIR=/run/secrets/auth) names a folder of secret files,
+        one per setting named like its variable (AUTH_DATABASE_URL), as a mounted Secret provides them;
+        the environment still wins over a file."""
+        if "_secrets_dir" not in values:
+            prefix = str(type(self).model_config.get("env_prefix", ""))
+            secrets_dir = os.environ.get(f"{prefix}SECRETS_DIR")
+            if secrets_dir:
+                values["_secrets_dir"] = secrets_dir
+        super().__init__(**values)
 
     environment: Literal["development", "test", "production"] = Field(
         default="development", validation_alias=AliasChoices("ENVIRONMENT", "environment")
     )
     # Embedded: SQLite file, in-process events, in-memory cache. Distributed: PostgreSQL/RabbitMQ/Redis.
-    database_url: str = "sqlite+aiosqlite:///var/data/service.db"
+    # DSNs are secrets (they carry passwords): `repr(settings)` and logs show them masked.
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///var/data/service.db")
     database_schema: str | None = None
     database_pool_size: int = 10
     migrate_on_start: bool | None = None
-    redis_url: str | None = None
+    redis_url: SecretStr | None = None
     redis_key_prefix: str = ""
-    broker_url: str | None = None
+    broker_url: SecretStr | None = None
     broker_exchange: str = "triple.events"
     broker_queue_prefix: str = ""
     broker_max_attempts: int = 5
@@ -67,7 +84,7 @@ class ServiceSettings(BaseSettings):
 
     @property
     def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
+        return self.database_url.get_secret_value().startswith("sqlite")
 
     @property
     def db_schema(self) -> str | None:
@@ -95,11 +112,17 @@ class ServiceSettings(BaseSettings):
         return self
 
     def _secret_values(self) -> dict[str, str]:
+        """Every secret to check: whole values, and of a connection URL only its password (a URL
+        without one, e.g. certificate or IAM authentication, has nothing to check)."""
         values: dict[str, str] = {}
         for name in type(self).model_fields:
             value: Any = getattr(self, name)
-            if isinstance(value, SecretStr):
+            if not isinstance(value, SecretStr):
+                continue
+            if name not in DSN_FIELDS:
                 values[name] = value.get_secret_value()
+            elif (password := _url_password(value.get_secret_value())) is not None:
+                values[f"{name} (password)"] = password
         return values
 
 
@@ -116,3 +139,10 @@ def composed_urls(base_url: str) -> dict[str, str]:
 def _is_placeholder(value: str) -> bool:
     lowered = value.lower()
     return len(value) < 16 or any(marker in lowered for marker in PLACEHOLDER_MARKERS)
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None

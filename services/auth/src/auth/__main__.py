@@ -37,7 +37,7 @@ T = TypeVar("T")
 
 
 async def _in_transaction(settings: AuthSettings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    db = Database(settings.database_url, settings.db_schema)
+    db = Database(settings.database_url.get_secret_value(), settings.db_schema)
     try:
         async with db.startup_transaction("bootstrap") as session:
             return await work(session)
@@ -56,7 +56,7 @@ async def _bootstrap(settings: AuthSettings) -> None:
 def _ensure_schema(settings: AuthSettings) -> None:
     """Embedded mode migrates on start; the CLI does the same so it works before the first `make run`."""
     if settings.should_migrate_on_start:
-        migrations.upgrade(MIGRATIONS_DIR, settings.database_url, settings.db_schema)
+        migrations.upgrade(MIGRATIONS_DIR, settings.database_url.get_secret_value(), settings.db_schema)
 
 
 def _read_password(from_stdin: bool) -> str:

@@ -18,7 +18,7 @@ class AuthSettings(ServiceSettings):
     service_name: ClassVar[str] = "auth"
     model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
 
-    database_url: str = "sqlite+aiosqlite:///var/data/auth.db"
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///var/data/auth.db")
 
     # Tokens. Access tokens are short-lived JWTs; refresh tokens are opaque, rotated on every use,
     # and live at most `refresh_token_ttl_days` (absolute) and `refresh_token_idle_hours` unused.

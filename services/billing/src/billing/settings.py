@@ -14,7 +14,7 @@ class BillingSettings(ServiceSettings):
     service_name: ClassVar[str] = "billing"
     model_config = SettingsConfigDict(env_prefix="BILLING_", extra="ignore")
 
-    database_url: str = "sqlite+aiosqlite:///var/data/billing.db"
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///var/data/billing.db")
     service_client_secret: SecretStr | None = SecretStr("dev-billing-client-secret")
 
     # "local" is the embedded provider (hosted page + Stripe-format signed webhooks); "stripe" is real.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from common.settings import ServiceSettings
@@ -15,7 +16,7 @@ class CatalogSettings(ServiceSettings):
     service_name: ClassVar[str] = "catalog"
     model_config = SettingsConfigDict(env_prefix="CATALOG_", extra="ignore")
 
-    database_url: str = "sqlite+aiosqlite:///var/data/catalog.db"
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///var/data/catalog.db")
     seed_demo_data: bool = False
     # When true, instructors submit courses for review and only admins publish them.
     require_review: bool = False

@@ -18,7 +18,7 @@ class PlaybackSettings(ServiceSettings):
     service_name: ClassVar[str] = "playback"
     model_config = SettingsConfigDict(env_prefix="PLAYBACK_", extra="ignore")
 
-    database_url: str = "sqlite+aiosqlite:///var/data/playback.db"
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///var/data/playback.db")
     service_client_secret: SecretStr | None = SecretStr("dev-playback-client-secret")
 
     # Where HLS assets live (<media_root>/<asset_id>/master.m3u8, <rendition>/index.m3u8, segments).

@@ -55,7 +55,7 @@ async def declare_queues(channel: AbstractChannel, settings: PlaybackSettings) -
 
 async def declare_transcode_queues(settings: PlaybackSettings) -> None:
     assert settings.broker_url is not None
-    connection = await aio_pika.connect(settings.broker_url)
+    connection = await aio_pika.connect(settings.broker_url.get_secret_value())
     async with connection:
         await declare_queues(await connection.channel(), settings)
 
@@ -97,7 +97,7 @@ class RabbitTranscodeConsumer:
     async def start(self) -> None:
         assert self.settings.broker_url is not None
         self._connection = await aio_pika.connect_robust(
-            self.settings.broker_url, client_properties={"connection_name": "playback-worker"})
+            self.settings.broker_url.get_secret_value(), client_properties={"connection_name": "playback-worker"})
         channel = await self._connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=self.concurrency)
         queue = await declare_queues(channel, self.settings)
