@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -20,6 +22,16 @@ from common.observability import context
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {502, 503, 504}
+RETRY_BASE_SECONDS = 0.1
+RETRY_CAP_SECONDS = 2.0
+
+
+def jittered_backoff(attempt: int) -> float:
+    """Seconds to wait after failed attempt `attempt` (1-based): "full jitter", a random point below
+    an exponential ceiling, so the replicas of a service that all saw a peer fail at once do not all
+    retry at the same instants and knock it over again."""
+    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+    return random.uniform(0, ceiling)
 
 
 class ServiceTokenProvider:
@@ -59,13 +71,14 @@ class ServiceClient:
 
     def __init__(self, http: httpx.AsyncClient, base_url: str, audience: str,
                  tokens: ServiceTokenProvider | None, *, timeout: float = 3.0,
-                 retries: int = 2) -> None:
+                 retries: int = 2, backoff: Callable[[int], float] = jittered_backoff) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.audience = audience
         self.tokens = tokens
         self.timeout = timeout
         self.retries = retries
+        self.backoff = backoff
 
     async def request(self, method: str, path: str, *, json: Any = None,
                       params: dict[str, Any] | None = None,
@@ -100,7 +113,7 @@ class ServiceClient:
                 last_error = httpx.HTTPStatusError(str(response.status_code),
                                                    request=response.request, response=response)
             if attempt < attempts:
-                await asyncio.sleep(0.1 * 2 ** (attempt - 1))
+                await asyncio.sleep(self.backoff(attempt))
         log.warning("service call failed", extra={"target": self.audience, "path": path,
                                                   "error": repr(last_error)})
         raise UpstreamUnavailable(f"{self.audience} is unavailable")
