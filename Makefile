@@ -10,6 +10,7 @@ help:
 	@echo "make test     unit, integration and e2e tests (needs PostgreSQL, Redis, RabbitMQ, nginx)"
 	@echo "make lint     ruff + mypy"
 	@echo "make up       distributed mode as local processes behind nginx on http://127.0.0.1:8080"
+	@echo "              (UP_ARGS=\"--pg-admin-dsn ... --redis-url ... --broker-url ...\" to use other servers)"
 	@echo "make down     stop what 'make up' started"
 	@echo "make migrate  bootstrap the database/roles/schemas and run every service's migrations"
 	@echo "make bench    benchmarks under bench/ (against 'make up')"
@@ -17,12 +18,15 @@ help:
 
 bootstrap:
 	@command -v uv >/dev/null 2>&1 || test -x .tools/bin/uv || python3 -m uv --version >/dev/null 2>&1 \
-		|| python3 -m pip install --quiet --user uv 2>/dev/null \
-		|| (python3 -m venv .tools && .tools/bin/pip install --quiet uv)
+		|| (echo "make: installing uv (the Python package manager) with pip..." \
+		    && (python3 -m pip install --quiet --user uv 2>/dev/null \
+		        || (python3 -m venv .tools && .tools/bin/pip install --quiet uv)))
 	@$(MAKE) --no-print-directory sync
 
+# The first sync downloads and installs every package (minutes): say so, and let uv show its progress.
 sync:
-	$(UV) sync --frozen --quiet
+	@test -d .venv || echo "make: first run, installing the Python packages into .venv with uv (a few minutes)..."
+	@$(UV) sync --frozen $(if $(wildcard .venv),--quiet,)
 
 run: bootstrap
 	$(UV) run python -m gateway

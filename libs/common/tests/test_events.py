@@ -33,7 +33,7 @@ effects = sa.Table("effects", metadata, sa.Column("event_id", sa.Uuid, primary_k
 async def db() -> AsyncIterator[Database]:
     name = unique_name("triple_common")
     pgbootstrap.bootstrap(PG_ADMIN_DSN, name, {"svc": ("triple_common_test", "common-test-pw")})
-    database = Database(f"postgresql+psycopg://triple_common_test:common-test-pw@127.0.0.1:5432/{name}", "svc")
+    database = Database(pgbootstrap.role_url(PG_ADMIN_DSN, name, "triple_common_test", "common-test-pw"), "svc")
     async with database.engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
     yield database

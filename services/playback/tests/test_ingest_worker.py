@@ -176,6 +176,7 @@ async def test_worker_killed_mid_job_still_ends_with_one_ready_asset(distributed
     finally:
         second.stop()
     assert ready["status"] == "ready", (ready, (tmp_path / "worker-2.log").read_text()[-3000:])
+    assert "transcoding progress" in (tmp_path / "worker-2.log").read_text(), "a long encode shows no progress"
     assert await _attempts(ingest, asset_id) == 2, "the redelivered job was the second attempt"
     assert not list(work.iterdir()), "the next worker cleared the scratch of the killed one"
     assert 7.9 <= ready["duration_seconds"] <= 8.1

@@ -31,6 +31,20 @@ def bootstrap(admin_dsn: str, database: str, roles: dict[str, tuple[str, str]]) 
                 sql.Identifier(schema), sql.Identifier(role)))
 
 
+def role_url(admin_dsn: str, database: str, role: str, password: str) -> str:
+    """The SQLAlchemy URL a service uses: its own role and database, on the server `admin_dsn` names
+    (so TEST_PG_ADMIN_DSN or `make up --pg-admin-dsn` moves every service along with the bootstrap)."""
+    from sqlalchemy.engine import URL
+
+    params = psycopg.conninfo.conninfo_to_dict(admin_dsn)
+    host, port = str(params.get("host") or "127.0.0.1"), params.get("port")
+    socket_dir = host.startswith("/")  # a Unix socket folder goes in the query, not the authority
+    return URL.create("postgresql+psycopg", username=role, password=password, host=None if socket_dir else host,
+                      port=int(port) if port and not socket_dir else None, database=database,
+                      query={"host": host, **({"port": str(port)} if port else {})} if socket_dir else {},
+                      ).render_as_string(hide_password=False)
+
+
 def drop_database(admin_dsn: str, database: str, roles: list[str] | None = None) -> None:
     """Drop a (test) database and, optionally, the roles that only it used."""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:

@@ -46,10 +46,8 @@ def postgres_database(services: list[str]) -> Iterator[dict[str, str]]:
     database = unique_name("triple_test")
     roles = {name: (f"triple_{name}", f"test-{name}-pw") for name in services}
     pgbootstrap.bootstrap(PG_ADMIN_DSN, database, roles)
-    urls = {
-        name: f"postgresql+psycopg://{role}:{password}@127.0.0.1:5432/{database}"
-        for name, (role, password) in roles.items()
-    }
+    urls = {name: pgbootstrap.role_url(PG_ADMIN_DSN, database, role, password)
+            for name, (role, password) in roles.items()}
     try:
         yield urls
     finally:

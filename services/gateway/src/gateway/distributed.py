@@ -27,7 +27,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from common import pgbootstrap
+from common import pgbootstrap, preflight
 from gateway import nginx
 from gateway.devcert import ensure_dev_cert
 
@@ -103,7 +103,6 @@ class Topology:
     ports: dict[str, list[int]] = field(default_factory=lambda: {s: [p] for s, p in DEFAULT_PORTS.items()})
     run_dir: Path = REPO_ROOT / "var" / "distributed"
     pg_admin_dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres"
-    pg_host: str = "127.0.0.1:5432"
     redis_url: str = "redis://127.0.0.1:6379/0"
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     seed_demo_data: bool = True
@@ -113,12 +112,17 @@ class Topology:
     login_burst: int = 4
     secrets: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
+    # `make up` says what it is doing (migrations, waiting for services); tests keep it quiet.
+    verbose: bool = False
 
     @classmethod
     def ephemeral(cls, run_dir: Path, replicas: dict[str, int] | None = None, **settings: Any) -> Topology:
         """A throw-away topology on free ports with unique names (tests); `settings` are fields
         such as login_rate_limit."""
         replicas = replicas or {}
+        from common.testing import PG_ADMIN_DSN, RABBITMQ_URL, REDIS_URL  # TEST_* variables: tests' infrastructure
+
+        settings = {"pg_admin_dsn": PG_ADMIN_DSN, "redis_url": REDIS_URL, "broker_url": RABBITMQ_URL, **settings}
         return cls(namespace=f"t{secrets.token_hex(5)}", gateway_port=free_port(), tls_port=free_port(),
                    redirect_port=free_port(), cert_dir=run_dir / "certs",
                    ports={s: [free_port() for _ in range(replicas.get(s, 1))] for s in SERVICES},
@@ -164,7 +168,7 @@ class Topology:
         pw = self.secrets[f"{service}_db_password"]
         env = {
             "ENVIRONMENT": "development",
-            "DATABASE_URL": f"postgresql+psycopg://{self.namespace}_{service}:{pw}@{self.pg_host}/{self.database}",
+            "DATABASE_URL": pgbootstrap.role_url(self.pg_admin_dsn, self.database, f"{self.namespace}_{service}", pw),
             "DATABASE_SCHEMA": service,
             "MIGRATE_ON_START": "false",
             "REDIS_URL": self.redis_url,
@@ -202,8 +206,10 @@ class Topology:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._ensure_secrets()
         roles = {s: (f"{self.namespace}_{s}", self.secrets[f"{s}_db_password"]) for s in SERVICES}
+        self.say(f"database {self.database}: roles and schemas")
         pgbootstrap.bootstrap(self.pg_admin_dsn, self.database, roles)
         for service in SERVICES:
+            self.say(f"migrating {service} (python -m {service} migrate)")
             subprocess.run([sys.executable, "-m", service, "migrate"], env=self.env_for(service), check=True,
                            cwd=REPO_ROOT, stdout=subprocess.DEVNULL)
 
@@ -228,6 +234,7 @@ class Topology:
             env={**self.env_for("playback"), "PLAYBACK_WORKER_PORT": str(free_port())}, cwd=REPO_ROOT,
             stdout=(logs / "playback-worker-0.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
         self.pids["playback-worker-0"] = worker.pid
+        self.say(f"started {len(self.pids)} processes (logs: {logs}); starting nginx")
         cert = ensure_dev_cert(self.cert_dir)
         main_conf = nginx.render(nginx.GatewayConfig(
             https_listen=f"127.0.0.1:{self.tls_port}", http_listen=f"127.0.0.1:{self.redirect_port}",
@@ -245,7 +252,11 @@ class Topology:
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         pending = {f"{s}:{p}" for s in SERVICES for p in self.ports[s]}
+        next_report = 0.0
         while pending and time.monotonic() < deadline:
+            if time.monotonic() >= next_report:
+                self.say(f"waiting for {', '.join(sorted(pending))} to be ready")
+                next_report = time.monotonic() + 5
             for item in list(pending):
                 port = item.split(":")[1]
                 try:
@@ -257,6 +268,10 @@ class Topology:
                 time.sleep(0.3)
         if pending:
             raise RuntimeError(f"not ready after {timeout}s: {sorted(pending)}; see {self.run_dir / 'logs'}")
+
+    def say(self, message: str) -> None:
+        if self.verbose:
+            print(f"make up: {message}", file=sys.stderr, flush=True)
 
     def stop(self, *, drop_database: bool = False) -> None:
         nginx.stop(self.run_dir / "nginx" / "nginx.conf")
@@ -304,9 +319,21 @@ def main() -> None:
                         help="nginx limit_req rate per client IP on /api (benchmarks raise it)")
     parser.add_argument("--login-rate-limit", default="5r/m",
                         help="the strict zone (login, register, password) per client IP (load tests raise it)")
+    parser.add_argument("--pg-admin-dsn", default=Topology.pg_admin_dsn,
+                        help="a PostgreSQL superuser DSN: the database, roles and schemas are created through it")
+    parser.add_argument("--redis-url", default=Topology.redis_url)
+    parser.add_argument("--broker-url", default=Topology.broker_url, help="RabbitMQ (amqp://user:password@host:port/)")
     args = parser.parse_args()
     run_dir = REPO_ROOT / "var" / "distributed"
     existing = Topology.load(run_dir)
+    infrastructure = {"pg_admin_dsn": args.pg_admin_dsn, "redis_url": args.redis_url, "broker_url": args.broker_url}
+    if args.command != "down":
+        lines = preflight.problems([preflight.postgres(args.pg_admin_dsn, "--pg-admin-dsn (make up UP_ARGS=...)"),
+                                    preflight.redis_server(args.redis_url, "--redis-url"),
+                                    preflight.rabbitmq(args.broker_url, "--broker-url")])
+        lines += preflight.missing_tools({"nginx": "nginx", "ffmpeg": "ffmpeg"} if args.command == "up" else {})
+        if lines:
+            raise SystemExit("\n".join(lines))
     if args.command == "down":
         if existing is None:
             print("nothing is running")
@@ -316,13 +343,13 @@ def main() -> None:
         return
     if args.command == "migrate":
         # A running topology keeps its secrets (the roles' passwords must not change under it).
-        (existing or Topology(run_dir=run_dir)).bootstrap()
+        (existing or Topology(run_dir=run_dir, verbose=True, **infrastructure)).bootstrap()
         print("migrated")
         return
     if existing is not None:
         existing.stop()
     topology = Topology(run_dir=run_dir, api_rate_limit=args.api_rate_limit,
-                        login_rate_limit=args.login_rate_limit)
+                        login_rate_limit=args.login_rate_limit, verbose=True, **infrastructure)
     for spec in args.replicas:
         service, count = spec.split("=", 1)
         first = DEFAULT_PORTS[service]

@@ -403,10 +403,17 @@ async def _note_error(db: Database, asset_id: uuid.UUID, error: str) -> None:
 
 
 def _progress_writer(db: Database, asset_id: uuid.UUID) -> transcoder.ProgressCallback:
-    last = {"at": 0.0, "percent": 0}
+    """Progress into the asset row (what the API shows) and, every 10 %, into the log (what an
+    operator tailing the worker sees during a long encode)."""
+    last = {"at": 0.0, "percent": 0, "logged": 0}
+    started = time.monotonic()
 
     async def write(percent: int) -> None:
         now = time.monotonic()
+        if percent // 10 > last["logged"] // 10:
+            last["logged"] = percent
+            log.info("transcoding progress %d%%", percent,
+                     extra={"asset_id": str(asset_id), "percent": percent, "elapsed_seconds": round(now - started)})
         if now - last["at"] < 1.0 and percent - last["percent"] < 10:
             return
         last["at"], last["percent"] = now, percent
