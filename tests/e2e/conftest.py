@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -68,14 +69,13 @@ def failover(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
         yield topology
 
 
-@pytest.fixture(scope="session")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data_dir = tmp_path_factory.mktemp("embedded")
+@contextmanager
+def embedded_platform(data_dir: Path, **env: str) -> Iterator[str]:
+    """`python -m gateway` on a free port with its SQLite files in `data_dir`; yields its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    # Every test logs in from 127.0.0.1: the strict login limit (5/min) is widened as for `distributed`.
     env = {**os.environ, "GATEWAY_PORT": str(port), "GATEWAY_PUBLIC_BASE_URL": url,
-           "GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_LOGIN_RATE_LIMIT": "1200r/m", "GATEWAY_LOGIN_BURST": "200"}
+           "GATEWAY_DATA_DIR": str(data_dir), **env}
     log = (data_dir / "gateway.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=REPO_ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT)
@@ -85,6 +85,25 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # Every test logs in from 127.0.0.1: the strict login limit (5/min) is widened as for `distributed`.
+    with embedded_platform(tmp_path_factory.mktemp("embedded"), GATEWAY_LOGIN_RATE_LIMIT="1200r/m",
+                           GATEWAY_LOGIN_BURST="200") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def fresh_embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A platform of its own, as `make run` starts it (demo data, production rate limits), for tests
+    that change the demo accounts' state; uploaded media go to a copy of the media folder."""
+    data_dir = tmp_path_factory.mktemp("fresh-embedded")
+    media = data_dir / "media"
+    shutil.copytree(REPO_ROOT / "services" / "playback" / "media", media)
+    with embedded_platform(data_dir, PLAYBACK_MEDIA_ROOT=str(media)) as url:
+        yield url
 
 
 def _wait_ready(base_url: str, paths: list[str], log: Path, timeout: float = 90) -> None:
