@@ -31,7 +31,7 @@ def test_pytest_session_stops_with_one_line_per_missing_service() -> None:
     env = {**os.environ, "TEST_PG_ADMIN_DSN": f"postgresql://postgres@{down}/postgres",
            "TEST_REDIS_URL": f"redis://{down}/0"}
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             "libs/common/tests/test_http_retries.py"], cwd=REPO_ROOT, env=env,
+                             "libs/common/tests/test_settings.py"], cwd=REPO_ROOT, env=env,
                             capture_output=True, text=True, timeout=120, check=False)
     output = result.stdout + result.stderr
     assert result.returncode == 4, output
