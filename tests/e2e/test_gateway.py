@@ -52,7 +52,7 @@ def test_every_replica_is_ready_and_metrics_use_route_templates(distributed: Top
             assert ready.status_code == 200, (service, ready.text)
             assert set(ready.json()["checks"]) >= {"database", "redis", "broker"}
     metrics = httpx.get(f"http://127.0.0.1:{distributed.ports['catalog'][0]}/metrics").text
-    assert "http_requests_total" in metrics and "outbox_lag_seconds" in metrics
+    assert "http_server_request_duration_seconds_bucket" in metrics and "events_outbox_lag_seconds" in metrics
 
 
 def test_logs_are_json_without_secrets(distributed: Topology) -> None:

@@ -12,11 +12,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import APIRouter, FastAPI
 from jwt.algorithms import OKPAlgorithm
+from prometheus_client import REGISTRY
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from common.cache import MemoryCache, RedisCache
 from common.errors import NotFound, Unauthorized
-from common.observability import metrics
 from common.security import JWKSVerifier
 from common.settings import ServiceSettings
 from common.testing import REDIS_URL, unique_name
@@ -161,7 +161,9 @@ async def test_problem_json_request_id_and_route_template_metrics() -> None:
         invalid = await client.post("/items", json={"name": "x", "admin": True})
         assert invalid.status_code == 422 and invalid.json()["errors"]
         exposition = (await client.get("/metrics")).text
-    assert 'route="/items/{item_id}"' in exposition
+    assert 'http_route="/items/{item_id}"' in exposition
     assert "/items/12345" not in exposition
-    sample = metrics.HTTP_REQUESTS.labels("service", "GET", "/items/{item_id}", "404")._value.get()
-    assert sample >= 1
+    sample = REGISTRY.get_sample_value("http_server_request_duration_seconds_count", {
+        "service": "service", "http_request_method": "GET", "http_route": "/items/{item_id}",
+        "http_response_status_code": "404"})
+    assert sample is not None and sample >= 1

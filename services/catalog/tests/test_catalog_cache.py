@@ -92,8 +92,6 @@ async def test_public_reads_are_served_from_redis(platform: Platform) -> None:
     await platform.client.get(url)
     await platform.client.get(url)
     assert lookups("detail", "miss") == misses + 1 and lookups("detail", "hit") == hits + 2
-    ratio = REGISTRY.get_sample_value("catalog_cache_hit_ratio", {"service": "catalog", "cache": "detail"})
-    assert ratio is not None and 0 < ratio <= 1
     prefix = platform.catalog_app.state.runtime.settings.redis_key_prefix
     redis = Redis.from_url(REDIS_URL)
     try:

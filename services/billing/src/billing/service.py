@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,9 +57,14 @@ from common.db import Database, upsert_insert, utcnow
 from common.errors import Conflict, NotFound, UpstreamUnavailable
 from common.events import add_event
 from common.http import ServiceClient
-from common.observability.metrics import count
+from common.observability.metrics import count, count_amount
 
 log = logging.getLogger(__name__)
+
+WEBHOOK_EVENTS = Counter("billing_webhook_events_total", "Verified provider events by type and outcome",
+                         ["event_type", "outcome"])
+WEBHOOK_REJECTED = Counter("billing_webhook_rejected_total", "Webhook deliveries refused before any effect "
+                           "(bad signature, stale, not an event)", ["reason"])
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -339,6 +345,7 @@ async def fulfill(*, db_session: AsyncSession, order_id: uuid.UUID, provider_pay
         await invoices.issue_invoice(db_session, order, at=now)
         _owe_receipt(db_session, order, "payment")
         count("billing", "orders_paid")
+        count_amount("billing", "orders_paid", order.amount, order.currency)
     else:
         log.warning("refunding a payment that gives no access", extra={"order_id": str(order.id),
                                                                       "reason": reason})
@@ -470,6 +477,7 @@ async def apply_provider_event(*, db: Database, event: ProviderEvent) -> str:
     log.info("provider event handled", extra={"provider_event_id": event.id, "event_type": event.type,
                                               "outcome": outcome})
     count("billing", "webhook_events")
+    WEBHOOK_EVENTS.labels(event.type, outcome).inc()
     return outcome
 
 
@@ -770,6 +778,7 @@ async def _recompute_refund_state(db_session: AsyncSession, order: Order, *, act
                 "order_id": str(order.id), "user_id": str(order.user_id), "course_id": str(order.course_id),
                 "amount_refunded": order.amount, "currency": order.currency, "refunded_at": now.isoformat()})
         count("billing", "refunds")
+        count_amount("billing", "refunds", order.amount, order.currency)
     elif order.refunded_at is not None:
         log.error("a full refund failed after access was revoked: follow up by hand",
                   extra={"order_id": str(order.id)})

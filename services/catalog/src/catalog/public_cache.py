@@ -18,7 +18,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.cache import Cache
@@ -29,11 +29,9 @@ DIRTY_COURSES = "catalog.dirty_courses"
 INVALIDATION_TASK = "catalog.invalidation_task"
 GENERATION_WINDOW_SECONDS = 7 * 24 * 3600  # far longer than any entry lives
 
+# The hit ratio is the recording rule `catalog:cache_hit_ratio:rate5m` (summable across replicas).
 CACHE_LOOKUPS = Counter("catalog_cache_lookups_total", "Public response cache lookups",
                         ["service", "cache", "result"])
-CACHE_HIT_RATIO = Gauge("catalog_cache_hit_ratio",
-                        "Hits / lookups of the public response cache since the process started",
-                        ["service", "cache"])
 
 
 def mark_dirty(db_session: AsyncSession, *course_ids: uuid.UUID) -> None:
@@ -56,7 +54,6 @@ class PublicCache:
         self.cache = cache
         self.ttl_seconds = ttl_seconds
         self.enabled = ttl_seconds > 0
-        self._stats: dict[str, list[int]] = {}  # cache name -> [hits, lookups]
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ keys
@@ -92,10 +89,6 @@ class PublicCache:
 
     def _record(self, name: str, hit: bool) -> None:
         CACHE_LOOKUPS.labels("catalog", name, "hit" if hit else "miss").inc()
-        stats = self._stats.setdefault(name, [0, 0])
-        stats[0] += int(hit)
-        stats[1] += 1
-        CACHE_HIT_RATIO.labels("catalog", name).set(stats[0] / stats[1])
 
     async def get(self, name: str, key: str) -> Cached | None:
         try:

@@ -125,7 +125,7 @@ class OutboxRelay(CommitWokenLoop):
         )
         rows = (await session.execute(query.with_for_update(skip_locked=True) if lock else query)).all()
         lag = (utcnow() - rows[0].created_at).total_seconds() if rows else 0
-        metrics.OUTBOX_LAG.labels(self.service).set(lag)
+        metrics.EVENTS_OUTBOX_LAG.labels(self.service).set(lag)
         return rows
 
     async def _publish(self, rows: Sequence[Any]) -> list[tuple[Any, Exception | None]]:
@@ -158,7 +158,7 @@ class OutboxRelay(CommitWokenLoop):
                 outbox.update().where(outbox.c.id == row.id).values(
                     attempts=attempts, last_error=repr(error)[:2000], dead_at=utcnow() if dead else None)
             )
-            metrics.EVENTS_PUBLISH_FAILED.labels(self.service, routing_key).inc()
+            metrics.EVENTS_PUBLISH_FAILURES.labels(self.service, routing_key).inc()
             log.warning("outbox publish failed", extra={
                 "event_id": str(row.envelope.get("event_id")), "routing_key": routing_key,
                 "attempts": attempts, "dead": dead})

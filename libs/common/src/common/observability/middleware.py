@@ -54,12 +54,15 @@ class ObservabilityMiddleware:
                 try:
                     await self.app(scope, receive, send_with_id)
                 finally:
+                    template = _route_template(scope)
+                    span.set_attribute("http.request.method", method)
+                    span.set_attribute("http.route", template)
                     span.set_attribute("http.response.status_code", status)
-                    span.update_name(f"{method} {_route_template(scope)}")
+                    if status >= 500:  # semantic conventions: only 5xx is a server span error
+                        span.set_status(trace.StatusCode.ERROR)
+                    span.update_name(f"{method} {template}")
         finally:
-            template = _route_template(scope)
-            metrics.HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
-            metrics.HTTP_DURATION.labels(self.service, method, template).observe(
+            metrics.HTTP_SERVER_DURATION.labels(self.service, method, _route_template(scope), str(status)).observe(
                 time.perf_counter() - start)
             context.request_id.reset(rid_token)
             context.service_name.reset(svc_token)

@@ -25,6 +25,7 @@ from billing.schemas import (
     SelfRefundRequest,
     WebhookAck,
 )
+from common.errors import InvalidInput
 from common.security import AdminUser, CurrentUser
 
 router = APIRouter()
@@ -132,7 +133,11 @@ async def stripe_webhook(
     signature: Annotated[str | None, Header(alias="Stripe-Signature", max_length=2000)] = None,
 ) -> WebhookAck:
     """Called by Stripe (or the local provider); authenticated by the signature over the raw body."""
-    event = verify_webhook(await request.body(), signature,
-                           settings.stripe_webhook_secret.get_secret_value(),
-                           settings.webhook_tolerance_seconds)
+    try:
+        event = verify_webhook(await request.body(), signature,
+                               settings.stripe_webhook_secret.get_secret_value(),
+                               settings.webhook_tolerance_seconds)
+    except InvalidInput as exc:
+        service.WEBHOOK_REJECTED.labels(exc.code or "invalid").inc()
+        raise
     return WebhookAck(outcome=await service.apply_provider_event(db=runtime.db, event=event))

@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from prometheus_client import Gauge, Histogram
 from pydantic import ValidationError
 
 from common.db import Database
@@ -32,6 +34,11 @@ from playback.assets.storage import Storage
 from playback.settings import PlaybackSettings
 
 log = logging.getLogger(__name__)
+
+TRANSCODE_IN_FLIGHT = Gauge("playback_transcode_in_flight", "Transcode jobs this worker is running")
+TRANSCODE_DURATION = Histogram(
+    "playback_transcode_duration_seconds", "Wall time of one transcode attempt, by outcome (ok, retry)",
+    ["outcome"], buckets=(1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600))
 
 
 def queue_names(settings: PlaybackSettings) -> tuple[str, str]:
@@ -122,12 +129,16 @@ class RabbitTranscodeConsumer:
             log.error("unparseable transcode job dropped")
             await message.ack()
             return
+        started = time.perf_counter()
         try:
-            outcome = await service.run_transcode(db=self.db, storage=self.storage, settings=self.settings,
-                                                  asset_id=asset_id)
+            with TRANSCODE_IN_FLIGHT.track_inprogress():
+                outcome = await service.run_transcode(db=self.db, storage=self.storage, settings=self.settings,
+                                                      asset_id=asset_id)
+            TRANSCODE_DURATION.labels("ok").observe(time.perf_counter() - started)
             log.info("transcode job done", extra={"asset_id": str(asset_id), "outcome": outcome,
                                                   "redelivered": message.redelivered})
         except Exception:
+            TRANSCODE_DURATION.labels("retry").observe(time.perf_counter() - started)
             log.exception("transcode attempt failed, retrying later", extra={"asset_id": str(asset_id)})
             _, retry_name = queue_names(self.settings)
             # Ack only once the retry copy is confirmed: a crash in between redelivers the original.
