@@ -289,8 +289,6 @@ def overview() -> dict[str, Any]:
             f'sum(rate({HTTP}_count{{{sel}, http_response_status_code="429"}}[$__rate_interval])) or vector(0)',
             "429"), unit="reqps",
             description="As the services answer them; Nginx's own 429s (limit_req) are in its access log."),
-        timeseries("Edge requests (Nginx)", (
-            f"sum(rate(nginx_http_requests_total{{{SEL}}}[$__rate_interval]))", "requests"), unit="reqps"),
     ], ["overview"])
 
 
@@ -344,12 +342,6 @@ def infrastructure() -> dict[str, Any]:
         timeseries("Connections and channels", (
             'sum(rabbitmq_connections{namespace=~"$namespace"})', "connections"), (
             'sum(rabbitmq_channels{namespace=~"$namespace"})', "channels")),
-        row("Nginx"),
-        timeseries("Nginx connections", (
-            f"sum by (instance) (nginx_connections_active{{{SEL}}})", "{{instance}}")),
-        timeseries("Nginx requests", (
-            f"sum by (instance) (rate(nginx_http_requests_total{{{SEL}}}[$__rate_interval]))", "{{instance}}"),
-            unit="reqps"),
     ], ["infrastructure"])
 
 
