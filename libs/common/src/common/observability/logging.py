@@ -1,4 +1,4 @@
-"""JSON logs with request_id, trace_id and service on every line."""
+"""JSON logs with request_id, trace_id, span_id and service on every line."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class ContextFilter(logging.Filter):
         record.request_id = context.request_id.get()
         span = trace.get_current_span().get_span_context()
         record.trace_id = f"{span.trace_id:032x}" if span.is_valid else None
+        record.span_id = f"{span.span_id:016x}" if span.is_valid else None
         for key in list(record.__dict__):
             if any(s in key.lower() for s in SENSITIVE_KEYS):
                 record.__dict__[key] = "[redacted]"
@@ -39,7 +40,7 @@ def configure_logging(service: str, level: str = "INFO", json_logs: bool = True)
     handler._triple = True  # type: ignore[attr-defined]
     if json_logs:
         handler.setFormatter(JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(request_id)s %(trace_id)s",
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(request_id)s %(trace_id)s %(span_id)s",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         ))
     else:
