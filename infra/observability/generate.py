@@ -107,7 +107,7 @@ def slo_rules() -> dict[str, Any]:
                     "description": f"{kind.capitalize()} SLI error ratio {{{{ $value | humanizePercentage }}}} "
                                    "in {{ $labels.namespace }}; objectives in docs/slo.md.",
                     "runbook_url": f"{RUNBOOKS}/{name}.md"}})
-    return {"groups": [{"name": "slo-recording", "interval": "30s", "rules": records},
+    return {"groups": [{"name": "slo-recording", "rules": records},
                        {"name": "slo-alerts", "rules": alerts}]}
 
 
@@ -171,16 +171,15 @@ def dashboard(uid: str, title: str, panels: list[dict[str, Any]], tags: list[str
 
 def _red(service: str) -> list[dict[str, Any]]:
     sel = f'service="{service}", {SEL}, {NOT_PROBES}'
+    total = f"sum by (http_route) (rate({HTTP}_count{{{sel}}}[$__rate_interval]))"
     return [
         row("Requests, errors, duration"),
         timeseries("Request rate by route", (
             f"sum by (http_request_method, http_route) (rate({HTTP}_count{{{sel}}}[$__rate_interval]))",
             "{{http_request_method}} {{http_route}}"), unit="reqps"),
         timeseries("5xx ratio by route", (
-            f'sum by (http_route) (rate({HTTP}_count{{{sel}, http_response_status_code=~"5.."}}[$__rate_interval]))'
-            f" / sum by (http_route) (rate({HTTP}_count{{{sel}}}[$__rate_interval]))",
-            "{{http_route}}"), unit="percentunit",
-            description="Shows a line only for routes that answered a 5xx in the range; empty is healthy."),
+            f'(sum by (http_route) (rate({HTTP}_count{{{sel}, http_response_status_code=~"5.."}}[$__rate_interval]))'
+            f" or {total} * 0) / {total}", "{{http_route}}"), unit="percentunit"),
         timeseries("Responses by status code", (
             f"sum by (http_response_status_code) (rate({HTTP}_count{{{sel}}}[$__rate_interval]))",
             "{{http_response_status_code}}"), unit="reqps"),
@@ -220,7 +219,8 @@ def service_dashboards() -> dict[str, dict[str, Any]]:
                 f"{{{SEL}}}[$__rate_interval])))", "{{route}}")),
         ],
         "billing": [
-            _business("billing", "checkouts_started|orders_paid|refunds|refunds_failed", "Checkouts, orders paid, refunds"),
+            _business("billing", "checkouts_started|orders_paid|refunds|refunds_failed",
+                      "Checkouts, orders paid, refunds"),
             timeseries("Money paid and refunded", (
                 "sum by (name, currency) (increase(business_amount_minor_total{service=\"billing\", "
                 f"{SEL}}}[$__rate_interval])) / 100", "{{name}} {{currency}}"),
@@ -241,7 +241,8 @@ def service_dashboards() -> dict[str, dict[str, Any]]:
                 "sum by (reason) (increase(playback_sessions_ended_total{reason=\"replaced\", "
                 f"{SEL}}}[$__rate_interval]))", "sessions replaced")),
             timeseries("Transcode queue depth", (
-                f'sum by (queue) (rabbitmq_queue_messages{{queue=~".*playback\\\\.transcode(\\\\.retry)?", {queue_sel}}})',
+                'sum by (queue) (rabbitmq_queue_messages{queue=~".*playback\\\\.transcode(\\\\.retry)?", '
+                f"{queue_sel}}})",
                 "{{queue}}")),
             timeseries("Transcodes in flight", (f"sum(playback_transcode_in_flight{{{SEL}}})", "in flight")),
             timeseries("Transcode duration p95 and attempts", (

@@ -91,8 +91,9 @@ def test_kustomize_component_ships_every_dashboard_to_grafanas_sidecar(tmp_path:
     finally:
         shutil.rmtree(overlay)
     documents = list(yaml.safe_load_all(rendered.stdout))
-    shipped = {key: value for doc in documents if doc["kind"] == "ConfigMap"
-               and doc["metadata"].get("labels", {}).get("grafana_dashboard") == "1" for key, value in doc["data"].items()}
+    sidecar = [doc for doc in documents if doc["kind"] == "ConfigMap"
+               and doc["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+    shipped = {key: value for doc in sidecar for key, value in doc["data"].items()}
     for path in (OBSERVABILITY / "dashboards").glob("*.json"):
         assert shipped[path.name] == path.read_text(), path.name
     kinds = {doc["kind"] for doc in documents}

@@ -135,6 +135,7 @@ class RabbitMQBus:
         except (ValidationError, json.JSONDecodeError) as exc:
             log.error("unparseable event sent to DLQ", extra={"queue": consumer, "error": str(exc)})
             await self._forward(channel, message, dlq_name, headers, reason="unparseable")
+            metrics.EVENTS_DEAD_LETTERED.labels(consumer, message.routing_key or "unknown").inc()
             await message.ack()
             return
         carrier = {k: str(v) for k, v in headers.items() if isinstance(v, str | bytes)}
