@@ -8,18 +8,26 @@ process, SQLite files in a temporary folder.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from common.testing import RABBITMQ_URL
 from gateway.distributed import REPO_ROOT, SERVICES, Topology, free_port
@@ -48,16 +56,77 @@ def running(topology: Topology) -> Iterator[Topology]:
         asyncio.run(_delete_broker_objects(topology))
 
 
+class OtlpReceiver:
+    """An OTLP/HTTP traces endpoint in the test process: the platform's processes export their
+    spans here (standard OTEL_EXPORTER_OTLP_ENDPOINT), the tests read them back."""
+
+    def __init__(self) -> None:
+        self.spans: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                request = ExportTraceServiceRequest.FromString(body)
+                receiver._add(request)
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _add(self, request: Any) -> None:
+        spans = []
+        for resource_spans in request.resource_spans:
+            service = next((a.value.string_value for a in resource_spans.resource.attributes
+                            if a.key == "service.name"), "")
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    spans.append({"service": service, "name": span.name, "trace_id": span.trace_id.hex(),
+                                  "span_id": span.span_id.hex(), "parent_span_id": span.parent_span_id.hex(),
+                                  "kind": str(span.kind), "status": str(span.status.code)})
+        with self._lock:
+            self.spans.extend(spans)
+
+    def trace(self, trace_id: str) -> list[dict[str, str]]:
+        with self._lock:
+            return [span for span in self.spans if span["trace_id"] == trace_id]
+
+
 @pytest.fixture(scope="session")
-def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver()
+    try:
+        yield receiver
+    finally:
+        receiver.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def distributed(tmp_path_factory: pytest.TempPathFactory, otlp_receiver: OtlpReceiver) -> Iterator[Topology]:
     """The shared platform of the e2e tests. Every test logs in from 127.0.0.1, so the strict login
     zone is widened here; test_failover.py runs its own topology with the production 5/min.
     `gateway_url` is the edge's loopback plain-HTTP listener (same config as the TLS one, which is
-    at `https_url`; trust `ca_file` for it)."""
+    at `https_url`; trust `ca_file` for it). Its processes export traces to `otlp_receiver`."""
     topology = Topology.ephemeral(tmp_path_factory.mktemp("distributed"), replicas={"catalog": 2},
                                   login_rate_limit="1200r/m", login_burst=200)
-    with running(topology):
-        yield topology
+    with pytest.MonkeyPatch.context() as env:  # inherited by the processes the topology starts
+        env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_receiver.url)
+        env.setenv("OTEL_BSP_SCHEDULE_DELAY", "500")
+        with running(topology):
+            env.undo()
+            yield topology
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import asyncio
 import importlib.util
 import json
 import re
+import secrets
 import shutil
 import subprocess
 import time
@@ -190,3 +191,73 @@ def test_every_panel_and_rule_evaluates_with_data(distributed: Topology, prometh
         assert not unhealthy, unhealthy
     finally:
         asyncio.run(_purge_dead_letters(distributed))
+
+
+def test_one_trace_follows_a_purchase_across_processes_and_rabbitmq(distributed: Topology,
+                                                                    otlp_receiver: Any) -> None:
+    """The learner's browser starts one trace (W3C traceparent on checkout and pay); the edge passes
+    it on and logs it; billing's checkout, the provider's webhook, billing's outbox publish,
+    catalog's grant (consumer, its own outbox publish) and playback's entitlement update (consumer
+    with its SQL spans) all land in that trace, exported by four processes over OTLP."""
+    core_path = _load(Path(__file__).parent / "test_core_path.py", "e2e_core_path_for_traces")
+    trace_id = secrets.token_hex(16)
+    traced = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+    with httpx.Client(base_url=distributed.gateway_url, timeout=15) as client:
+        instructor = core_path.login(client, *core_path.DEMO_INSTRUCTOR)
+        course = client.post("/api/catalog/courses", headers=instructor, json={
+            "title": f"Traced course {secrets.token_hex(3)}", "subtitle": "traces", "description": "one trace",
+            "price_amount": 990, "currency": "EUR", "sections": [{"title": "S", "lessons": [
+                {"title": "Paid", "kind": "video", "asset_id": core_path.DEMO_ASSET, "is_preview": False}]}]})
+        assert course.status_code == 201, course.text
+        course_id = course.json()["id"]
+        assert client.post(f"/api/catalog/courses/{course_id}/publish", headers=instructor).status_code == 200
+        lesson_id = course.json()["sections"][0]["lessons"][0]["id"]
+        email = f"traced-{secrets.token_hex(4)}@example.com"
+        assert client.post("/api/auth/register", json={"email": email, "password": "a long enough passphrase",
+                                                       "full_name": "Traced"}).status_code == 201
+        learner = core_path.login(client, email, "a long enough passphrase")
+
+        checkout = client.post("/api/billing/checkout", json={"course_id": course_id},
+                               headers={**learner, **traced, "Idempotency-Key": secrets.token_hex(8)})
+        assert checkout.status_code == 201, checkout.text
+        assert client.post(checkout.json()["checkout_url"] + "/pay", headers=traced).status_code < 400
+        eventually(lambda: client.post("/api/playback/token", headers=learner,
+                                       json={"lesson_id": lesson_id}).status_code == 200, 30, "entitlement")
+
+    def chain() -> dict[str, dict[str, str]] | None:
+        spans = otlp_receiver.trace(trace_id)
+        found = {
+            "checkout": _span(spans, "billing", "SERVER", "checkout"),
+            "webhook": _span(spans, "billing", "SERVER", "webhooks/stripe"),
+            "webhook call": _span(spans, "billing", "CLIENT", "POST"),
+            "publish paid": _span(spans, "billing", "PRODUCER", "publish billing.order.paid.v1"),
+            "grant": _span(spans, "catalog", "CONSUMER", "consume billing.order.paid.v1"),
+            "publish granted": _span(spans, "catalog", "PRODUCER", "publish catalog.enrollment.granted.v1"),
+            "entitlement": _span(spans, "playback", "CONSUMER", "consume catalog.enrollment.granted.v1"),
+        }
+        if not all(found.values()):
+            return None
+        entitlement_id = found["entitlement"]["span_id"]
+        sql = [s for s in spans if s["service"] == "playback" and s["parent_span_id"] == entitlement_id
+               and s["kind"] == "3"]
+        return {**found, "entitlement sql": sql[0]} if sql else None
+
+    try:
+        found = eventually(chain, 60, "the purchase's spans in one trace")
+    except AssertionError:
+        seen = sorted({(s["service"], s["name"], s["kind"]) for s in otlp_receiver.trace(trace_id)})
+        raise AssertionError(f"trace {trace_id} holds only {seen}") from None
+    assert found["publish paid"]["parent_span_id"] in {s["span_id"] for s in otlp_receiver.trace(trace_id)}
+    assert found["grant"]["parent_span_id"] == found["publish paid"]["span_id"]
+    assert found["entitlement"]["parent_span_id"] == found["publish granted"]["span_id"]
+    access = (distributed.run_dir / "nginx" / "access.log").read_text()
+    logged = [json.loads(line) for line in access.splitlines() if trace_id in line]
+    assert logged and all(entry["trace_id"] == trace_id for entry in logged)
+
+
+KINDS = {"SERVER": "2", "CLIENT": "3", "PRODUCER": "4", "CONSUMER": "5"}
+
+
+def _span(spans: list[dict[str, str]], service: str, kind: str, name_part: str) -> dict[str, str] | None:
+    return next((s for s in spans if s["service"] == service and s["kind"] == KINDS[kind]
+                 and name_part in s["name"]), None)

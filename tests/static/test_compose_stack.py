@@ -118,7 +118,7 @@ def test_stack_has_every_part() -> None:
     assert work_dir.group(1) in mounts, f"{work_dir.group(1)} is not writable in the worker"
     # The worker answers the app healthcheck (/health/ready on :8000 of its own small app).
     assert worker["healthcheck"] == services["playback"]["healthcheck"]
-    observability = ["prometheus", "alertmanager", "postgres-exporter", "redis-exporter", "grafana"]
+    observability = ["prometheus", "alertmanager", "postgres-exporter", "redis-exporter", "jaeger", "grafana"]
     assert [n for n, s in services.items() if s.get("profiles")] == observability
     assert all(services[name]["profiles"] == ["observability"] for name in observability)
     scrape = yaml.safe_load((COMPOSE_DIR / "prometheus" / "prometheus.yml").read_text())

@@ -13,7 +13,8 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext import asyncio as sa_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
@@ -93,7 +94,8 @@ class Database:
         ensure_sqlite_dir(url)
         self.url = url
         self.schema = schema
-        self.engine: AsyncEngine = create_async_engine(url, **engine_options(url, schema, pool_size))
+        # Through the module attribute: the OpenTelemetry SQLAlchemy instrumentation wraps that one.
+        self.engine: AsyncEngine = sa_asyncio.create_async_engine(url, **engine_options(url, schema, pool_size))
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.background import CommitWokenLoop
@@ -22,6 +22,7 @@ from common.observability import context as obs_context
 from common.observability import metrics
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 OUTBOX_PENDING = "outbox_pending"
 
@@ -134,12 +135,23 @@ class OutboxRelay(CommitWokenLoop):
         for row in rows:
             envelope = Envelope.model_validate(row.envelope)
             try:
-                await self.bus.publish(envelope, headers=dict(row.headers or {}))
+                await self._publish_one(envelope, dict(row.headers or {}))
             except Exception as exc:
                 outcomes.append((row, exc))
                 break
             outcomes.append((row, None))
         return outcomes
+
+    async def _publish_one(self, envelope: Envelope, headers: dict[str, str]) -> None:
+        """A PRODUCER span, child of the request that wrote the row; its context travels in the
+        message headers (W3C traceparent), so the consumer's span continues the same trace."""
+        with tracer.start_as_current_span(f"publish {envelope.routing_key}", context=propagate.extract(headers),
+                                          kind=trace.SpanKind.PRODUCER,
+                                          attributes={"messaging.system": "rabbitmq",
+                                                      "messaging.destination.name": envelope.routing_key,
+                                                      "messaging.message.id": str(envelope.event_id)}):
+            propagate.inject(headers)
+            await self.bus.publish(envelope, headers=headers)
 
     async def _record(self, session: AsyncSession,
                       outcomes: list[tuple[Any, Exception | None]]) -> tuple[int, bool]:
