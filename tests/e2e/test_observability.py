@@ -8,15 +8,13 @@ an unsigned webhook), which must also put DeadLettersPresent into pending/firing
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import re
 import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import aio_pika
@@ -26,6 +24,9 @@ import yaml
 
 from common.testing import RABBITMQ_URL
 from gateway.distributed import REPO_ROOT, Topology, free_port
+
+from .test_core_path import DEMO_ASSET, DEMO_INSTRUCTOR, eventually, login
+from .test_core_path import test_core_path as walk_core_path
 
 OBSERVABILITY = REPO_ROOT / "infra" / "observability"
 RABBITMQ_PROMETHEUS = "127.0.0.1:15692"
@@ -45,25 +46,6 @@ SHOWN_BY_FAULT = {
     # its grace period; an erasure (test_erasure.py and test_playback_protection.py cause them).
     "Stream-limit hits": "not caused", "Refresh reuse and erasures": "not caused",
 }
-
-
-def _load(path: Path, name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +134,7 @@ async def _purge_dead_letters(topology: Topology) -> None:
 
 def test_every_panel_and_rule_evaluates_with_data(distributed: Topology, prometheus: str) -> None:
     started = time.monotonic()
-    core_path = _load(Path(__file__).parent / "test_core_path.py", "e2e_core_path_for_observability")
-    core_path.test_core_path(distributed.gateway_url)
+    walk_core_path(distributed.gateway_url)
     print(f"core path {time.monotonic() - started:.1f}s")
 
     # Faults that the failure-only panels exist for.
@@ -199,15 +180,14 @@ def test_one_trace_follows_a_purchase_across_processes_and_rabbitmq(distributed:
     it on and logs it; billing's checkout, the provider's webhook, billing's outbox publish,
     catalog's grant (consumer, its own outbox publish) and playback's entitlement update (consumer
     with its SQL spans) all land in that trace, exported by four processes over OTLP."""
-    core_path = _load(Path(__file__).parent / "test_core_path.py", "e2e_core_path_for_traces")
     trace_id = secrets.token_hex(16)
     traced = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
     with httpx.Client(base_url=distributed.gateway_url, timeout=15) as client:
-        instructor = core_path.login(client, *core_path.DEMO_INSTRUCTOR)
+        instructor = login(client, *DEMO_INSTRUCTOR)
         course = client.post("/api/catalog/courses", headers=instructor, json={
             "title": f"Traced course {secrets.token_hex(3)}", "subtitle": "traces", "description": "one trace",
             "price_amount": 990, "currency": "EUR", "sections": [{"title": "S", "lessons": [
-                {"title": "Paid", "kind": "video", "asset_id": core_path.DEMO_ASSET, "is_preview": False}]}]})
+                {"title": "Paid", "kind": "video", "asset_id": DEMO_ASSET, "is_preview": False}]}]})
         assert course.status_code == 201, course.text
         course_id = course.json()["id"]
         assert client.post(f"/api/catalog/courses/{course_id}/publish", headers=instructor).status_code == 200
@@ -215,7 +195,7 @@ def test_one_trace_follows_a_purchase_across_processes_and_rabbitmq(distributed:
         email = f"traced-{secrets.token_hex(4)}@example.com"
         assert client.post("/api/auth/register", json={"email": email, "password": "a long enough passphrase",
                                                        "full_name": "Traced"}).status_code == 201
-        learner = core_path.login(client, email, "a long enough passphrase")
+        learner = login(client, email, "a long enough passphrase")
 
         checkout = client.post("/api/billing/checkout", json={"course_id": course_id},
                                headers={**learner, **traced, "Idempotency-Key": secrets.token_hex(8)})
