@@ -234,6 +234,40 @@ class Row:
         return statistics.median(run[key] for run in self.runs)
 
 
+# Where a replica's samples go, by the first frame (innermost last in py-spy's raw format) that matches.
+PROFILE_BUCKETS = (
+    ("waiting for I/O (idle loop)", ("select (selectors.py", "run_forever", "_run_once (asyncio")),
+    ("PostgreSQL driver + SQLAlchemy", ("psycopg", "sqlalchemy")),
+    ("Redis client", ("redis/",)),
+    ("peer HTTP calls (httpx)", ("httpx", "httpcore")),
+    ("JWT / signatures", ("jwt/", "cryptography", "signing.py")),
+    ("metrics, tracing, logging", ("opentelemetry", "prometheus_client", "logging/", "observability")),
+    ("pydantic / JSON", ("pydantic", "json/", "encoders.py")),
+    ("FastAPI / Starlette routing and deps", ("fastapi", "starlette")),
+    ("uvicorn / HTTP parsing", ("uvicorn", "httptools", "h11")),
+)
+
+
+def profile_summary(raw: Path) -> str:
+    """Share of samples per bucket, from `py-spy record --format raw` (stack;frames count)."""
+    totals: dict[str, int] = {}
+    all_samples = 0
+    for entry in raw.read_text().splitlines():
+        stack, _, count = entry.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = stack.split(";")
+        bucket = "application code"
+        for name, needles in PROFILE_BUCKETS:
+            if any(needle in frame for frame in frames[-6:] for needle in needles):
+                bucket = name
+                break
+        totals[bucket] = totals.get(bucket, 0) + int(count)
+        all_samples += int(count)
+    return ", ".join(f"{name} {100 * n / all_samples:.0f}%" for name, n in
+                     sorted(totals.items(), key=lambda item: -item[1])) if all_samples else "no samples"
+
+
 @dataclass
 class Bench:
     gateway_url: str
@@ -242,6 +276,9 @@ class Bench:
     repeats: int
     rows: list[Row] = field(default_factory=list)
     hello: list[dict[str, float]] = field(default_factory=list)
+    # --profile: a folder for py-spy recordings, and the replica pid to record for a path prefix.
+    profile_dir: Path | None = None
+    profile_pids: dict[str, int] = field(default_factory=dict)
 
     def run(self, url: str, headers: dict[str, str] | None = None, script: str | None = None,
             connections: int | None = None) -> dict[str, float]:
@@ -263,14 +300,28 @@ class Bench:
         row = Row(name)
         url = f"{self.gateway_url}{path}"
         wrk(url, seconds=1, connections=self.connections, headers=headers, script=script() if script else None)
-        for _ in range(self.repeats):
+        for repeat in range(self.repeats):
             hello = self.hello_run()
+            profiler = self.profile(name, path) if repeat == 0 else None
             result = self.run(url, headers, script() if script else None)
             result["ratio"] = result["rps"] / hello["rps"]
             row.runs.append(result)
+            if profiler is not None:
+                profiler[0].wait()
+                print(f"  profile of one replica: {profile_summary(profiler[1])} ({profiler[1]})", flush=True)
         self.rows.append(row)
         print(f"  {line(row)}", flush=True)
         return row
+
+    def profile(self, name: str, path: str) -> tuple[subprocess.Popen[bytes], Path] | None:
+        """py-spy on one replica of the path's service for the run (raw stacks, idle included)."""
+        pid = next((pid for prefix, pid in self.profile_pids.items() if path.startswith(prefix)), None)
+        if self.profile_dir is None or pid is None:
+            return None
+        out = self.profile_dir / ("".join(c if c.isalnum() else "-" for c in name).strip("-") + ".txt")
+        return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--duration", str(round(self.seconds)),
+                                 "--rate", "250", "--idle", "--format", "raw", "--nonblocking", "-o", str(out)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out
 
 
 def line(row: Row) -> str:
@@ -300,7 +351,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--learners", type=int, default=200)
     parser.add_argument("--only", default="", help="comma-separated: catalog,token,master,variant,login,storm")
-    parser.add_argument("--hold", action="store_true", help="keep the platform up after the runs (profiling)")
+    parser.add_argument("--profile", type=Path, help="py-spy one replica of each path's service into this folder")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -313,12 +364,6 @@ def main() -> None:
             with hello_world(topology) as hello_ports:
                 add_hello_to_edge(topology, hello_ports)
                 run_all(topology, args, wanted, renditions)
-                if args.hold:
-                    print(f"holding {topology.gateway_url}; pids {topology.pids}; Ctrl-C ends", flush=True)
-                    while True:
-                        time.sleep(60)
-        except KeyboardInterrupt:
-            pass
         finally:
             topology.stop(drop_database=True)
             asyncio.run(delete_broker_objects(topology))
@@ -330,6 +375,11 @@ def run_all(topology: Topology, args: argparse.Namespace, wanted: set[str], rend
     time.sleep(2)  # the grant events reach playback's read model
     scripts = Path(topology.run_dir)
     bench = Bench(base, args.seconds, args.connections, args.repeats)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        bench.profile_dir = args.profile
+        bench.profile_pids = {f"/api/{service}": topology.pids[f"{service}-0"]
+                              for service in ("catalog", "playback", "auth")}
     print(f"hot paths through the edge: {args.connections} connections, {args.seconds:.0f} s per run, "
           f"median of {args.repeats} runs, each after a hello-world run; catalog x2, playback x2, "
           f"{len(learners)} learners. Raised for the benchmark: {EDGE_LIMITS}, auth access tokens "
