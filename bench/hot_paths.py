@@ -319,7 +319,8 @@ class Bench:
         if self.profile_dir is None or pid is None:
             return None
         out = self.profile_dir / ("".join(c if c.isalnum() else "-" for c in name).strip("-") + ".txt")
-        return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--duration", str(round(self.seconds)),
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(round(self.seconds)),
                                  "--rate", "250", "--idle", "--format", "raw", "--nonblocking", "-o", str(out)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out
 
