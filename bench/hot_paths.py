@@ -234,38 +234,65 @@ class Row:
         return statistics.median(run[key] for run in self.runs)
 
 
-# Where a replica's samples go, by the first frame (innermost last in py-spy's raw format) that matches.
-PROFILE_BUCKETS = (
-    ("waiting for I/O (idle loop)", ("select (selectors.py", "run_forever", "_run_once (asyncio")),
-    ("PostgreSQL driver + SQLAlchemy", ("psycopg", "sqlalchemy")),
+# Where a replica's samples go. Walking a stack from its innermost frame out, the first frame that is
+# a library below (driver, Redis, JSON...), our own code, or a framework frame decides: a psycopg
+# call made by application code counts as the driver's. Needles match py-spy's "function (file:line)".
+# Idle: with uvloop the loop waits in C, so the innermost Python frame is asyncio's Runner.run.
+IDLE_FRAME = "Runner.run (asyncio/runners.py"
+LIBRARY_BUCKETS = (
+    ("PostgreSQL driver + SQLAlchemy", ("psycopg", "sqlalchemy", "greenlet")),
     ("Redis client", ("redis/",)),
     ("peer HTTP calls (httpx)", ("httpx", "httpcore")),
-    ("JWT / signatures", ("jwt/", "cryptography", "signing.py")),
-    ("metrics, tracing, logging", ("opentelemetry", "prometheus_client", "logging/", "observability")),
+    ("JWT / token and URL signatures", ("jwt/", "cryptography", "signing.py", "cdn.py")),
+    ("metrics, tracing, logging", ("opentelemetry", "prometheus_client", "logging/", "observability",
+                                   "querycount.py", "telemetry")),
     ("pydantic / JSON", ("pydantic", "json/", "encoders.py")),
-    ("FastAPI / Starlette routing and deps", ("fastapi", "starlette")),
-    ("uvicorn / HTTP parsing", ("uvicorn", "httptools", "h11")),
+)
+OWN_CODE = ("(common/", "(catalog/", "(playback/", "(auth/", "(billing/")
+FRAMEWORK_BUCKETS = (
+    ("FastAPI / Starlette routing and dependencies", ("fastapi/", "starlette/")),
+    ("uvicorn / HTTP parsing", ("uvicorn/", "httptools")),
+    ("asyncio (streams, scheduling)", ("asyncio/",)),
 )
 
 
-def profile_summary(raw: Path) -> str:
-    """Share of samples per bucket, from `py-spy record --format raw` (stack;frames count)."""
+def _bucket(frames: list[str]) -> str:
+    if not frames or not frames[-1]:
+        return "native (no Python frame)"
+    if frames[-1].startswith(IDLE_FRAME):
+        return "idle"
+    for frame in reversed(frames):
+        for name, needles in LIBRARY_BUCKETS:
+            if any(needle in frame for needle in needles):
+                return name
+        if any(own in frame for own in OWN_CODE):
+            return "application code"
+        for name, needles in FRAMEWORK_BUCKETS:
+            if any(needle in frame for needle in needles):
+                return name
+    return "other"
+
+
+def profile_buckets(raw: Path) -> dict[str, int]:
+    """Samples per bucket from `py-spy record --format raw` (one "frames;... count" line per stack)."""
     totals: dict[str, int] = {}
-    all_samples = 0
     for entry in raw.read_text().splitlines():
         stack, _, count = entry.rpartition(" ")
-        if not count.isdigit():
-            continue
-        frames = stack.split(";")
-        bucket = "application code"
-        for name, needles in PROFILE_BUCKETS:
-            if any(needle in frame for frame in frames[-6:] for needle in needles):
-                bucket = name
-                break
-        totals[bucket] = totals.get(bucket, 0) + int(count)
-        all_samples += int(count)
-    return ", ".join(f"{name} {100 * n / all_samples:.0f}%" for name, n in
-                     sorted(totals.items(), key=lambda item: -item[1])) if all_samples else "no samples"
+        if count.isdigit():
+            bucket = _bucket(stack.strip().split(";") if stack.strip() else [])
+            totals[bucket] = totals.get(bucket, 0) + int(count)
+    return totals
+
+
+def profile_summary(raw: Path) -> str:
+    """Busy samples per bucket as shares (idle left out), and how busy the replica was."""
+    totals = profile_buckets(raw)
+    idle = totals.pop("idle", 0)
+    busy = sum(totals.values())
+    if not busy:
+        return "no busy samples"
+    shares = ", ".join(f"{name} {100 * n / busy:.0f}%" for name, n in sorted(totals.items(), key=lambda i: -i[1]))
+    return f"busy {100 * busy / (busy + idle):.0f}% of samples; of those: {shares}"
 
 
 @dataclass
@@ -352,8 +379,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--learners", type=int, default=200)
     parser.add_argument("--only", default="", help="comma-separated: catalog,token,master,variant,login,storm")
+    parser.add_argument("--summarize", type=Path, help="only print the summaries of a --profile folder")
     parser.add_argument("--profile", type=Path, help="py-spy one replica of each path's service into this folder")
     args = parser.parse_args()
+    if args.summarize:
+        for raw in sorted(args.summarize.glob("*.txt")):
+            print(f"{raw.stem}: {profile_summary(raw)}")
+        return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     wanted = set(filter(None, args.only.split(","))) or {"catalog", "token", "master", "variant", "login", "storm"}
@@ -364,7 +396,15 @@ def main() -> None:
             topology.start()
             with hello_world(topology) as hello_ports:
                 add_hello_to_edge(topology, hello_ports)
-                run_all(topology, args, wanted, renditions)
+                try:
+                    run_all(topology, args, wanted, renditions)
+                except SystemExit:
+                    for log_file in sorted((topology.run_dir / "logs").glob("*.log")):
+                        problems = [entry for entry in log_file.read_text(errors="replace").splitlines()
+                                    if '"level": "WARNING"' in entry or '"level": "ERROR"' in entry]
+                        for entry in problems[-3:]:
+                            print(f"{log_file.name}: {entry[:400]}")
+                    raise
         finally:
             topology.stop(drop_database=True)
             asyncio.run(delete_broker_objects(topology))

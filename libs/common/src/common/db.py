@@ -58,7 +58,7 @@ async def autocommit(session: AsyncSession) -> None:
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
-def engine_options(url: str, schema: str | None, pool_size: int = 10) -> dict[str, Any]:
+def engine_options(url: str, schema: str | None, pool_size: int = 20) -> dict[str, Any]:
     """Connection arguments shared by the app engine and the migration engine."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
@@ -66,8 +66,11 @@ def engine_options(url: str, schema: str | None, pool_size: int = 10) -> dict[st
     if schema:
         options["connect_args"] = {"options": f"-csearch_path={schema}"}
     if "+psycopg" in url and not url.startswith("sqlite"):
+        # Every connection up to the ceiling stays open: an overflow connection is closed when it is
+        # handed back, and under load that meant a new PostgreSQL backend (a fork) for many requests.
+        # Size it so that replicas x pool_size of every service fits max_connections.
         options["pool_size"] = pool_size
-        options["max_overflow"] = pool_size
+        options["max_overflow"] = 0
     return options
 
 
@@ -98,7 +101,7 @@ def ensure_sqlite_dir(url: str) -> None:
 class Database:
     """Engine and session factory of one service; opened in lifespan, never at import."""
 
-    def __init__(self, url: str, schema: str | None = None, pool_size: int = 10) -> None:
+    def __init__(self, url: str, schema: str | None = None, pool_size: int = 20) -> None:
         ensure_sqlite_dir(url)
         self.url = url
         self.schema = schema
