@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -55,6 +56,8 @@ PASSWORD = "bench passphrase 2026"
 SEGMENT_COUNTS = (10, 2000)
 EDGE_LIMITS = {"api_rate_limit": "1000000r/s", "login_rate_limit": "1000000r/s", "login_burst": 1000000}
 ACCESS_TOKEN_TTL = "7200"
+# PostgreSQL connections per service process: the machine's server (max_connections 100) is shared.
+POOL_SIZE = "8"
 
 
 @dataclass
@@ -63,6 +66,7 @@ class BenchTopology(Topology):
 
     def env_for(self, service: str) -> dict[str, str]:
         env = super().env_for(service)
+        env[f"{service.upper()}_DATABASE_POOL_SIZE"] = POOL_SIZE
         if service == "auth":
             env["AUTH_ACCESS_TOKEN_TTL_SECONDS"] = ACCESS_TOKEN_TTL
         return env
@@ -72,7 +76,7 @@ class BenchTopology(Topology):
 
 
 @contextmanager
-def hello_world(topology: Topology, replicas: int = 2) -> Iterator[list[int]]:
+def hello_world(topology: Topology, replicas: int = 2) -> Iterator[tuple[list[int], list[int]]]:
     """Hello-world processes (the services' uvicorn flags), then the same edge config for them."""
     ports = [free_port() for _ in range(replicas)]
     logs = topology.run_dir / "logs"
@@ -84,8 +88,10 @@ def hello_world(topology: Topology, replicas: int = 2) -> Iterator[list[int]]:
         cwd=REPO_ROOT, stdout=(logs / f"hello-{index}.log").open("ab"), stderr=subprocess.STDOUT,
         start_new_session=True) for index, port in enumerate(ports)]
     try:
-        yield ports
+        yield ports, [process.pid for process in processes]
     finally:
+        for name in [name for name in topology.pids if name.startswith("hello-")]:
+            del topology.pids[name]
         for process in processes:
             process.terminate()
         for process in processes:
@@ -306,11 +312,22 @@ class Bench:
     # --profile: a folder for py-spy recordings, and the replica pid to record for a path prefix.
     profile_dir: Path | None = None
     profile_pids: dict[str, int] = field(default_factory=dict)
+    # The processes serving a path prefix (every replica): their CPU time per request is the
+    # measure that a loaded machine disturbs least.
+    service_pids: dict[str, list[int]] = field(default_factory=dict)
+
+    def cpu_seconds(self, path: str) -> float:
+        prefix = next((p for p in self.service_pids if path.startswith(p)), None)
+        return sum(process_cpu_seconds(pid) for pid in self.service_pids.get(prefix or "", []))
 
     def run(self, url: str, headers: dict[str, str] | None = None, script: str | None = None,
             connections: int | None = None) -> dict[str, float]:
+        path = httpx.URL(url).path
+        cpu_before = self.cpu_seconds(path)
         result = wrk(url, seconds=self.seconds, connections=connections or self.connections, headers=headers,
                      script=script)
+        requests = result["rps"] * max(1, round(self.seconds))
+        result["cpu_ms"] = 1000 * (self.cpu_seconds(path) - cpu_before) / requests if requests else 0.0
         if result["errors"] or result["socket_errors"]:
             raise SystemExit(f"{url}: {result['errors']:.0f} non-2xx and {result['socket_errors']:.0f} socket "
                              f"errors: the benchmark only counts successful requests")
@@ -332,6 +349,7 @@ class Bench:
             profiler = self.profile(name, path) if repeat == 0 else None
             result = self.run(url, headers, script() if script else None)
             result["ratio"] = result["rps"] / hello["rps"]
+            result["cpu_ratio"] = result["cpu_ms"] / hello["cpu_ms"] if hello["cpu_ms"] else 0.0
             row.runs.append(result)
             if profiler is not None:
                 profiler[0].wait()
@@ -354,7 +372,16 @@ class Bench:
 
 def line(row: Row) -> str:
     return (f"| {row.name} | {row.median('rps'):,.0f} | {row.median('p50'):.1f} ms | {row.median('p99'):.1f} ms "
-            f"| {row.median('ratio'):.2f} |")
+            f"| {row.median('ratio'):.2f} | {row.median('cpu_ms'):.2f} ms | {row.median('cpu_ratio'):.1f}x |")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat fields 14 and 15)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def storm(bench: Bench, row: Row, path: str, login_script: str, *, headers: dict[str, str] | None = None,
@@ -394,8 +421,9 @@ def main() -> None:
         topology = BenchTopology.ephemeral(Path(tmp), replicas={"catalog": 2, "playback": 2}, **EDGE_LIMITS)
         try:
             topology.start()
-            with hello_world(topology) as hello_ports:
+            with hello_world(topology) as (hello_ports, hello_pids):
                 add_hello_to_edge(topology, hello_ports)
+                topology.pids.update({f"hello-{i}": pid for i, pid in enumerate(hello_pids)})
                 try:
                     run_all(topology, args, wanted, renditions)
                 except SystemExit:
@@ -416,6 +444,9 @@ def run_all(topology: Topology, args: argparse.Namespace, wanted: set[str], rend
     time.sleep(2)  # the grant events reach playback's read model
     scripts = Path(topology.run_dir)
     bench = Bench(base, args.seconds, args.connections, args.repeats)
+    bench.service_pids = {f"/api/{service}": [pid for name, pid in topology.pids.items()
+                                               if name.startswith(f"{service}-") and "worker" not in name]
+                          for service in ("catalog", "playback", "auth", "hello")}
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
         bench.profile_dir = args.profile
@@ -423,9 +454,10 @@ def run_all(topology: Topology, args: argparse.Namespace, wanted: set[str], rend
                               for service in ("catalog", "playback", "auth")}
     print(f"hot paths through the edge: {args.connections} connections, {args.seconds:.0f} s per run, "
           f"median of {args.repeats} runs, each after a hello-world run; catalog x2, playback x2, "
-          f"{len(learners)} learners. Raised for the benchmark: {EDGE_LIMITS}, auth access tokens "
-          f"{ACCESS_TOKEN_TTL} s.", flush=True)
-    print("| path | rps | p50 | p99 | share of hello-world |\n|---|---|---|---|---|", flush=True)
+          f"{len(learners)} learners, {POOL_SIZE} database connections per process. Raised for the benchmark: "
+          f"{EDGE_LIMITS}, auth access tokens {ACCESS_TOKEN_TTL} s.", flush=True)
+    print("| path | rps | p50 | p99 | share of hello-world | service CPU per request | CPU vs hello-world |\n"
+          "|---|---|---|---|---|---|---|", flush=True)
     quiet: dict[str, Row] = {}
     one = learners[0]
     cookie = {"Cookie": "bench=bypass-the-microcache"}
@@ -487,7 +519,8 @@ def run_all(topology: Topology, args: argparse.Namespace, wanted: set[str], rend
               script=token_script(learners, "token-all.lua"))
     print(f"| hello-world behind the same Nginx (all runs) | {statistics.median(h['rps'] for h in bench.hello):,.0f} "
           f"| {statistics.median(h['p50'] for h in bench.hello):.1f} ms "
-          f"| {statistics.median(h['p99'] for h in bench.hello):.1f} ms | 1.00 |", flush=True)
+          f"| {statistics.median(h['p99'] for h in bench.hello):.1f} ms | 1.00 "
+          f"| {statistics.median(h['cpu_ms'] for h in bench.hello):.2f} ms | 1.0x |", flush=True)
     print(f"hello-world rps range {min(h['rps'] for h in bench.hello):,.0f}-"
           f"{max(h['rps'] for h in bench.hello):,.0f}", flush=True)
 

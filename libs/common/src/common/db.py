@@ -58,7 +58,7 @@ async def autocommit(session: AsyncSession) -> None:
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
-def engine_options(url: str, schema: str | None, pool_size: int = 20) -> dict[str, Any]:
+def engine_options(url: str, schema: str | None, pool_size: int = 10) -> dict[str, Any]:
     """Connection arguments shared by the app engine and the migration engine."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
@@ -101,7 +101,7 @@ def ensure_sqlite_dir(url: str) -> None:
 class Database:
     """Engine and session factory of one service; opened in lifespan, never at import."""
 
-    def __init__(self, url: str, schema: str | None = None, pool_size: int = 20) -> None:
+    def __init__(self, url: str, schema: str | None = None, pool_size: int = 10) -> None:
         ensure_sqlite_dir(url)
         self.url = url
         self.schema = schema

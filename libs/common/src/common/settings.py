@@ -41,8 +41,8 @@ class ServiceSettings(BaseSettings):
     # DSNs are secrets (they carry passwords): `repr(settings)` and logs show them masked.
     database_url: SecretStr = SecretStr("sqlite+aiosqlite:///var/data/service.db")
     database_schema: str | None = None
-    # Connections per process, all kept open once used (the ceiling was 10 + 10 overflow before).
-    database_pool_size: int = 20
+    # Connections per process, all kept open once used (no overflow: see common.db.engine_options).
+    database_pool_size: int = 10
     migrate_on_start: bool | None = None
     redis_url: SecretStr | None = None
     redis_key_prefix: str = ""
