@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV = $(shell command -v uv 2>/dev/null || (test -x .tools/bin/uv && echo .tools/bin/uv) || echo "python3 -m uv")
 PACKAGES := -p common -p auth -p catalog -p billing -p playback -p gateway
 
-.PHONY: help bootstrap sync run test test-fast lint format up down migrate bench bench-gateway dev-cert clean
+.PHONY: help bootstrap sync run test test-fast lint format up down migrate bench bench-gateway bench-hot dev-cert clean
 
 help:
 	@echo "make run      the whole platform embedded on http://127.0.0.1:8000 (demo data)"
@@ -14,6 +14,7 @@ help:
 	@echo "make down     stop what 'make up' started"
 	@echo "make migrate  bootstrap the database/roles/schemas and run every service's migrations"
 	@echo "make bench    benchmarks under bench/ (against 'make up')"
+	@echo "make bench-hot  hot paths through the edge as ratios to a hello-world (own platform, wrk)"
 	@echo "make dev-cert the gateway's development CA and TLS certificate in var/dev-certs"
 
 bootstrap:
@@ -58,6 +59,9 @@ bench: bootstrap
 
 bench-gateway: bootstrap
 	$(UV) run python bench/gateway_overhead.py
+
+bench-hot: bootstrap
+	$(UV) run python bench/hot_paths.py $(BENCH_ARGS)
 
 dev-cert: bootstrap
 	$(UV) run python -m gateway.devcert var/dev-certs

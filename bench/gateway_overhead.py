@@ -17,36 +17,18 @@ Numbers go in the issue notes, never in tests.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+# bench/ is sys.path[0] when run as `uv run python bench/gateway_overhead.py`.
+from loadgen import wrk
+
 from gateway.distributed import Topology
 
 COURSE = "10000000-0000-4000-8000-000000000001"
-UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def wrk(url: str, *, seconds: int, connections: int, threads: int, headers: dict[str, str]) -> dict[str, float]:
-    args = ["wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s"]
-    for name, value in headers.items():
-        args += ["-H", f"{name}: {value}"]
-    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
-
-    def latency(percent: str) -> float:
-        match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        assert match, out
-        return float(match.group(1)) * UNITS[match.group(2)]
-
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    assert rps, out
-    return {"rps": float(rps.group(1)), "p50": latency("50"), "p99": latency("99"),
-            "errors": float(errors.group(1)) if errors else 0.0}
 
 
 @contextmanager

@@ -11,12 +11,15 @@ on sys.path.
 from __future__ import annotations
 
 import asyncio
+import re
 import statistics
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 Call = Callable[[], Awaitable[int | bool]]
+WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 @dataclass
@@ -75,3 +78,31 @@ async def run(call: Call, concurrency: int, *, total: int | None = None, seconds
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     result.elapsed = time.perf_counter() - started
     return result
+
+
+def wrk(url: str, *, seconds: float, connections: int, threads: int = 2, headers: dict[str, str] | None = None,
+        script: str | None = None, timeout_seconds: int = 30) -> dict[str, float]:
+    """One `wrk --latency` run: rps, p50/p99 in ms, and the non-2xx/3xx and socket error counts.
+
+    `script` is a Lua file (POST bodies, requests spread over many URLs or tokens). wrk's own 2 s
+    timeout would turn a slow answer into a socket error: slow answers are measured instead."""
+    args = ["wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
+            "--timeout", f"{timeout_seconds}s"]
+    for name, value in (headers or {}).items():
+        args += ["-H", f"{name}: {value}"]
+    if script:
+        args += ["-s", script]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+
+    def latency(percent: str) -> float:
+        match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert match, out
+        return float(match.group(1)) * WRK_UNITS[match.group(2)]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    assert rps, out
+    return {"rps": float(rps.group(1)), "p50": latency("50"), "p99": latency("99"),
+            "errors": float(non2xx.group(1)) if non2xx else 0.0,
+            "socket_errors": float(sum(int(g) for g in sockets.groups())) if sockets else 0.0}

@@ -100,10 +100,17 @@ async def test_public_reads_are_served_from_redis(platform: Platform) -> None:
         await redis.aclose()
     assert keys, "the detail answer is stored in Redis"
 
-    # What a signed-in caller gets is never stored or served from the cache.
-    before = lookups("detail", "hit") + lookups("detail", "miss")
-    await platform.client.get(url, headers=platform.auth("student"))
-    assert lookups("detail", "hit") + lookups("detail", "miss") == before
+    # A signed-in caller not entitled to more gets the cached public answer, marked private.
+    hits = lookups("detail", "hit")
+    student = await platform.client.get(url, headers=platform.auth("student"))
+    assert lookups("detail", "hit") == hits + 1 and student.headers["cache-control"] == "private, no-cache"
+    assert student.content == (await platform.client.get(url)).content
+    # Its instructor's full view is cached beside it (same generation), never handed to the others.
+    full_hits, full_misses = lookups("detail-full", "hit"), lookups("detail-full", "miss")
+    owner = [await platform.client.get(url, headers=platform.auth("instructor")) for _ in range(2)]
+    assert lookups("detail-full", "miss") == full_misses + 1 and lookups("detail-full", "hit") == full_hits + 1
+    assert owner[0].content == owner[1].content != student.content
+    assert owner[0].headers["cache-control"] == "private, no-cache"
 
 
 async def test_publish_unpublish_archive_are_seen_at_once(platform: Platform) -> None:

@@ -50,6 +50,7 @@ async def _token(platform: Platform, headers: dict[str, str], lesson_id: uuid.UU
 
 
 async def _log_rows(platform: Platform, user_id: uuid.UUID) -> list[AccessLog]:
+    await platform.runtime.resources["access_records"].flush()  # manifest grants are written in batches
     async with platform.runtime.db.session() as session:
         return list(await session.scalars(
             sa.select(AccessLog).where(AccessLog.user_id == user_id).order_by(AccessLog.at)))

@@ -22,7 +22,10 @@ from common.settings import ServiceSettings
 def build_app(settings: ServiceSettings, *, title: str, description: str,
               lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
               routers: Sequence[APIRouter]) -> FastAPI:
-    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    # FastAPI's native telemetry would add a second server span (and one per dependency, endpoint and
+    # serialisation) to the one ObservabilityMiddleware makes: off (issue 20, most of a cached read's cost).
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan,
+                  telemetry={"tracing": False, "operation_spans": False})
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(ObservabilityMiddleware, service=settings.service_name)

@@ -50,6 +50,15 @@ def upsert_insert(session: AsyncSession, table: Any) -> Any:
     return insert(table)
 
 
+async def autocommit(session: AsyncSession) -> None:
+    """Run the session's statements outside a transaction on PostgreSQL, so a read of one statement
+    costs that statement's round trip only (no BEGIN and ROLLBACK around it). Call it before the
+    session's first statement, and only for sessions that write nothing. SQLite keeps its
+    transactions (there BEGIN is not a round trip)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def engine_options(url: str, schema: str | None, pool_size: int = 10) -> dict[str, Any]:
     """Connection arguments shared by the app engine and the migration engine."""
     if url.startswith("sqlite"):
@@ -58,8 +67,11 @@ def engine_options(url: str, schema: str | None, pool_size: int = 10) -> dict[st
     if schema:
         options["connect_args"] = {"options": f"-csearch_path={schema}"}
     if "+psycopg" in url and not url.startswith("sqlite"):
+        # Every connection up to the ceiling stays open: an overflow connection is closed when it is
+        # handed back, and under load that meant a new PostgreSQL backend (a fork) for many requests.
+        # Size it so that replicas x pool_size of every service fits max_connections.
         options["pool_size"] = pool_size
-        options["max_overflow"] = pool_size
+        options["max_overflow"] = 0
     return options
 
 

@@ -41,6 +41,7 @@ class ServiceSettings(BaseSettings):
     # DSNs are secrets (they carry passwords): `repr(settings)` and logs show them masked.
     database_url: SecretStr = SecretStr("sqlite+aiosqlite:///var/data/service.db")
     database_schema: str | None = None
+    # Connections per process, all kept open once used (no overflow: see common.db.engine_options).
     database_pool_size: int = 10
     migrate_on_start: bool | None = None
     redis_url: SecretStr | None = None

@@ -12,6 +12,8 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -20,6 +22,8 @@ from typing import Any, cast
 
 import httpx
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from common import pgbootstrap
@@ -30,6 +34,47 @@ PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 TEST_BASE_URL = "http://testserver"
+
+
+@dataclass
+class DatabaseWork:
+    """What the database was asked inside a `database_work` block."""
+
+    statements: list[str] = field(default_factory=list)
+    commits: int = 0
+
+
+_database_work: ContextVar[DatabaseWork | None] = ContextVar("database_work", default=None)
+
+
+def _count_statement(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    work = _database_work.get()
+    if work is not None:
+        work.statements.append(statement)
+
+
+def _count_commit(_conn: Any) -> None:
+    work = _database_work.get()
+    if work is not None:
+        work.commits += 1
+
+
+@contextmanager
+def database_work(engine: AsyncEngine) -> Iterator[DatabaseWork]:
+    """SQL statements and commits the current task makes on `engine` inside the block (an in-process
+    request runs in the caller's task). Background tasks (outbox relay, batched writers) run in
+    their own contexts and are not counted: the hot paths' regression guards count per request.
+    The pool's pre-ping is not a cursor statement and is not counted either."""
+    work = DatabaseWork()
+    token = _database_work.set(work)
+    event.listen(engine.sync_engine, "before_cursor_execute", _count_statement)
+    event.listen(engine.sync_engine, "commit", _count_commit)
+    try:
+        yield work
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", _count_statement)
+        event.remove(engine.sync_engine, "commit", _count_commit)
+        _database_work.reset(token)
 
 
 def unique_name(prefix: str) -> str:

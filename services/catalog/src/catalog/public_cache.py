@@ -80,6 +80,12 @@ class PublicCache:
         generation = await self._generation(f"gen:course:{course_id}")
         return None if generation is None else f"pub:course:{course_id}:{generation}"
 
+    @staticmethod
+    def full_view_key(course_key: str) -> str:
+        """The full view of a course (entitled callers only) lives beside its public one, under the
+        same generation."""
+        return f"{course_key}:full"
+
     async def slug_key(self, slug: str) -> str | None:
         # Slug changes bump the list generation, so a slug entry follows it.
         generation = await self._generation("gen:list")

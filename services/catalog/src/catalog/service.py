@@ -524,6 +524,29 @@ async def _is_enrolled(db_session: AsyncSession, user_id: uuid.UUID, course_id: 
     return found is not None
 
 
+async def caller_access(*, db_session: AsyncSession, user_id: uuid.UUID,
+                        course_id: uuid.UUID) -> tuple[bool, bool, str | None]:
+    """(enrolled, teaches, course status or None) of a signed-in caller: one statement of three
+    primary-key/index probes. A signed-in course page costs this on top of the cached answer (see
+    api.routes._signed_in_detail)."""
+    enrolled = sa.exists().where(Enrollment.user_id == user_id, Enrollment.course_id == course_id,
+                                 Enrollment.status == "active")
+    teaches = sa.exists().where(CourseInstructor.course_id == course_id, CourseInstructor.user_id == user_id)
+    course_status = sa.select(Course.status).where(Course.id == course_id).scalar_subquery()
+    row = (await db_session.execute(sa.select(enrolled, teaches, course_status))).one()
+    return bool(row[0]), bool(row[1]), row[2]
+
+
+async def full_published_course(*, db_session: AsyncSession, course_id: uuid.UUID) -> CourseRead:
+    """The full view (asset ids, text bodies) of a published course, for callers already found
+    entitled to it."""
+    course = await db_session.scalar(sa.select(Course).where(Course.id == course_id, Course.status == "published")
+                                     .options(*DETAIL_OPTIONS))
+    if course is None:
+        raise NotFound("course not found")
+    return course_view(course, full=True)
+
+
 def course_view(course: Course, *, full: bool) -> CourseRead:
     """The detail body. Without `full` (the public view) asset ids and text bodies are shown for
     preview lessons only."""

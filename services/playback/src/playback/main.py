@@ -13,6 +13,7 @@ from common.app import build_app
 from common.events import EventBus
 from common.runtime import open_runtime
 from playback import events, signing
+from playback.access_records import AccessRecorder
 from playback.api.routes import router
 from playback.assets import open_ingestion
 from playback.assets.routes import router as assets_router
@@ -38,11 +39,18 @@ def create_app(settings: PlaybackSettings | None = None, *, bus: EventBus | None
             # Issue 6: media URL signer (Nginx secure_link / CloudFront) and the concurrent-stream registry.
             runtime.resources["media_signer"] = await open_media_signer(settings)
             runtime.resources["streams"] = open_stream_registry(runtime.cache)
+            # Issue 20: manifest grants reach the access log in batches (see playback.access_records).
+            recorder = AccessRecorder(runtime.db, flush_seconds=settings.access_log_flush_seconds)
+            runtime.resources["access_records"] = recorder
+            recorder.start()
             runtime.health_checks["media"] = store.ping
             app.state.runtime = runtime
             # Video ingestion (issue 7): storage, and the in-process transcoder in embedded mode.
-            async with open_ingestion(runtime, settings):
-                yield
+            try:
+                async with open_ingestion(runtime, settings):
+                    yield
+            finally:
+                await recorder.stop()
 
     return build_app(settings, title="Triple Academy playback",
                      description="Playback tokens, entitlements and signed HLS manifests.",

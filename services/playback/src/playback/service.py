@@ -24,11 +24,12 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.cache import Cache
-from common.db import Database, upsert_insert, utcnow
+from common.db import Database, autocommit, upsert_insert, utcnow
 from common.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, UpstreamUnavailable
 from common.http import ServiceClient
 from common.observability.metrics import count
 from playback import hls, signing
+from playback.access_records import AccessRecorder
 from playback.cdn import MediaSigner
 from playback.media import LocalMediaStore
 from playback.models import (
@@ -178,55 +179,110 @@ async def catalog_says_enrolled(*, catalog: ServiceClient, cache: Cache, user_id
 # --- entitlements ----------------------------------------------------------------------------
 
 
-async def entitlement_source(*, db: Database, catalog: ServiceClient, cache: Cache, settings: PlaybackSettings,
-                             user_id: uuid.UUID, course_id: uuid.UUID) -> str | None:
-    """Why the user may watch the course ('enrolled' / 'enrolled_per_catalog'), or None.
+@dataclass(frozen=True)
+class HeldEntitlement:
+    """The read model's row for (user, course): whether there is one, whether it is active, its version."""
 
-    An active read-model row answers at once. Otherwise catalog, the source of truth, is asked: the
-    grant may not have arrived yet (first purchase, or a re-purchase after a refund). When the read
-    model holds a revocation and catalog cannot be reached, the revocation stands (403, not 503).
+    found: bool = False
+    active: bool = False
+    version: int = 0
 
-    Called with no transaction open, and reads in a short session of its own: embedded (SQLite),
-    every transaction holds its database's write lock, and catalog's outbox relay holds catalog's
-    lock while it delivers an event to playback; calling catalog from inside a playback transaction
-    would close that cycle.
+    @classmethod
+    def of(cls, active: bool | None, version: int | None) -> HeldEntitlement:
+        return cls() if active is None else cls(found=True, active=active, version=version or 0)
+
+
+async def decide_entitlement(*, catalog: ServiceClient, cache: Cache, settings: PlaybackSettings,
+                             user_id: uuid.UUID, course_id: uuid.UUID, is_preview: bool,
+                             held: HeldEntitlement) -> str | None:
+    """Why the user may watch: 'preview' (no entitlement needed), 'enrolled' (an active read-model
+    row, read by the caller in its one statement), 'enrolled_per_catalog', or None.
+
+    Without an active row catalog, the source of truth, is asked: the grant may not have arrived yet
+    (first purchase, or a re-purchase after a refund). When the read model holds a revocation and
+    catalog cannot be reached, the revocation stands (403, not 503).
+
+    Called with no database session open: embedded (SQLite), every transaction holds its database's
+    write lock, and catalog's outbox relay holds catalog's lock while it delivers an event to
+    playback; calling catalog from inside a playback transaction would close that cycle.
     """
-    async with db.session() as session:
-        row = await session.get(Entitlement, (user_id, course_id))
-        active, version = (row.active, row.version) if row is not None else (False, 0)
-    if active:
+    if is_preview:
+        return "preview"
+    if held.active:
         return "enrolled"
     try:
         enrolled = await catalog_says_enrolled(catalog=catalog, cache=cache, user_id=user_id,
                                                course_id=course_id, cache_seconds=settings.entitlement_cache_seconds,
-                                               read_model_version=version)
+                                               read_model_version=held.version)
     except UpstreamUnavailable:
-        if row is not None:
+        if held.found:
             return None
         raise
     return "enrolled_per_catalog" if enrolled else None
 
 
-async def playback_entitlement(*, db: Database, catalog: ServiceClient, cache: Cache, settings: PlaybackSettings,
-                               user_id: uuid.UUID, course_id: uuid.UUID, is_preview: bool) -> str | None:
-    """'preview' for preview lessons (no entitlement needed), else `entitlement_source`."""
-    if is_preview:
-        return "preview"
-    return await entitlement_source(db=db, catalog=catalog, cache=cache, settings=settings, user_id=user_id,
-                                    course_id=course_id)
+@dataclass(frozen=True)
+class TokenFacts:
+    """What a token decision reads from playback's database: the entitlement and the resume point."""
+
+    entitlement: HeldEntitlement
+    resume_position: float
 
 
-async def session_entitlement(*, db: Database, catalog: ServiceClient, cache: Cache, settings: PlaybackSettings,
-                              session_id: uuid.UUID) -> str | None:
-    """The entitlement behind an existing playback session (None: unknown session or not entitled);
-    decided before the manifest's transaction opens, for the reason given in `entitlement_source`."""
+def _token_facts_statement(user_id: uuid.UUID, course_id: uuid.UUID, lesson_id: uuid.UUID) -> sa.Select[Any]:
+    held = (Entitlement.user_id == user_id, Entitlement.course_id == course_id)
+    return sa.select(
+        sa.select(Entitlement.active).where(*held).scalar_subquery(),
+        sa.select(Entitlement.version).where(*held).scalar_subquery(),
+        sa.select(WatchProgress.position_seconds).where(
+            WatchProgress.user_id == user_id, WatchProgress.lesson_id == lesson_id).scalar_subquery())
+
+
+async def token_facts(*, db: Database, user_id: uuid.UUID, course_id: uuid.UUID,
+                      lesson_id: uuid.UUID) -> TokenFacts:
+    """Entitlement row and resume position in one statement, outside any transaction."""
     async with db.session() as session:
-        row = await session.get(PlaybackSession, session_id)
-        if row is None:
-            return None
-        user_id, course_id, is_preview = row.user_id, row.course_id, row.is_preview
-    return await playback_entitlement(db=db, catalog=catalog, cache=cache, settings=settings, user_id=user_id,
-                                      course_id=course_id, is_preview=is_preview)
+        await autocommit(session)
+        active, version, position = (await session.execute(
+            _token_facts_statement(user_id, course_id, lesson_id))).one()
+    return TokenFacts(entitlement=HeldEntitlement.of(active, version), resume_position=position or 0.0)
+
+
+@dataclass(frozen=True)
+class ManifestSession:
+    """A playback session as a manifest fetch needs it, with its read-model entitlement, in one row."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    lesson_id: uuid.UUID
+    course_id: uuid.UUID
+    asset_id: uuid.UUID
+    is_preview: bool
+    watermark: str
+    ended_at: dt.datetime | None
+    end_reason: str | None
+    entitlement: HeldEntitlement
+
+
+_MANIFEST_SESSION = sa.select(
+    PlaybackSession.id, PlaybackSession.user_id, PlaybackSession.lesson_id, PlaybackSession.course_id,
+    PlaybackSession.asset_id, PlaybackSession.is_preview, PlaybackSession.watermark, PlaybackSession.ended_at,
+    PlaybackSession.end_reason, Entitlement.active, Entitlement.version,
+).outerjoin(Entitlement, sa.and_(Entitlement.user_id == PlaybackSession.user_id,
+                                 Entitlement.course_id == PlaybackSession.course_id))
+
+
+async def manifest_session(*, db: Database, session_id: uuid.UUID) -> ManifestSession | None:
+    """The session and its entitlement row by primary keys: one statement, outside any transaction."""
+    async with db.session() as session:
+        await autocommit(session)
+        row = (await session.execute(_MANIFEST_SESSION.where(PlaybackSession.id == session_id))).first()
+    if row is None:
+        return None
+    return ManifestSession(id=row.id, user_id=row.user_id, lesson_id=row.lesson_id, course_id=row.course_id,
+                           asset_id=row.asset_id, is_preview=row.is_preview, watermark=row.watermark,
+                           ended_at=row.ended_at, end_reason=row.end_reason,
+                           entitlement=HeldEntitlement.of(row.active, row.version))
 
 
 async def record_enrollment(*, db_session: AsyncSession, user_id: uuid.UUID, course_id: uuid.UUID,
@@ -347,11 +403,12 @@ async def _admit_stream(*, db_session: AsyncSession, streams: StreamRegistry, se
 
 async def start_playback(*, db_session: AsyncSession, settings: PlaybackSettings, key: signing.TokenKey,
                          streams: StreamRegistry, user_id: uuid.UUID, lesson: LessonInfo, entitlement: str | None,
-                         duration: float | None) -> IssuedToken | Refusal:
+                         duration: float | None, resume_position: float = 0.0) -> IssuedToken | Refusal:
     """Decide, take a stream slot, then open a playback session, log its watermark and sign its
-    90 s token; every decision lands in the access log. `entitlement` (`playback_entitlement`) and
-    the media `duration` (`asset_duration`, a storage read) are looked up before this transaction
-    opened, so it never waits on another system."""
+    90 s token; every decision lands in the access log, in this transaction. `entitlement`
+    (`decide_entitlement`), the `resume_position` (`token_facts`) and the media `duration`
+    (`asset_duration`, a storage read) are looked up before this transaction opened, so it never
+    waits on another system and its statements are writes only."""
     def refuse(error: type[DomainError], reason: str, detail: str, **extra: Any) -> Refusal:
         return _refuse(db_session, Refusal(error, reason, detail, extra), action="token", user_id=user_id,
                        lesson_id=lesson.lesson_id, asset_id=lesson.asset_id)
@@ -379,8 +436,7 @@ async def start_playback(*, db_session: AsyncSession, settings: PlaybackSettings
             .values(ended_at=utcnow(), end_reason=REPLACED).execution_options(synchronize_session=False))
         SESSIONS_ENDED.labels(REPLACED).inc(len(admission.ended))
 
-    progress = await db_session.get(WatchProgress, (user_id, lesson.lesson_id))
-    resume = progress.position_seconds if progress else 0.0
+    resume = resume_position
     if duration is not None and resume >= duration - min(RESTART_NEAR_END_SECONDS, 0.05 * duration):
         resume = 0.0
 
@@ -408,7 +464,7 @@ async def start_playback(*, db_session: AsyncSession, settings: PlaybackSettings
                        watermark=mark, resume_position_seconds=resume)
 
 
-def _ended(row: PlaybackSession) -> Refusal:
+def _ended(row: PlaybackSession | ManifestSession) -> Refusal:
     return Refusal(Gone, "session_ended", f"this playback session has ended ({row.end_reason})",
                    {"end_reason": row.end_reason})
 
@@ -423,28 +479,47 @@ async def _still_streaming(db_session: AsyncSession, streams: StreamRegistry, se
     return False
 
 
-async def authorize_manifest(*, db_session: AsyncSession, settings: PlaybackSettings, streams: StreamRegistry,
-                             claims: signing.PlaybackClaims, session_id: uuid.UUID,
-                             entitlement: str | None) -> PlaybackSession | Refusal:
+async def authorize_manifest(*, db: Database, catalog: ServiceClient, cache: Cache, settings: PlaybackSettings,
+                             streams: StreamRegistry, recorder: AccessRecorder, claims: signing.PlaybackClaims,
+                             session_id: uuid.UUID) -> ManifestSession | Refusal:
     """A verified token opens only its own, still running session, and only while the entitlement
-    (`session_entitlement`, asked before this transaction opened) still holds."""
-    def refuse(refusal: Refusal, known_session: uuid.UUID | None = None) -> Refusal:
-        return _refuse(db_session, refusal, action="manifest", user_id=claims.user_id,
-                       lesson_id=claims.lesson_id, asset_id=claims.asset_id, session_id=known_session)
+    still holds (re-checked at every fetch: a revocation acts on the next manifest).
+
+    A grant costs one read (session and entitlement row in one statement), the stream registry's
+    touch, and a buffered access record (`AccessRecorder`): no transaction. A refusal is rare and
+    commits its access-log row (and a timed-out session's end) before answering.
+    """
+    async def refuse(refusal: Refusal, known_session: uuid.UUID | None = None, *,
+                     timed_out: bool = False) -> Refusal:
+        async with db.transaction() as session:
+            if timed_out and known_session is not None:
+                await session.execute(
+                    sa.update(PlaybackSession)
+                    .where(PlaybackSession.id == known_session, PlaybackSession.ended_at.is_(None))
+                    .values(ended_at=utcnow(), end_reason=TIMED_OUT).execution_options(synchronize_session=False))
+            _refuse(session, refusal, action="manifest", user_id=claims.user_id, lesson_id=claims.lesson_id,
+                    asset_id=claims.asset_id, session_id=known_session)
+        return refusal
 
     if claims.session_id != session_id:
-        return refuse(Refusal(Forbidden, "session_mismatch", "this token belongs to another playback session"))
-    row = await db_session.get(PlaybackSession, session_id)
+        return await refuse(Refusal(Forbidden, "session_mismatch", "this token belongs to another playback session"))
+    row = await manifest_session(db=db, session_id=session_id)
     if row is None or row.user_id != claims.user_id or row.asset_id != claims.asset_id:
-        return refuse(Refusal(Forbidden, "unknown_session", "unknown playback session"))
+        return await refuse(Refusal(Forbidden, "unknown_session", "unknown playback session"))
     # Entitlement first: a session the revoke event ended answers 403 not_enrolled, as before the event.
-    reason = entitlement
+    reason = await decide_entitlement(catalog=catalog, cache=cache, settings=settings, user_id=row.user_id,
+                                      course_id=row.course_id, is_preview=row.is_preview, held=row.entitlement)
     if reason is None:
-        return refuse(Refusal(Forbidden, "not_enrolled", "you are no longer enrolled in this course"), row.id)
-    if row.ended_at is not None or not await _still_streaming(db_session, streams, settings, row):
-        return refuse(_ended(row), row.id)
-    _log_decision(db_session, action="manifest", user_id=row.user_id, lesson_id=row.lesson_id,
-                  asset_id=row.asset_id, session_id=row.id, decision=GRANTED, reason=f"manifest:{reason}")
+        return await refuse(Refusal(Forbidden, "not_enrolled", "you are no longer enrolled in this course"), row.id)
+    if row.ended_at is not None:
+        return await refuse(_ended(row), row.id)
+    if not await streams.touch(str(row.user_id), str(row.id), timeout_seconds=settings.stream_idle_timeout_seconds):
+        SESSIONS_ENDED.labels(TIMED_OUT).inc()
+        return await refuse(Refusal(Gone, "session_ended", f"this playback session has ended ({TIMED_OUT})",
+                                    {"end_reason": TIMED_OUT}), row.id, timed_out=True)
+    recorder.grant(user_id=row.user_id, lesson_id=row.lesson_id, asset_id=row.asset_id, session_id=row.id,
+                   action="manifest", reason=f"manifest:{reason}")
+    ACCESS_DECISIONS.labels("manifest", GRANTED, reason).inc()
     return row
 
 
@@ -514,11 +589,21 @@ async def stop(*, db_session: AsyncSession, streams: StreamRegistry, user_id: uu
 # --- progress --------------------------------------------------------------------------------
 
 
+# (media root, asset) -> (monotonic expiry, duration): a packaged asset's length never changes, so
+# each process keeps it too and a token costs no cache round trip for it.
+_DURATIONS: dict[tuple[str, uuid.UUID], tuple[float, float]] = {}
+
+
 async def asset_duration(*, store: LocalMediaStore, cache: Cache, asset_id: uuid.UUID) -> float | None:
     """The media length of an asset (its first rendition's EXTINF sum), cached; None while unreadable."""
+    local_key, now = (str(store.root), asset_id), time.monotonic()
+    hit = _DURATIONS.get(local_key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
     key = f"playback:asset-duration:{asset_id}"
     cached = await cache.get(key)
     if cached is not None:
+        _remember_duration(local_key, float(cached))
         return float(cached)
     duration: float | None = None
     master = await store.read_text(str(asset_id), "master.m3u8")
@@ -532,7 +617,14 @@ async def asset_duration(*, store: LocalMediaStore, cache: Cache, asset_id: uuid
         log.warning("unreadable playlist", extra={"asset_id": str(asset_id)})
     if duration:  # an asset still processing is looked at again next time
         await cache.set(key, str(duration).encode(), ASSET_DURATION_CACHE_SECONDS)
+        _remember_duration(local_key, duration)
     return duration
+
+
+def _remember_duration(key: tuple[str, uuid.UUID], duration: float) -> None:
+    if len(_DURATIONS) >= TEMPLATE_CACHE_ENTRIES:
+        _DURATIONS.clear()
+    _DURATIONS[key] = (time.monotonic() + ASSET_DURATION_CACHE_SECONDS, duration)
 
 
 async def course_progress(*, db: Database, course: CatalogCourseLessons, store: LocalMediaStore,
@@ -583,7 +675,7 @@ async def _read_playlist(store: LocalMediaStore, asset_id: uuid.UUID, relative: 
 
 
 async def master_playlist(*, store: LocalMediaStore, settings: PlaybackSettings,
-                          playback_session: PlaybackSession, token: str) -> str:
+                          playback_session: ManifestSession, token: str) -> str:
     """The asset's master playlist with each variant pointing at this viewer's variant route."""
     text = await _read_playlist(store, playback_session.asset_id, "master.m3u8")
     return hls.rewrite_master(
@@ -628,7 +720,7 @@ async def _media_template(store: LocalMediaStore, asset_id: uuid.UUID, rendition
 
 
 async def media_playlist(*, store: LocalMediaStore, settings: PlaybackSettings, signer: MediaSigner,
-                         playback_session: PlaybackSession, rendition: str,
+                         playback_session: ManifestSession, rendition: str,
                          now: float | None = None) -> tuple[str, tuple[str, ...]]:
     """One rendition's playlist with absolute signed media URLs (and cookies in CloudFront cookie mode);
     the links live for the media's duration plus a grace period."""

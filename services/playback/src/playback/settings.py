@@ -38,6 +38,9 @@ class PlaybackSettings(ServiceSettings):
     generated_token_key_file: Path = Path("var/data/playback-token-key.pem")
 
     lesson_cache_seconds: int = 30
+    # Manifest grants are written to the access log in batches this often (what a crash can lose:
+    # playback.access_records); refusals, tokens and watermarks commit before the answer.
+    access_log_flush_seconds: float = Field(default=0.5, gt=0, le=10)
     # Catalog's "enrolled" answers (the fallback before the grant event lands) are cached this long;
     # "not enrolled" never is, and a revoke event invalidates the cached "yes" (key carries the version).
     entitlement_cache_seconds: int = Field(default=5, ge=0, le=60)

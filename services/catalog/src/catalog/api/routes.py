@@ -60,6 +60,8 @@ from catalog.schemas import (
     StatusChange,
 )
 from catalog.search import CourseQuery
+from common.db import autocommit
+from common.errors import NotFound
 from common.runtime import Runtime
 
 router = APIRouter(tags=["catalog"])
@@ -141,11 +143,49 @@ async def _detail(request: Request, runtime: Runtime, cache: PublicCache, max_ag
         async with runtime.db.session() as session:
             return await service.get_course(db_session=session, actor=actor, course_id=course_id, slug=slug)
 
-    if actor is not None:  # the view depends on who asks: never cached
+    if actor is not None and course_id is not None:
+        signed_in = await _signed_in_detail(request, runtime, cache, max_age, actor, course_id)
+        if signed_in is not None:
+            return signed_in
+    if actor is not None:  # a course that is not public: the view depends on who asks, never cached
         body = (await produce()).model_dump_json().encode()
         return _answer(request, Cached(etag_for(body), body), public=False, max_age=max_age)
     key = await cache.course_key(course_id) if course_id is not None else await cache.slug_key(str(slug))
     return _answer(request, await _cached(cache, "detail", key, produce), public=True, max_age=max_age)
+
+
+async def _signed_in_detail(request: Request, runtime: Runtime, cache: PublicCache, max_age: int,
+                            actor: service.Actor, course_id: uuid.UUID) -> Response | None:
+    """A published course for a signed-in caller: one indexed lookup (enrolled? teaches? status?)
+    plus a cached answer: the public one, or for its instructors, admins and enrolled learners the
+    full view, cached beside it under the same generation (a write that invalidates one invalidates
+    both). None: not a published course or the cache is off; the caller-specific path decides."""
+    async with runtime.db.session() as session:
+        await autocommit(session)
+        enrolled, teaches, course_status = await service.caller_access(
+            db_session=session, user_id=actor.user_id, course_id=course_id)
+    if course_status is None:
+        raise NotFound("course not found")
+    key = await cache.course_key(course_id) if course_status == "published" else None
+    if key is None:
+        return None
+
+    async def public_view() -> CourseRead:
+        async with runtime.db.session() as session:
+            return await service.get_course(db_session=session, actor=None, course_id=course_id)
+
+    async def full_view() -> CourseRead:
+        async with runtime.db.session() as session:
+            return await service.full_published_course(db_session=session, course_id=course_id)
+
+    try:
+        if actor.is_admin or teaches or enrolled:
+            entry = await _cached(cache, "detail-full", PublicCache.full_view_key(key), full_view)
+        else:
+            entry = await _cached(cache, "detail", key, public_view)
+    except NotFound:  # unpublished since the lookup
+        return None
+    return _answer(request, entry, public=False, max_age=max_age)
 
 
 @router.get("/courses/by-slug/{slug}", response_model=CourseRead)

@@ -21,7 +21,6 @@ from playback.api.deps import (
     TokenKeyDep,
 )
 from playback.media import HLS_PLAYLIST
-from playback.models import PlaybackSession
 from playback.schemas import (
     CourseProgress,
     HeartbeatRequest,
@@ -74,18 +73,21 @@ async def issue_token(body: TokenRequest, user: CurrentUser, runtime: RuntimeDep
             service.log_refusal(session, action="token", user_id=user_id, lesson_id=body.lesson_id,
                                 reason=exc.code or "lesson_not_found")
         raise
-    entitlement = None
+    entitlement, resume = None, 0.0
     if lesson.course_status == service.PUBLISHED and lesson.is_video:
-        entitlement = await service.playback_entitlement(
-            db=runtime.db, catalog=catalog, cache=runtime.cache, settings=settings, user_id=user_id,
-            course_id=lesson.course_id, is_preview=lesson.is_preview)
+        facts = await service.token_facts(db=runtime.db, user_id=user_id, course_id=lesson.course_id,
+                                          lesson_id=lesson.lesson_id)
+        resume = facts.resume_position
+        entitlement = await service.decide_entitlement(
+            catalog=catalog, cache=runtime.cache, settings=settings, user_id=user_id, course_id=lesson.course_id,
+            is_preview=lesson.is_preview, held=facts.entitlement)
     duration = None
     if entitlement is not None and lesson.asset_id is not None:  # read from storage, before the transaction
         duration = await service.asset_duration(store=store, cache=runtime.cache, asset_id=lesson.asset_id)
     async with runtime.db.transaction() as session:
         outcome = await service.start_playback(db_session=session, settings=settings, key=key, streams=streams,
                                                user_id=user_id, lesson=lesson, entitlement=entitlement,
-                                               duration=duration)
+                                               duration=duration, resume_position=resume)
     if isinstance(outcome, service.Refusal):
         outcome.raise_error()
     return TokenResponse(token=outcome.token, expires_in=outcome.expires_in,
@@ -95,19 +97,15 @@ async def issue_token(body: TokenRequest, user: CurrentUser, runtime: RuntimeDep
 
 
 async def _authorized_session(runtime: RuntimeDep, settings: SettingsDep, key: TokenKeyDep, streams: StreamsDep,
-                              session_id: uuid.UUID, token: str | None) -> PlaybackSession:
+                              session_id: uuid.UUID, token: str | None) -> service.ManifestSession:
     try:
         claims = signing.verify_playback_token(key, token)
     except Unauthorized as exc:  # no trustworthy user to write down: metrics only
         service.ACCESS_DECISIONS.labels("manifest", "refused", exc.code or "invalid_token").inc()
         raise
-    entitlement = None
-    if claims.session_id == session_id:
-        entitlement = await service.session_entitlement(db=runtime.db, catalog=runtime.client("catalog"),
-                                                        cache=runtime.cache, settings=settings, session_id=session_id)
-    async with runtime.db.transaction() as session:
-        outcome = await service.authorize_manifest(db_session=session, settings=settings, streams=streams,
-                                                   claims=claims, session_id=session_id, entitlement=entitlement)
+    outcome = await service.authorize_manifest(
+        db=runtime.db, catalog=runtime.client("catalog"), cache=runtime.cache, settings=settings, streams=streams,
+        recorder=runtime.resources["access_records"], claims=claims, session_id=session_id)
     if isinstance(outcome, service.Refusal):
         outcome.raise_error()
     return outcome

@@ -1,0 +1,70 @@
+"""Regression guards of the hot paths (issue 20), in work per request rather than time: SQL
+statements, commits and calls to catalog for a playback token and both playlists. A change that
+adds a round trip to one of them fails here; bench/hot_paths.py measures what they cost."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+
+from common.testing import database_work
+from playback.models import AccessLog
+
+from .conftest import PAID_LESSON, Platform, _serve, stub_catalog
+
+
+@pytest.fixture(scope="module")
+async def budget() -> AsyncIterator[Platform]:
+    async with _serve(stub_catalog()) as served:
+        yield served
+
+
+async def _enrolled(platform: Platform) -> dict[str, str]:
+    user_id, headers = await platform.new_user()
+    await platform.deliver("granted", user_id, version=1)  # the read model holds the entitlement
+    return headers
+
+
+async def test_token_is_one_read_one_transaction_and_no_peer_call(budget: Platform) -> None:
+    headers = await _enrolled(budget)
+    catalog = budget.fake_catalog
+    assert catalog is not None
+    first = await budget.client.post("/api/playback/token", json={"lesson_id": str(PAID_LESSON)}, headers=headers)
+    assert first.status_code == 200, first.text  # the lesson is now cached
+    calls = len(catalog.calls)
+    with database_work(budget.runtime.db.engine) as work:
+        response = await budget.client.post("/api/playback/token", json={"lesson_id": str(PAID_LESSON)},
+                                            headers=headers)
+    assert response.status_code == 200, response.text
+    reads = [s for s in work.statements if s.lstrip().upper().startswith("SELECT")]
+    writes = [s for s in work.statements if s.lstrip().upper().startswith("INSERT")]
+    # entitlement + resume point in one read; session, watermark and access log rows; one commit.
+    assert len(reads) == 1 and len(writes) == 3 and len(work.statements) == 4, work.statements
+    assert work.commits == 1
+    assert len(catalog.calls) == calls, catalog.calls[calls:]
+
+
+async def test_playlists_are_one_read_no_commit_and_no_peer_call(budget: Platform) -> None:
+    headers = await _enrolled(budget)
+    catalog = budget.fake_catalog
+    assert catalog is not None
+    issued = (await budget.client.post("/api/playback/token", json={"lesson_id": str(PAID_LESSON)},
+                                       headers=headers)).json()
+    master = issued["manifest_url"].removeprefix("http://testserver")
+    variant = master.replace("master.m3u8", "360p/index.m3u8")
+    for url in (master, variant, master, variant):
+        calls = len(catalog.calls)
+        with database_work(budget.runtime.db.engine) as work:
+            response = await budget.client.get(url)
+        assert response.status_code == 200, response.text
+        assert len(work.statements) == 1 and work.commits == 0, work.statements
+        assert len(catalog.calls) == calls, catalog.calls[calls:]
+    # The grants still reach the access log (in batches): one row per playlist fetched.
+    await budget.runtime.resources["access_records"].flush()
+    async with budget.runtime.db.session() as session:
+        granted = await session.scalar(sa.select(sa.func.count()).select_from(AccessLog).where(
+            AccessLog.session_id == uuid.UUID(issued["session_id"]), AccessLog.action == "manifest"))
+    assert granted == 4
