@@ -28,7 +28,7 @@ from common.db import Database, autocommit, upsert_insert, utcnow
 from common.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, UpstreamUnavailable
 from common.http import ServiceClient
 from common.observability.metrics import count
-from playback import hls, signing
+from playback import forensic, hls, signing
 from playback.access_records import AccessRecorder
 from playback.cdn import MediaSigner
 from playback.media import LocalMediaStore
@@ -696,6 +696,7 @@ def sign_media_playlist(template: str, *, signer: MediaSigner, media_base_url: s
 class _MediaTemplate:
     template: str
     duration: float
+    ab: forensic.ABTemplate | None = None  # A/B segment variants: each viewer gets their own mix
 
 
 # (media root, asset, rendition) -> (monotonic expiry, template). Packaged renditions never change
@@ -705,14 +706,17 @@ TEMPLATE_CACHE_SECONDS = 60.0
 TEMPLATE_CACHE_ENTRIES = 1024
 
 
-async def _media_template(store: LocalMediaStore, asset_id: uuid.UUID, rendition: str) -> _MediaTemplate:
+async def _media_template(store: LocalMediaStore, asset_id: uuid.UUID, rendition: str,
+                          names_key: bytes = b"") -> _MediaTemplate:
     key = (str(store.root), str(asset_id), rendition)
     now = time.monotonic()
     hit = _TEMPLATES.get(key)
     if hit is not None and hit[0] > now:
         return hit[1]
     text = await _read_playlist(store, asset_id, f"{rendition}/index.m3u8")
-    entry = _MediaTemplate(template=hls.media_template(text, rendition), duration=hls.media_duration(text))
+    template = hls.media_template(text, rendition)
+    entry = _MediaTemplate(template=template, duration=hls.media_duration(text),
+                           ab=forensic.ab_template(template, key=names_key, asset_id=str(asset_id)))
     if len(_TEMPLATES) >= TEMPLATE_CACHE_ENTRIES:
         _TEMPLATES.clear()
     _TEMPLATES[key] = (now + TEMPLATE_CACHE_SECONDS, entry)
@@ -726,8 +730,13 @@ async def media_playlist(*, store: LocalMediaStore, settings: PlaybackSettings, 
     the links live for the media's duration plus a grace period."""
     if not hls.is_valid_rendition(rendition):
         raise NotFound("rendition not found")
-    media = await _media_template(store, playback_session.asset_id, rendition)
+    secret = settings.secure_link_secret.get_secret_value()
+    media = await _media_template(store, playback_session.asset_id, rendition, forensic.names_key(secret))
+    template = media.template
+    if media.ab is not None:
+        template = forensic.viewer_template(media.ab, forensic.codeword(
+            forensic.code_key(secret), playback_session.watermark, media.ab.positions))
     expires = math.ceil((time.time() if now is None else now) + media.duration + settings.media_link_grace_seconds)
     count("playback", "manifests_served")
-    return sign_media_playlist(media.template, signer=signer, media_base_url=settings.resolved_media_base_url,
+    return sign_media_playlist(template, signer=signer, media_base_url=settings.resolved_media_base_url,
                                asset_id=str(playback_session.asset_id), expires=expires)

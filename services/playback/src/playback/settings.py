@@ -94,6 +94,9 @@ class PlaybackSettings(ServiceSettings):
     transcode_retry_delay_ms: int = 5000
     transcode_segment_seconds: int = 4
     transcode_preset: str = "veryfast"
+    # Issue 19: every segment in A/B variants carrying a forensic mark, chosen per viewer (about
+    # twice the storage and encode time); off: one variant, no per-viewer tracing in the pixels.
+    forensic_watermark: bool = True
     transcode_work_dir: Path | None = None  # scratch space for the source and outputs (None: system tmp)
     worker_host: str = "127.0.0.1"
     worker_port: int = 8000  # the worker's /health and /metrics

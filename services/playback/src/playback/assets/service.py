@@ -33,6 +33,7 @@ from common.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unproc
 from common.events.outbox import add_event
 from common.observability.metrics import count
 from common.security import Principal
+from playback import forensic
 from playback.assets import transcoder
 from playback.assets.models import (
     DELETED,
@@ -66,6 +67,11 @@ OUTPUT_CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/
 def upload_key(asset_id: uuid.UUID) -> str:
     """The raw upload lives outside the served prefix: a viewer's signed link never reaches it."""
     return f"uploads/{asset_id}"
+
+
+def forensic_reference_key(asset_id: uuid.UUID) -> str:
+    """The A/B detector's reference: outside the served prefix too (it tells the variants apart)."""
+    return f"forensics/{asset_id}.npz"
 
 
 def asset_prefix(asset_id: uuid.UUID) -> str:
@@ -294,6 +300,7 @@ async def purge_storage(storage: Storage, asset_id: uuid.UUID, upload_id: str | 
     """Every object of the asset: renditions, thumbnail, the source and an unfinished multipart upload."""
     await storage.delete_prefix(asset_prefix(asset_id))
     await storage.delete(upload_key(asset_id))
+    await storage.delete(forensic_reference_key(asset_id))
     if upload_id is not None:
         await storage.abort_multipart(upload_key(asset_id), upload_id=upload_id)
 
@@ -435,6 +442,14 @@ async def _store_outputs(storage: Storage, asset_id: uuid.UUID, out: Path) -> No
         await storage.put_file(key, path, OUTPUT_CONTENT_TYPES.get(path.suffix, "application/octet-stream"))
 
 
+def _variant_namer(settings: PlaybackSettings, asset_id: uuid.UUID) -> transcoder.VariantNamer | None:
+    """Issue 19: A/B segment variants named with the forensic key, unless watermarking is off."""
+    if not settings.forensic_watermark:
+        return None
+    key = forensic.names_key(settings.secure_link_secret.get_secret_value())
+    return lambda rendition, name, variant: forensic.variant_file(key, str(asset_id), rendition, name, variant)
+
+
 async def _mark_ready(db: Database, asset_id: uuid.UUID, result: transcoder.TranscodeResult) -> bool:
     """processing -> ready with its event, in one transaction; False if the asset went away meanwhile."""
     async with db.transaction() as session:
@@ -482,11 +497,15 @@ async def run_transcode(*, db: Database, storage: Storage, settings: PlaybackSet
             result = await transcoder.transcode(
                 source, out, segment_seconds=settings.transcode_segment_seconds,
                 preset=settings.transcode_preset, limit_seconds=settings.transcode_timeout_seconds,
-                on_progress=_progress_writer(db, asset_id))
+                on_progress=_progress_writer(db, asset_id), variant_namer=_variant_namer(settings, asset_id))
         except transcoder.NotAVideo as exc:
             await _fail_for_good(db, storage, asset_id, str(exc))
             return "failed"
         await _store_outputs(storage, asset_id, out)
+        if result.forensic_reference is not None:
+            reference = work / "forensic.npz"
+            await asyncio.to_thread(reference.write_bytes, result.forensic_reference)
+            await storage.put_file(forensic_reference_key(asset_id), reference, "application/octet-stream")
         if not await _mark_ready(db, asset_id, result):
             await purge_storage(storage, asset_id)  # deleted while we worked: leave nothing behind
             return "deleted"

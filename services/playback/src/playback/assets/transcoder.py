@@ -18,12 +18,15 @@ import ctypes
 import json
 import logging
 import math
+import shutil
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from playback import forensic, forensic_detect
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,8 @@ class TranscodeResult:
     duration: float
     renditions: list[Rendition]
     thumbnail: bool
+    # A/B watermarking: the detector's reference (forensic_detect.Reference bytes), stored off the served prefix.
+    forensic_reference: bytes | None = None
 
 
 def _die_with_parent() -> None:
@@ -137,37 +142,89 @@ def plan_ladder(source: Probe, ladder: tuple[Rung, ...] = LADDER) -> list[tuple[
     return planned
 
 
+def _variants(plan: list[tuple[Rung, int, int]], ab: bool) -> list[tuple[Rung, str]]:
+    """(rung, output stream name) per encoded stream: one per rung, or its A and B variants."""
+    return [(rung, f"{rung.name}_{v}" if ab else rung.name) for rung, _, _ in plan
+            for v in (forensic.VARIANTS if ab else ("",))]
+
+
 def ffmpeg_args(source: Path, out: Path, info: Probe, plan: list[tuple[Rung, int, int]], *,
-                segment_seconds: int, preset: str) -> list[str]:
+                segment_seconds: int, preset: str, ab: bool = False) -> list[str]:
+    """One ffmpeg run; with `ab` every rendition is encoded twice, +mark (A) and -mark (B), on the
+    same forced keyframes, into `<out>/AB_SCRATCH/<rendition>_<a|b>/` (see `_arrange_variants`)."""
     count = len(plan)
     split = f"[0:v:0]split={count}" + "".join(f"[s{i}]" for i in range(count))
-    scales = ";".join(f"[s{i}]scale={w}:{h}:flags=bicubic,format=yuv420p[v{i}]"
-                      for i, (_, w, h) in enumerate(plan))
+    if ab:
+        scales = ";".join(
+            f"[s{i}]scale={w}:{h}:flags=bicubic,format=yuv420p,split=2[p{i}a][p{i}b];"
+            f"[p{i}a]{forensic_detect.geq_filter(+1)}[v{i}a];[p{i}b]{forensic_detect.geq_filter(-1)}[v{i}b]"
+            for i, (_, w, h) in enumerate(plan))
+        labels = [f"v{i}{v}" for i in range(count) for v in forensic.VARIANTS]
+    else:
+        scales = ";".join(f"[s{i}]scale={w}:{h}:flags=bicubic,format=yuv420p[v{i}]"
+                          for i, (_, w, h) in enumerate(plan))
+        labels = [f"v{i}" for i in range(count)]
+    streams = _variants(plan, ab)
     args = ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", str(source),
             "-filter_complex", f"{split};{scales}"]
-    for i in range(count):
-        args += ["-map", f"[v{i}]"]
+    for label in labels:
+        args += ["-map", f"[{label}]"]
         if info.has_audio:
             args += ["-map", "0:a:0"]
     args += ["-c:v", "libx264", "-preset", preset, "-profile:v", "main", "-sc_threshold", "0",
              # A keyframe at every segment boundary: segments start decodable, all renditions aligned.
              "-force_key_frames", f"expr:gte(t,n_forced*{segment_seconds})"]
-    for i, (rung, _, _) in enumerate(plan):
+    for i, (rung, _) in enumerate(streams):
         args += [f"-b:v:{i}", f"{rung.video_kbps}k", f"-maxrate:v:{i}", f"{rung.video_kbps * 107 // 100}k",
                  f"-bufsize:v:{i}", f"{rung.video_kbps * 3 // 2}k"]
     if info.has_audio:
         args += ["-c:a", "aac", "-b:a", f"{plan[0][0].audio_kbps}k", "-ac", "2", "-ar", "48000"]
     stream_map = " ".join(
-        f"v:{i},a:{i},name:{rung.name}" if info.has_audio else f"v:{i},name:{rung.name}"
-        for i, (rung, _, _) in enumerate(plan))
+        f"v:{i},a:{i},name:{name}" if info.has_audio else f"v:{i},name:{name}"
+        for i, (_, name) in enumerate(streams))
+    target = out / AB_SCRATCH if ab else out
     args += ["-map_metadata", "-1", "-f", "hls", "-hls_time", str(segment_seconds),
              "-hls_playlist_type", "vod", "-hls_list_size", "0", "-hls_flags", "independent_segments",
              "-hls_segment_type", "mpegts",
-             "-hls_segment_filename", str(out / "%v" / "segment_%03d.ts"),
+             "-hls_segment_filename", str(target / "%v" / "segment_%03d.ts"),
              "-var_stream_map", stream_map,
              "-progress", "pipe:1", "-nostats",
-             str(out / "%v" / "index.m3u8")]
+             str(target / "%v" / "index.m3u8")]
     return args
+
+
+AB_SCRATCH = "ab-scratch"
+# (rendition, plain segment name, variant) -> the variant's unguessable file name (forensic.variant_file).
+VariantNamer = Callable[[str, str, str], str]
+
+
+def _segment_names(playlist: str) -> list[str]:
+    return [line.strip() for line in playlist.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _arrange_variants(out: Path, plan: list[tuple[Rung, int, int]], namer: VariantNamer) -> list[list[Path]]:
+    """Move each rendition's A and B segments to `<rendition>/<unguessable name>` and write its
+    playlist (A's, with plain names as positions and forensic.AB_MARKER); returns the first
+    rendition's [A files, B files] in position order (the detector's reference is made from them)."""
+    scratch = out / AB_SCRATCH
+    first: list[list[Path]] = []
+    for rung, _, _ in plan:
+        playlists = {v: (scratch / f"{rung.name}_{v}" / "index.m3u8") for v in forensic.VARIANTS}
+        if not all(p.is_file() for p in playlists.values()):
+            raise TranscodeError(f"ffmpeg wrote no playlist for {rung.name}")
+        texts = {v: p.read_text() for v, p in playlists.items()}
+        names = {v: _segment_names(t) for v, t in texts.items()}
+        if names["a"] != names["b"] or not names["a"]:
+            raise TranscodeError(f"A and B variants of {rung.name} are not segmented alike")
+        moved = [[out / rung.name / namer(rung.name, name, v) for name in names[v]] for v in forensic.VARIANTS]
+        for v, targets in zip(forensic.VARIANTS, moved, strict=True):
+            for name, target in zip(names[v], targets, strict=True):
+                (scratch / f"{rung.name}_{v}" / name).replace(target)
+        first = first or moved
+        header, _, rest = texts["a"].partition("\n")
+        (out / rung.name / "index.m3u8").write_text(f"{header}\n{forensic.AB_MARKER}\n{rest}")
+    shutil.rmtree(scratch)
+    return first
 
 
 def master_playlist(renditions: list[Rendition], has_audio: bool) -> str:
@@ -218,8 +275,9 @@ async def _encode(args: list[str], duration: float, limit_seconds: float, on_pro
 
 async def transcode(source: Path, out: Path, *, segment_seconds: int = 4, preset: str = "veryfast",
                     limit_seconds: float = 3600, on_progress: ProgressCallback | None = None,
-                    ladder: tuple[Rung, ...] = LADDER) -> TranscodeResult:
-    """Probe, encode the ladder, write the master playlist and a thumbnail into `out`."""
+                    ladder: tuple[Rung, ...] = LADDER, variant_namer: VariantNamer | None = None) -> TranscodeResult:
+    """Probe, encode the ladder, write the master playlist and a thumbnail into `out`; with a
+    `variant_namer`, every segment in A and B variants and the detector's reference too."""
     info = await probe(source)
     plan = plan_ladder(info, ladder)
     for rung, _, _ in plan:
@@ -228,8 +286,17 @@ async def transcode(source: Path, out: Path, *, segment_seconds: int = 4, preset
     async def ignore(_: int) -> None:
         return None
 
-    await _encode(ffmpeg_args(source, out, info, plan, segment_seconds=segment_seconds, preset=preset),
+    ab = variant_namer is not None
+    for _, name in _variants(plan, ab) if ab else []:
+        (out / AB_SCRATCH / name).mkdir(parents=True, exist_ok=True)
+    await _encode(ffmpeg_args(source, out, info, plan, segment_seconds=segment_seconds, preset=preset, ab=ab),
                   info.duration, limit_seconds, on_progress or ignore)
+    reference = None
+    if variant_namer is not None:
+        a_files, b_files = await asyncio.to_thread(_arrange_variants, out, plan, variant_namer)
+        built = await asyncio.to_thread(forensic_detect.build_reference, a_files, b_files, width=info.width,
+                                        height=info.height, segment_seconds=segment_seconds)
+        reference = built.to_bytes()
     renditions = [Rendition(rung.name, w, h, (rung.video_kbps + (rung.audio_kbps if info.has_audio else 0))
                             * 1000 * 11 // 10) for rung, w, h in plan]
     for r in renditions:
@@ -243,4 +310,5 @@ async def transcode(source: Path, out: Path, *, segment_seconds: int = 4, preset
     thumbnail = code == 0 and (out / "thumbnail.jpg").is_file()
     if not thumbnail:
         log.warning("thumbnail extraction failed", extra={"source": source.name})
-    return TranscodeResult(duration=round(info.duration, 3), renditions=renditions, thumbnail=thumbnail)
+    return TranscodeResult(duration=round(info.duration, 3), renditions=renditions, thumbnail=thumbnail,
+                           forensic_reference=reference)
