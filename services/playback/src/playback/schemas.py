@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -82,6 +83,33 @@ class WatermarkRecord(BaseModel):
 class WatermarkLookup(BaseModel):
     watermark: str
     sessions: list[WatermarkRecord]
+
+
+class WatermarkSuspect(BaseModel):
+    """A session whose codeword the recording matches at `matching_positions` of `positions`;
+    `false_match_probability`: how likely an innocent session (any of the asset's) matches as well."""
+
+    matching_positions: int
+    positions: int
+    false_match_probability: float
+    sessions: list[WatermarkRecord]
+
+
+class WatermarkTrace(BaseModel):
+    """A leaked recording traced through its A/B segment marks.
+
+    outcome: `identified` (one session, `confidence` = 1 - false-accusation probability), `mixed`
+    (segments of two sessions stitched together: both listed, nobody accused), `unidentified`
+    (too short or no significant match), `no_matching_asset` (not a watermarked asset's video).
+    """
+
+    outcome: Literal["identified", "mixed", "unidentified", "no_matching_asset", "unaligned"]
+    asset_id: uuid.UUID | None = None
+    positions: int = 0
+    offset_seconds: float = 0.0
+    alignment: float = 0.0
+    confidence: float = 0.0
+    suspects: list[WatermarkSuspect] = []
 
 
 class CatalogLesson(BaseModel):

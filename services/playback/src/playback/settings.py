@@ -97,6 +97,8 @@ class PlaybackSettings(ServiceSettings):
     # Issue 19: every segment in A/B variants carrying a forensic mark, chosen per viewer (about
     # twice the storage and encode time); off: one variant, no per-viewer tracing in the pixels.
     forensic_watermark: bool = True
+    # Largest recording an admin may upload for tracing (POST /admin/watermarks/identify).
+    forensic_upload_max_bytes: int = Field(default=512 * 1024**2, ge=1)
     transcode_work_dir: Path | None = None  # scratch space for the source and outputs (None: system tmp)
     worker_host: str = "127.0.0.1"
     worker_port: int = 8000  # the worker's /health and /metrics

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import uuid
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+import aiofiles
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
 
-from common.errors import NotFound, Unauthorized
+from common.errors import NotFound, PayloadTooLarge, Unauthorized, Unprocessable, UnsupportedMediaType
 from common.security import AdminUser, CurrentUser, Principal, require_service
-from playback import hls, service, signing
+from playback import hls, leaks, service, signing
 from playback.api.deps import (
     MediaSignerDep,
     MediaStoreDep,
@@ -20,6 +23,7 @@ from playback.api.deps import (
     StreamsDep,
     TokenKeyDep,
 )
+from playback.assets.routes import StorageDep
 from playback.media import HLS_PLAYLIST
 from playback.schemas import (
     CourseProgress,
@@ -30,6 +34,7 @@ from playback.schemas import (
     TokenResponse,
     WatermarkLookup,
     WatermarkRecord,
+    WatermarkTrace,
 )
 
 log = logging.getLogger(__name__)
@@ -197,3 +202,40 @@ async def lookup_watermark(watermark: Watermark, admin: AdminUser, runtime: Runt
     log.info("watermark lookup", extra={"admin": admin.subject, "watermark": mark, "found": len(rows)})
     return WatermarkLookup(watermark=mark, sessions=[WatermarkRecord.model_validate(row, from_attributes=True)
                                                      for row in rows])
+
+
+@router.post("/admin/watermarks/identify", response_model=WatermarkTrace,
+             responses={413: {"description": "recording too large"}, 415: {"description": "not a video upload"},
+                        422: {"description": "not decodable as video"}})
+async def identify_recording(request: Request, admin: AdminUser, runtime: RuntimeDep, settings: SettingsDep,
+                             storage: StorageDep,
+                             content_type: Annotated[str, Header()],
+                             content_length: Annotated[int | None, Header(ge=0)] = None,
+                             asset_id: uuid.UUID | None = None) -> WatermarkTrace:
+    """Trace a leaked recording (the raw video as the body, at most PLAYBACK_FORENSIC_UPLOAD_MAX_BYTES)
+    to the session whose A/B marks it carries; admins only, every run logged."""
+    limit = settings.forensic_upload_max_bytes
+    if not content_type.split(";")[0].strip().lower().startswith("video/"):
+        raise UnsupportedMediaType("send the recording as video/* (the raw file as the body)",
+                                   code="unsupported_content_type")
+    if content_length is not None and content_length > limit:
+        raise PayloadTooLarge(f"recordings are limited to {limit} bytes", code="recording_too_large",
+                              max_bytes=limit)
+    with tempfile.TemporaryDirectory(dir=settings.transcode_work_dir) as tmp:
+        path = FilePath(tmp) / "recording"
+        received = 0
+        async with aiofiles.open(path, "wb") as handle:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > limit:
+                    raise PayloadTooLarge(f"recordings are limited to {limit} bytes", code="recording_too_large",
+                                          max_bytes=limit)
+                await handle.write(chunk)
+        try:
+            trace = await leaks.identify_recording(db=runtime.db, storage=storage,
+                                                   settings=settings, recording=path, asset_id=asset_id)
+        except ValueError as exc:
+            raise Unprocessable(str(exc), code="not_a_video") from exc
+    log.info("watermark trace", extra={"admin": admin.subject, "outcome": trace.outcome,
+                                       "asset_id": str(trace.asset_id), "bytes": received})
+    return trace
