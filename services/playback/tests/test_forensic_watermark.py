@@ -91,13 +91,13 @@ async def _watch(platform: Platform, folder: Path) -> Viewer:
     assert variant.status_code == 200, variant.text
     assert forensic.AB_MARKER not in variant.text
     urls = [line for line in variant.text.splitlines() if line and not line.startswith("#")]
-    folder.mkdir()
+    await asyncio.to_thread(folder.mkdir)
     files = []
     for index, url in enumerate(urls):
         segment = await platform.client.get(_local(url))
         assert segment.status_code == 200, url
         path = folder / f"{index:03d}.ts"
-        path.write_bytes(segment.content)
+        await asyncio.to_thread(path.write_bytes, segment.content)
         files.append(path)
     return Viewer(uuid.UUID(body["session_id"]), urls, files)
 
@@ -113,7 +113,8 @@ def _record(files: list[Path], target: Path, *, scale: str = "128:72", bitrate: 
 
 async def _identify(platform: Platform, recording: Path) -> httpx.Response:
     admin = await platform.login(*ADMIN)
-    return await platform.client.post("/api/playback/admin/watermarks/identify", content=recording.read_bytes(),
+    body = await asyncio.to_thread(recording.read_bytes)
+    return await platform.client.post("/api/playback/admin/watermarks/identify", content=body,
                                       headers={**admin, "Content-Type": "video/mp4"})
 
 

@@ -1,9 +1,9 @@
 """The A/B mark in the pixels, the reference kept at transcode time, and the detector.
 
-The mark: variant A adds, variant B subtracts, a smooth low-frequency luminance pattern
-P(x, y) = sin(2 pi 2x/W) sin(2 pi 2y/H) of `MARK_AMPLITUDE` levels (about 1 % of the range,
-invisible on moving pictures). Being low-frequency, it survives re-encoding (it lives in the DC
-and lowest DCT coefficients), scaling (it is defined on normalised coordinates) and small crops.
+The mark: variant A lightens two opposite quadrants and darkens the other two by a 1.5 % veil,
+variant B the reverse (`mark_filter`): about 2 luma levels either way, invisible-ish on moving
+pictures. Being the lowest spatial frequency there is, it survives re-encoding (it lives in the
+DC coefficients), scaling (defined on the picture's halves) and small crops.
 
 The reference (`forensics/<asset>.npz`, outside the served prefix): the unmarked content of each
 segment position as a tiny mean frame (`ANALYSIS_WIDTH` wide), and a coarse per-sample
@@ -11,7 +11,8 @@ fingerprint used to find where a partial recording starts.
 
 Detection: decode the recording to the same tiny grey frames at `SAMPLE_RATE` per second, align it
 on the fingerprint (FFT cross-correlation), then for each segment position fully covered fit
-recording = alpha * content + beta + s * P: the sign of s says A or B. The bits are matched against
+recording = alpha * content + beta + s * mark, where content = (A + B) / 2 and mark = (A - B) / 2
+as stored for that position: the sign of s says A or B. The bits are matched against
 the codewords of the sessions issued for the asset (`playback.forensic.codeword`).
 """
 
@@ -30,8 +31,7 @@ import numpy.typing as npt
 
 from playback import forensic
 
-MARK_AMPLITUDE = 3.0
-PATTERN_CYCLES = 2
+MARK_ALPHA = 0.015  # A and B differ by about 2 x 0.015 x 255 = 4 luma levels (of 255)
 SAMPLE_RATE = 4  # analysis frames per second
 ANALYSIS_WIDTH = 32
 GRID = (6, 8)  # fingerprint blocks (rows, columns)
@@ -42,17 +42,14 @@ MIN_POSITIONS = 8
 Floats = npt.NDArray[np.float64]
 
 
-def geq_filter(sign: int, amplitude: float = MARK_AMPLITUDE) -> str:
-    """ffmpeg `geq` adding sign * amplitude * P to the luma plane, chroma untouched."""
-    pattern = (f"sin(2*PI*{PATTERN_CYCLES}*(X+0.5)/W)*sin(2*PI*{PATTERN_CYCLES}*(Y+0.5)/H)")
-    return (f"geq=lum='clip(lum(X,Y)+({sign * amplitude})*{pattern},0,255)'"
-            ":cb='cb(X,Y)':cr='cr(X,Y)'")
-
-
-def pattern(height: int, width: int) -> Floats:
-    y = (np.arange(height) + 0.5) / height
-    x = (np.arange(width) + 0.5) / width
-    return np.outer(np.sin(2 * np.pi * PATTERN_CYCLES * y), np.sin(2 * np.pi * PATTERN_CYCLES * x))
+def mark_filter(sign: int, alpha: float = MARK_ALPHA) -> str:
+    """ffmpeg filters marking variant A (sign +1) or B (-1): a faint light/dark veil over the
+    quadrant checkerboard (top-left and bottom-right lighter for A, darker for B; the other two the
+    reverse). `drawbox` blends in C at any resolution (the per-pixel expression of `geq` cost
+    several times the encode itself at 720p)."""
+    light, dark = (f"white@{alpha}", f"black@{alpha}") if sign > 0 else (f"black@{alpha}", f"white@{alpha}")
+    boxes = [("0", "0", light), ("iw/2", "ih/2", light), ("iw/2", "0", dark), ("0", "ih/2", dark)]
+    return ",".join(f"drawbox=x={x}:y={y}:w=iw/2:h=ih/2:color={color}:t=fill" for x, y, color in boxes)
 
 
 def analysis_size(width: int, height: int) -> tuple[int, int]:
@@ -85,12 +82,18 @@ def decode_frames(source: Path | Sequence[Path], size: tuple[int, int], limit_se
     return frames[: usable * width * height].reshape(usable, height, width).astype(np.float64)
 
 
+def _blocks(frames: Floats) -> Floats:
+    """(n, h, w) -> (n, rows * cols) block means: coarse enough that a crop of a few pixels or a
+    rescale moves little between blocks, fine enough to keep the quadrant mark."""
+    n, h, w = frames.shape
+    rows, cols = GRID
+    return frames.reshape(n, rows, h // rows, cols, w // cols).mean(axis=(2, 4)).reshape(n, rows * cols)
+
+
 def _fingerprint(frames: Floats) -> Floats:
     """Per-frame block means less their mean over time (what moves, not the static background),
     centred and normalised per frame (brightness/contrast changes cancel out)."""
-    n, h, w = frames.shape
-    rows, cols = GRID
-    blocks = frames.reshape(n, rows, h // rows, cols, w // cols).mean(axis=(2, 4)).reshape(n, rows * cols)
+    blocks = _blocks(frames)
     blocks -= blocks.mean(axis=0, keepdims=True)
     blocks -= blocks.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(blocks, axis=1, keepdims=True)
@@ -168,14 +171,15 @@ def align(reference: Reference, frames: Floats) -> tuple[int, float]:
 def mark_scores(reference: Reference, frames: Floats, offset: int) -> dict[int, float]:
     """Position -> s (about +1: A, -1: B) for every position the recording covers."""
     per, margin = _segment_samples(reference.segment_seconds)
+    contents, marks = _blocks(reference.content), _blocks(reference.mark)
     scores: dict[int, float] = {}
     for position in range(len(reference.content)):
         start, stop = position * per + margin - offset, (position + 1) * per - margin - offset
         if start < 0 or stop > len(frames) or stop <= start:
             continue
-        seen = frames[start:stop].mean(axis=0).ravel()
-        mark = reference.mark[position].ravel()
-        design = np.column_stack([reference.content[position].ravel(), np.ones_like(mark), mark])
+        seen = _blocks(frames[start:stop].mean(axis=0, keepdims=True))[0]
+        mark = marks[position]
+        design = np.column_stack([contents[position], np.ones_like(mark), mark])
         coefficients, *_ = np.linalg.lstsq(design, seen, rcond=None)
         scores[position] = float(coefficients[2])
     return scores
@@ -230,7 +234,7 @@ def identify(scores: dict[int, float], watermarks: Sequence[str], key: bytes) ->
         # chance: a recording stitched from both. Nobody is accused on its strength.
         first, second = codes[ranked[0].watermark], codes[ranked[1].watermark]
         explained = int(((first == observed) | (second == observed)).sum())
-        both_well = all(c.matches >= 0.6 * c.positions for c in ranked[:2])
+        both_well = all(c.matches >= 0.7 * c.positions for c in ranked[:2])
         if explained >= 0.95 * len(positions) and both_well and best.matches < 0.9 * best.positions:
             return "mixed", ranked[:2], 0.0
     if significant and best.matches >= 0.8 * best.positions and (

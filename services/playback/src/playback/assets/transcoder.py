@@ -157,7 +157,7 @@ def ffmpeg_args(source: Path, out: Path, info: Probe, plan: list[tuple[Rung, int
     if ab:
         scales = ";".join(
             f"[s{i}]scale={w}:{h}:flags=bicubic,format=yuv420p,split=2[p{i}a][p{i}b];"
-            f"[p{i}a]{forensic_detect.geq_filter(+1)}[v{i}a];[p{i}b]{forensic_detect.geq_filter(-1)}[v{i}b]"
+            f"[p{i}a]{forensic_detect.mark_filter(+1)}[v{i}a];[p{i}b]{forensic_detect.mark_filter(-1)}[v{i}b]"
             for i, (_, w, h) in enumerate(plan))
         labels = [f"v{i}{v}" for i in range(count) for v in forensic.VARIANTS]
     else:
