@@ -19,6 +19,7 @@ the codewords of the sessions issued for the asset (`playback.forensic.codeword`
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import subprocess
 import tempfile
@@ -39,6 +40,7 @@ GRID = (6, 8)  # fingerprint blocks (rows, columns)
 # candidates, is below this; a mix of two sessions is reported as such, never as one accusation.
 FALSE_ACCUSATION_BOUND = 1e-3
 MIN_POSITIONS = 8
+CROP_STEPS = (0.0, 0.015, 0.03, 0.045)  # fractions of the picture a recording may have lost per side
 Floats = npt.NDArray[np.float64]
 
 
@@ -168,16 +170,60 @@ def align(reference: Reference, frames: Floats) -> tuple[int, float]:
     return int(offsets[best]), float(score[best])
 
 
-def mark_scores(reference: Reference, frames: Floats, offset: int) -> dict[int, float]:
-    """Position -> s (about +1: A, -1: B) for every position the recording covers."""
+def _crop(images: Floats, left: float, top: float, right: float, bottom: float) -> Floats:
+    """The (…, h, w) images' sub-rectangle (fractions cut from each side) stretched back to (h, w), bilinear."""
+    h, w = images.shape[-2:]
+
+    def axis(size: int, low: float, high: float) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], Floats]:
+        at = np.clip((low + (np.arange(size) + 0.5) / size * (1 - low - high)) * size - 0.5, 0, size - 1)
+        first = np.floor(at).astype(np.intp)
+        return first, np.minimum(first + 1, size - 1), at - first
+
+    y0, y1, fy = axis(h, top, bottom)
+    x0, x1, fx = axis(w, left, right)
+    rows = images[..., y0, :] * (1 - fy)[:, None] + images[..., y1, :] * fy[:, None]
+    return rows[..., x0] * (1 - fx) + rows[..., x1] * fx
+
+
+def _windows(reference: Reference, frames: Floats, offset: int) -> dict[int, Floats]:
+    """Position -> the recording's mean frame over that position's window, for the positions it covers."""
     per, margin = _segment_samples(reference.segment_seconds)
-    contents, marks = _blocks(reference.content), _blocks(reference.mark)
-    scores: dict[int, float] = {}
+    seen = {}
     for position in range(len(reference.content)):
         start, stop = position * per + margin - offset, (position + 1) * per - margin - offset
-        if start < 0 or stop > len(frames) or stop <= start:
-            continue
-        seen = _blocks(frames[start:stop].mean(axis=0, keepdims=True))[0]
+        if start >= 0 and stop <= len(frames) and stop > start:
+            seen[position] = frames[start:stop].mean(axis=0)
+    return seen
+
+
+def register(reference: Reference, seen: dict[int, Floats]) -> tuple[float, float, float, float]:
+    """The crop (left, top, right, bottom fractions) under which the reference best explains what
+    the recording shows: a recording cropped a little is compared with the same part of the picture."""
+    positions = sorted(seen)[:: max(1, len(seen) // 40)]
+    if not positions:
+        return (0.0, 0.0, 0.0, 0.0)
+    observed = np.stack([seen[p] for p in positions]).reshape(len(positions), -1)
+    best, best_error = (0.0, 0.0, 0.0, 0.0), np.inf
+    for crop in itertools.product(CROP_STEPS, repeat=4):
+        content = _crop(reference.content[positions], *crop).reshape(len(positions), -1)
+        design = np.stack([content, np.ones_like(content)], axis=-1)  # per position: alpha, beta
+        error = 0.0
+        for x, y in zip(design, observed, strict=True):
+            _, residual, *_ = np.linalg.lstsq(x, y, rcond=None)
+            error += float(residual[0]) if len(residual) else 0.0
+        if error < best_error:
+            best, best_error = crop, error
+    return best
+
+
+def mark_scores(reference: Reference, frames: Floats, offset: int) -> dict[int, float]:
+    """Position -> s (about +1: A, -1: B) for every position the recording covers."""
+    seen_frames = _windows(reference, frames, offset)
+    crop = register(reference, seen_frames)
+    contents, marks = _blocks(_crop(reference.content, *crop)), _blocks(_crop(reference.mark, *crop))
+    scores: dict[int, float] = {}
+    for position, frame in seen_frames.items():
+        seen = _blocks(frame[None])[0]
         mark = marks[position]
         design = np.column_stack([contents[position], np.ones_like(mark), mark])
         coefficients, *_ = np.linalg.lstsq(design, seen, rcond=None)
