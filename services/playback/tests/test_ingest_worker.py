@@ -21,6 +21,7 @@ import pytest
 
 from common.testing import RABBITMQ_URL, postgres_database, unique_name
 from gateway.distributed import REPO_ROOT, free_port
+from playback import forensic
 from playback.assets.models import VideoAsset
 
 from .test_assets import INSTRUCTOR, Ingest, make_video, serve_ingest
@@ -184,10 +185,14 @@ async def test_worker_killed_mid_job_still_ends_with_one_ready_asset(distributed
     # Exactly one ready asset: one event, one set of outputs, no job left in the queue.
     assert len(await ingest.events("playback.asset.ready.v1", asset_id)) == 1
     root = ingest.media_root / asset_id
+    names_key = forensic.names_key(ingest.settings.secure_link_secret.get_secret_value())
     for rendition in ("360p", "720p"):
         playlist = (root / rendition / "index.m3u8").read_text()
         listed = sorted(line for line in playlist.splitlines() if line.endswith(".ts"))
-        assert sorted(p.name for p in (root / rendition).iterdir()) == sorted([*listed, "index.m3u8"])
+        # Each listed position exists as its A and B variant (issue 19), nothing else.
+        variants = [forensic.variant_file(names_key, asset_id, rendition, name, variant)
+                    for name in listed for variant in forensic.VARIANTS]
+        assert sorted(p.name for p in (root / rendition).iterdir()) == sorted([*variants, "index.m3u8"])
     connection = await aio_pika.connect(RABBITMQ_URL)
     async with connection:
         channel = await connection.channel()

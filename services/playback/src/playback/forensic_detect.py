@@ -196,14 +196,15 @@ def _windows(reference: Reference, frames: Floats, offset: int) -> dict[int, Flo
     return seen
 
 
-def register(reference: Reference, seen: dict[int, Floats]) -> tuple[float, float, float, float]:
+def register(reference: Reference, seen: dict[int, Floats]) -> tuple[float, ...]:
     """The crop (left, top, right, bottom fractions) under which the reference best explains what
     the recording shows: a recording cropped a little is compared with the same part of the picture."""
     positions = sorted(seen)[:: max(1, len(seen) // 40)]
     if not positions:
         return (0.0, 0.0, 0.0, 0.0)
     observed = np.stack([seen[p] for p in positions]).reshape(len(positions), -1)
-    best, best_error = (0.0, 0.0, 0.0, 0.0), np.inf
+    best: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
+    best_error = np.inf
     for crop in itertools.product(CROP_STEPS, repeat=4):
         content = _crop(reference.content[positions], *crop).reshape(len(positions), -1)
         design = np.stack([content, np.ones_like(content)], axis=-1)  # per position: alpha, beta
