@@ -169,18 +169,23 @@ async def test_a_cropped_partial_recording_is_traced_by_the_cli(
     assert '"outcome": "identified"' in run.stdout.decode()
 
 
-async def test_a_recording_stitched_from_two_viewers_accuses_nobody(
+async def test_a_recording_stitched_from_two_viewers_accuses_no_innocent(
         platform: Platform, viewers: list[Viewer], tmp_path: Path) -> None:
     first, second = viewers[0].files, viewers[1].files
     stitched = [first[i] if (i // 3) % 2 == 0 else second[i] for i in range(SEGMENTS)]
     response = await _identify(platform, _record(stitched, tmp_path / "collusion.mp4"))
     assert response.status_code == 200, response.text
     trace = response.json()
-    assert trace["outcome"] in ("mixed", "unidentified"), trace
-    if trace["outcome"] == "mixed":
-        named = {s["session_id"] for suspect in trace["suspects"] for s in suspect["sessions"]}
-        assert named == {str(viewers[0].session_id), str(viewers[1].session_id)}
-    assert trace["confidence"] == 0.0
+    colluders = {str(viewers[0].session_id), str(viewers[1].session_id)}
+    named = [s["session_id"] for suspect in trace["suspects"] for s in suspect["sessions"]]
+    if trace["outcome"] == "identified":  # one of the two may carry enough of the recording: never a third
+        assert named[0] in colluders, trace
+    elif trace["outcome"] == "mixed":
+        assert set(named) == colluders, trace
+        assert trace["confidence"] == 0.0
+    else:
+        assert trace["outcome"] == "unidentified", trace
+        assert trace["confidence"] == 0.0
 
 
 async def test_the_identify_route_is_admin_only_and_bounded(platform: Platform, tmp_path: Path) -> None:

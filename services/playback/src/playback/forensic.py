@@ -61,11 +61,15 @@ def variant_file(key: bytes, asset_id: str, rendition: str, plain_name: str, var
     return f"{stem}.{tag}.{suffix}" if dot else f"{plain_name}.{tag}"
 
 
-def codeword(key: bytes, watermark: str, length: int) -> list[int]:
-    """The session's bits for positions 0..length-1 (0 = variant A, 1 = variant B)."""
+_BIT_BYTES = str.maketrans("01", "\x00\x01")
+
+
+def codeword(key: bytes, watermark: str, length: int) -> bytes:
+    """The session's bits for positions 0..length-1 as bytes of 0 (variant A) or 1 (variant B);
+    made with C-level string operations only (it runs on every media playlist request)."""
     seed = hmac.new(key, watermark.encode(), hashlib.sha256).digest()
     raw = hashlib.shake_256(seed).digest((length + 7) // 8)
-    return [(byte >> shift) & 1 for byte in raw for shift in range(8)][:length]
+    return format(int.from_bytes(raw, "big"), f"0{8 * len(raw)}b")[:length].translate(_BIT_BYTES).encode()
 
 
 def is_ab_playlist(text: str) -> bool:
@@ -102,6 +106,6 @@ def ab_template(template: str, *, key: bytes, asset_id: str) -> ABTemplate | Non
     return ABTemplate(choices=tuple(choices), tail=rest)
 
 
-def viewer_template(ab: ABTemplate, bits: list[int]) -> str:
+def viewer_template(ab: ABTemplate, bits: bytes) -> str:
     """The viewer's media template: variant bits[i] at position i (one C-level join)."""
     return "".join(map(operator.getitem, ab.choices, bits)) + ab.tail

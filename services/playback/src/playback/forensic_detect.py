@@ -267,7 +267,8 @@ def identify(scores: dict[int, float], watermarks: Sequence[str], key: bytes) ->
     positions = sorted(scores)
     observed = np.array([1 if scores[p] < 0 else 0 for p in positions])
     length = positions[-1] + 1
-    codes = {mark: np.array(forensic.codeword(key, mark, length))[positions] for mark in set(watermarks)}
+    codes = {mark: np.frombuffer(forensic.codeword(key, mark, length), dtype=np.uint8)[positions]
+             for mark in set(watermarks)}
     ranked = []
     for mark, code in codes.items():
         matches = int((code == observed).sum())
