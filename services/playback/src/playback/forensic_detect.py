@@ -261,7 +261,8 @@ class Verdict:
 
 
 def identify(scores: dict[int, float], watermarks: Sequence[str], key: bytes) -> tuple[str, list[Candidate], float]:
-    """Maximum-likelihood decoding against the issued codewords: (outcome, ranked candidates, confidence)."""
+    """Maximum-likelihood decoding against the issued codewords: (outcome, the sessions it names,
+    confidence). Identified: the one session; mixed: the two; otherwise nobody."""
     if len(scores) < MIN_POSITIONS or not watermarks:
         return "unidentified", [], 0.0
     positions = sorted(scores)
@@ -287,8 +288,9 @@ def identify(scores: dict[int, float], watermarks: Sequence[str], key: bytes) ->
             return "mixed", ranked[:2], 0.0
     if significant and best.matches >= 0.8 * best.positions and (
             len(significant) == 1 or significant[1].matches < 0.6 * significant[1].positions):
-        return "identified", ranked[:3], 1.0 - best.false_match_probability
-    return "unidentified", ranked[:3], 0.0
+        return "identified", [best], 1.0 - best.false_match_probability
+    # No names without a finding: the sessions that matched by chance are innocent viewers.
+    return "unidentified", [], 0.0
 
 
 def detect(reference: Reference, frames: Floats, watermarks: Sequence[str], key: bytes,
