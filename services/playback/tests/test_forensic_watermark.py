@@ -160,7 +160,8 @@ async def test_a_cropped_partial_recording_is_traced_by_the_cli(
     recording = _record(viewer.files[4:20], tmp_path / "part.mp4", scale="192:108", bitrate="100k",
                         crop="156:88:2:1")
     settings = platform.settings
-    env = {**os.environ, "PLAYBACK_DATABASE_URL": settings.database_url, "PLAYBACK_MEDIA_ROOT": str(media_root),
+    env = {**os.environ, "PLAYBACK_DATABASE_URL": settings.database_url.get_secret_value(),
+           "PLAYBACK_MEDIA_ROOT": str(media_root),
            "PLAYBACK_SECURE_LINK_SECRET": settings.secure_link_secret.get_secret_value()}
     run = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "playback", "watermark", "identify",
                                                    str(recording)], env=env, capture_output=True, timeout=300)

@@ -29,7 +29,7 @@ async def _identify(source: Path | list[Path], asset_id: uuid.UUID | None) -> in
     from playback.assets.storage import open_storage
 
     settings = PlaybackSettings()
-    db = Database(settings.database_url, settings.db_schema, 1)
+    db = Database(settings.database_url.get_secret_value(), settings.db_schema, 1)
     try:
         trace = await leaks.identify_recording(db=db, storage=open_storage(settings), settings=settings,
                                                recording=source, asset_id=asset_id)
