@@ -81,7 +81,7 @@ async def test_last_video_lesson_issues_one_certificate_verifiable_by_code(platf
     assert (await platform.client.get(f"/api/catalog/certificates/{certificate.code}/pdf")).status_code == 200
 
 
-async def test_refund_before_completion_issues_none(platform: Platform) -> None:
+async def test_refund_before_completion_issues_none_until_bought_again(platform: Platform) -> None:
     course_id, videos = await published_course(platform, "Refunded Course")
     user_id, order_id = await learner(platform, course_id, "Rita Refund")
     await platform.deliver(COMPLETED, completed(user_id, course_id, videos[0]))
@@ -90,6 +90,13 @@ async def test_refund_before_completion_issues_none(platform: Platform) -> None:
         "currency": "EUR", "refunded_at": "2026-11-21T10:00:00Z"})
     await platform.deliver(COMPLETED, completed(user_id, course_id, videos[1]))
     assert await certificates_of(platform, user_id) == []
+
+    # Buying again: every lesson was completed already, so the new enrollment is certified at once.
+    await platform.deliver("billing.order.paid", {
+        "order_id": str(uuid.uuid4()), "user_id": user_id, "course_id": course_id, "amount": 1900,
+        "currency": "EUR", "paid_at": "2026-11-24T10:00:00Z"})
+    [certificate] = await certificates_of(platform, user_id)
+    assert certificate.learner_name == "Rita Refund"
 
 
 async def test_learner_lists_own_certificates_and_bad_codes_are_refused(platform: Platform) -> None:

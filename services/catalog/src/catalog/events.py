@@ -41,6 +41,8 @@ async def on_order_paid(session: AsyncSession, envelope: Envelope) -> None:
     event = OrderPaid.model_validate(envelope.payload)
     await service.record_order_paid(db_session=session, order_id=event.order_id, user_id=event.user_id,
                                     course_id=event.course_id, paid_at=event.paid_at)
+    # A learner who completed every lesson before (then lost access) is certified on re-purchase.
+    await certificates.issue_if_complete(db_session=session, user_id=event.user_id, course_id=event.course_id)
 
 
 async def on_order_refunded(session: AsyncSession, envelope: Envelope) -> None:
