@@ -11,6 +11,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from common.events.tables import outbox
 from playback.models import AccessLog, Entitlement, PlaybackSession, WatchProgress, WatermarkIssued
 
 from .conftest import (
@@ -280,3 +281,25 @@ async def test_a_stream_that_fell_silent_cannot_resume(refuse: Platform) -> None
     assert (await _session(refuse, issued["session_id"])).end_reason == "timed_out"
     cut = await refuse.client.get(_local(issued["manifest_url"]))
     assert cut.status_code == 410 and cut.json()["end_reason"] == "timed_out"
+
+
+async def _completions(platform: Platform, user_id: uuid.UUID) -> list[dict[str, str]]:
+    async with platform.runtime.db.session() as session:
+        rows = (await session.execute(sa.select(outbox.c.envelope).where(
+            outbox.c.routing_key == "playback.lesson.completed.v1"))).scalars().all()
+    return [row["payload"] for row in rows if row["payload"]["user_id"] == str(user_id)]
+
+
+async def test_crossing_the_completion_share_publishes_one_lesson_completed_event(refuse: Platform) -> None:
+    """Catalog issues certificates from these; only the heartbeat that crosses 90 % publishes."""
+    user_id, headers = await _enrolled_user(refuse)
+    sid = (await _token(refuse, headers))["session_id"]
+    assert (await _heartbeat(refuse, headers, sid, 0.0)).status_code == 200
+    await _rewind_heartbeat(refuse, sid, 2)
+    assert (await _heartbeat(refuse, headers, sid, 4.0)).status_code == 200
+    assert await _completions(refuse, user_id) == []  # 4 of 6 s is not 90 %
+    for position in (5.5, 6.0):
+        await _rewind_heartbeat(refuse, sid, 2)
+        assert (await _heartbeat(refuse, headers, sid, position)).status_code == 200
+    [event] = await _completions(refuse, user_id)
+    assert (event["course_id"], event["lesson_id"]) == (str(COURSE_ID), str(PAID_LESSON))

@@ -1,5 +1,6 @@
 """Events catalog consumes: billing's paid and refunded orders drive enrollments, playback's
-asset events make video lessons publishable and give them their duration, auth's deletions erase.
+asset events make video lessons publishable and give them their duration, its lesson completions
+issue certificates, auth's registrations name learners and its deletions erase.
 
 Payloads are validated here (unknown extra fields are tolerated, so producers can add fields);
 the decisions live in service.py.
@@ -12,7 +13,7 @@ import uuid
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog import service
+from catalog import certificates, service
 from common.events import Envelope
 from common.events.consumer import HandlerMap
 
@@ -40,6 +41,8 @@ async def on_order_paid(session: AsyncSession, envelope: Envelope) -> None:
     event = OrderPaid.model_validate(envelope.payload)
     await service.record_order_paid(db_session=session, order_id=event.order_id, user_id=event.user_id,
                                     course_id=event.course_id, paid_at=event.paid_at)
+    # A learner who completed every lesson before (then lost access) is certified on re-purchase.
+    await certificates.issue_if_complete(db_session=session, user_id=event.user_id, course_id=event.course_id)
 
 
 async def on_order_refunded(session: AsyncSession, envelope: Envelope) -> None:
@@ -86,8 +89,37 @@ async def on_asset_deleted(session: AsyncSession, envelope: Envelope) -> None:
 
 async def on_user_deleted(session: AsyncSession, envelope: Envelope) -> None:
     event = UserDeleted.model_validate(envelope.payload)
-    await service.erase_user(db_session=session, user_id=event.user_id,
-                             erased_at=event.deleted_at or envelope.occurred_at)
+    erased_at = event.deleted_at or envelope.occurred_at
+    await service.erase_user(db_session=session, user_id=event.user_id, erased_at=erased_at)
+    await certificates.erase_user(db_session=session, user_id=event.user_id, erased_at=erased_at)
+
+
+class UserRegistered(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    user_id: uuid.UUID
+    full_name: str | None = Field(default=None, max_length=200)
+
+
+class LessonCompleted(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    user_id: uuid.UUID
+    course_id: uuid.UUID
+    lesson_id: uuid.UUID
+    completed_at: AwareDatetime
+
+
+async def on_user_registered(session: AsyncSession, envelope: Envelope) -> None:
+    event = UserRegistered.model_validate(envelope.payload)
+    await certificates.record_user_name(db_session=session, user_id=event.user_id, full_name=event.full_name)
+
+
+async def on_lesson_completed(session: AsyncSession, envelope: Envelope) -> None:
+    event = LessonCompleted.model_validate(envelope.payload)
+    await certificates.record_lesson_completed(db_session=session, user_id=event.user_id,
+                                               course_id=event.course_id, lesson_id=event.lesson_id,
+                                               completed_at=event.completed_at)
 
 
 HANDLERS: HandlerMap = {
@@ -96,4 +128,6 @@ HANDLERS: HandlerMap = {
     "playback.asset.ready.v1": on_asset_ready,
     "playback.asset.deleted.v1": on_asset_deleted,
     "auth.user.deleted.v1": on_user_deleted,
+    "auth.user.registered.v1": on_user_registered,
+    "playback.lesson.completed.v1": on_lesson_completed,
 }

@@ -1,5 +1,5 @@
 """Catalog's tables: categories, courses and their curriculum, enrollments, the order facts and
-asset facts behind them, and the audit trail of hand-made enrollment changes."""
+asset facts behind them, the audit trail of hand-made enrollment changes, and certificates."""
 
 from __future__ import annotations
 
@@ -215,6 +215,49 @@ class ErasedUser(Base):
 
     user_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
     erased_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UserName(Base):
+    """Display names from `auth.user.registered.v1` (learners and instructors on certificates);
+    deleted on erasure."""
+
+    __tablename__ = "user_names"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    full_name: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+
+
+class LessonCompletion(Base):
+    """Video lessons a learner finished, from playback's `playback.lesson.completed.v1`."""
+
+    __tablename__ = "lesson_completions"
+    __table_args__ = (sa.Index("ix_lesson_completions_user_course", "user_id", "course_id"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    lesson_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    course_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    completed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Certificate(Base):
+    """One per (learner, course), issued when the last video lesson is completed while enrolled.
+
+    The names and title are frozen at issue time; erasure blanks the learner (id and name) and
+    keeps the fact that the certificate was issued.
+    """
+
+    __tablename__ = "certificates"
+    __table_args__ = (sa.UniqueConstraint("user_id", "course_id", name="uq_certificates_user_course"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
+    course_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("courses.id"), index=True)
+    learner_name: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    course_title: Mapped[str] = mapped_column(sa.String(200))
+    instructor_name: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    learner_erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 # Objects only the PostgreSQL migrations create, which the models deliberately do not map.

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.cache import Cache
 from common.db import Database, autocommit, upsert_insert, utcnow
 from common.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, UpstreamUnavailable
+from common.events import add_event
 from common.http import ServiceClient
 from common.observability.metrics import count
 from playback import forensic, hls, signing
@@ -549,8 +550,14 @@ async def _record_position(db_session: AsyncSession, row: PlaybackSession, posit
     progress = await db_session.get(WatchProgress, (row.user_id, row.lesson_id), with_for_update=True,
                                     populate_existing=True)
     assert progress is not None  # inserted above when missing
-    watched = progress.watched_seconds + credited
+    watched_before = progress.watched_seconds
+    watched = watched_before + credited
     progress.watched_seconds = min(watched, duration) if duration else watched
+    if duration and watched_before < COMPLETION_SHARE * duration <= progress.watched_seconds:
+        # Only the crossing publishes; catalog decides whether the course is complete.
+        await add_event(db_session, "playback.lesson.completed", {
+            "user_id": str(row.user_id), "course_id": str(row.course_id),
+            "lesson_id": str(row.lesson_id), "completed_at": now.isoformat()})
     progress.position_seconds = position
     progress.duration_seconds = duration or progress.duration_seconds
     progress.updated_at = now
