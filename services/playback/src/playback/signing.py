@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from common.errors import Unauthorized
+from common.security import constant_time_equals
 from playback.settings import PlaybackSettings
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def media_link_valid(secret: str, asset_id: str, md5: str | None, expires: str |
     if not md5 or not expires or not expires.isdigit() or len(expires) > 12:
         return False
     expected = media_signature(secret, asset_id, int(expires))
-    if not hmac.compare_digest(expected.encode(), md5.encode()):
+    if not constant_time_equals(expected, md5):
         return False
     if int(expires) < (time.time() if now is None else now):
         return None
