@@ -125,8 +125,9 @@ class CurriculumOrder(StrictModel):
 
 
 class CategoryCreate(StrictModel):
-    slug: Slug
-    name: Title
+    # The columns' lengths (categories.slug, categories.name).
+    slug: Annotated[Slug, StringConstraints(max_length=80)]
+    name: Annotated[Title, StringConstraints(max_length=120)]
 
 
 class CategoryRead(BaseModel):
