@@ -51,7 +51,8 @@ async def upload(asset_id: uuid.UUID, request: Request, runtime: RuntimeDep, set
                  storage: StorageDep, expires: Annotated[int, Query(ge=0, le=INT64_MAX)],
                  signature: Annotated[str, Query(max_length=64)],
                  content_type: Annotated[str | None, Header(max_length=255)] = None,
-                 content_length: Annotated[int | None, Header(ge=0, le=INT64_MAX, include_in_schema=False)] = None) -> Response:
+                 content_length: Annotated[int | None,
+                                           Header(ge=0, le=INT64_MAX, include_in_schema=False)] = None) -> Response:
     """The local-disk stand-in for a presigned S3 PUT: the signed URL is the credential."""
     await service.receive_upload(db=runtime.db, settings=settings, storage=storage, asset_id=asset_id,
                                  expires=expires, signature=signature, content_type=content_type,
