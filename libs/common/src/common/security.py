@@ -154,7 +154,12 @@ def _unverified_audience(token: str) -> list[str]:
         aud = jwt.decode(token, options={"verify_signature": False}).get("aud", [])
     except jwt.PyJWTError as exc:
         raise Unauthorized("malformed token", code="invalid_token") from exc
-    return [aud] if isinstance(aud, str) else list(aud)
+    if isinstance(aud, str):
+        return [aud]
+    if isinstance(aud, list) and all(isinstance(item, str) for item in aud):
+        return aud
+    # An unsigned claim of any other shape (`"aud": 5` was a TypeError, a 500 for anyone).
+    raise Unauthorized("malformed token", code="invalid_token")
 
 
 async def _optional_principal(request: Request,
