@@ -69,6 +69,11 @@ def test_access_token_verification_answers_401_or_claims(token: str) -> None:
     assert asyncio.run(verify()) is None  # nothing random is signed by our key
 
 
+def test_a_token_that_is_not_utf8_encodable_is_401() -> None:
+    with pytest.raises(Unauthorized):
+        _unverified_audience("\ud800.x.y")
+
+
 def test_a_genuine_access_token_still_verifies() -> None:
     now = int(time.time())
     token = jwt.encode({"iss": "iss", "aud": "api", "sub": "u1", "iat": now, "exp": now + 60}, SECRET_KEY,

@@ -105,7 +105,7 @@ class JWKSVerifier:
     async def verify(self, token: str, audience: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, ValueError) as exc:  # ValueError: text that is not even UTF-8 encodable
             raise Unauthorized("malformed token", code="invalid_token") from exc
         if header.get("alg") not in self.algorithms or not header.get("kid"):
             raise Unauthorized("token algorithm or key id not accepted", code="invalid_token")
@@ -152,7 +152,7 @@ async def _principal(request: Request,
 def _unverified_audience(token: str) -> list[str]:
     try:
         aud = jwt.decode(token, options={"verify_signature": False}).get("aud", [])
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, ValueError) as exc:
         raise Unauthorized("malformed token", code="invalid_token") from exc
     if isinstance(aud, str):
         return [aud]

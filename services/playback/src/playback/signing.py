@@ -124,7 +124,7 @@ def verify_playback_token(key: TokenKey, token: str | None) -> PlaybackClaims:
         raise Unauthorized("missing playback token", code="missing_token")
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, ValueError) as exc:  # ValueError: text that is not even UTF-8 encodable
         raise Unauthorized("malformed playback token", code="invalid_token") from exc
     if header.get("alg") != ALGORITHM or header.get("kid") != key.kid:
         raise Unauthorized("playback token algorithm or key id not accepted", code="invalid_token")
