@@ -3,12 +3,14 @@
 Each operation gets generated requests, valid and invalid (a fixed seed, derandomized, a few
 examples each: `FUZZ_EXAMPLES` raises the budget for a deeper local run), sent through the gateway
 like the frontend's. Every answer must be no server error, and a documented answer must match its
-documented schema. Requests carry a real access token (a fresh admin of the run's own, so the
-fuzzer gets past 401 into the routes' logic and its data stays apart from the other tests').
+documented schema. Requests carry a real access token (an admin's or a learner's, accounts of the
+run's own, so the fuzzer gets past 401 into the routes' logic and its data stays apart from the
+other tests').
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,18 +39,23 @@ SESSION_ENDING = {("POST", "/logout-all"), ("DELETE", "/me"), ("POST", "/passwor
 
 
 @pytest.fixture(scope="session")
-def fuzz_admin(base_url: str) -> dict[str, str]:
-    """A new account given the admin role by the demo admin: its token passes every role check."""
-    email = f"fuzz-{uuid.uuid4().hex[:10]}@example.com"
+def fuzz_accounts(base_url: str) -> list[dict[str, str]]:
+    """Two new accounts of the run's own: an admin (given the role by the demo admin; its token
+    passes every role check) and a learner (who meets the ownership checks)."""
     password = "fuzz passphrase long enough"
+    accounts = []
     with httpx.Client(base_url=base_url, timeout=30) as client:
-        created = client.post("/api/auth/register", json={"email": email, "password": password,
-                                                          "full_name": "Fuzz Admin"})
-        assert created.status_code == 201, created.text
-        granted = client.put(f"/api/auth/admin/users/{created.json()['id']}/roles",
-                             headers=login(client, *DEMO_ADMIN), json={"roles": ["student", "admin"]})
-        assert granted.status_code == 200, granted.text
-        return login(client, email, password)
+        for roles in (["student", "admin"], ["student"]):
+            email = f"fuzz-{uuid.uuid4().hex[:10]}@example.com"
+            created = client.post("/api/auth/register", json={"email": email, "password": password,
+                                                              "full_name": "Fuzz Account"})
+            assert created.status_code == 201, created.text
+            if "admin" in roles:
+                granted = client.put(f"/api/auth/admin/users/{created.json()['id']}/roles",
+                                     headers=login(client, *DEMO_ADMIN), json={"roles": roles})
+                assert granted.status_code == 200, granted.text
+            accounts.append(login(client, email, password))
+    return accounts
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +75,13 @@ def fuzz_test(service: str, app: FastAPI) -> Callable[..., None]:
     # The services' own APIs are not public: the edge answers 404 before any of their code runs.
     schema = schemathesis.openapi.from_dict(app.openapi(), config=config).exclude(path_regex="^/internal/")
 
+    callers = itertools.count()
+
     @schema.parametrize()
-    def test(case: Case, base_url: str, fuzz_admin: dict[str, str], http_session: requests.Session) -> None:
-        headers = {} if (case.method.upper(), case.path) in SESSION_ENDING else dict(fuzz_admin)
+    def test(case: Case, base_url: str, fuzz_accounts: list[dict[str, str]], http_session: requests.Session) -> None:
+        # The admin and the learner take turns (deterministic: the examples are derandomized).
+        account = fuzz_accounts[next(callers) % len(fuzz_accounts)]
+        headers = {} if (case.method.upper(), case.path) in SESSION_ENDING else dict(account)
         response = case.call(base_url=f"{base_url}/api/{service}", session=http_session, headers=headers,
                              timeout=30)
         checks = [not_a_server_error]
