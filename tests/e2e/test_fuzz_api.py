@@ -14,12 +14,14 @@ import itertools
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
 import requests
 import schemathesis
 from fastapi import FastAPI
+from requests.adapters import HTTPAdapter
 from schemathesis import Case
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
@@ -34,6 +36,7 @@ from .test_core_path import DEMO_ADMIN, login
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
 SEED = 14
+FUZZ_CLIENT_ADDRESS = "127.0.0.9"
 # Routes that would end the fuzz account's own session: fuzzed without its token (anonymous).
 SESSION_ENDING = {("POST", "/logout-all"), ("DELETE", "/me"), ("POST", "/password/change")}
 
@@ -58,10 +61,18 @@ def fuzz_accounts(base_url: str) -> list[dict[str, str]]:
     return accounts
 
 
+class _FromFuzzAddress(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (FUZZ_CLIENT_ADDRESS, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def http_session() -> Iterator[requests.Session]:
-    """One keep-alive session for every generated request (as a browser would)."""
+    """One keep-alive session for every generated request (as a browser would), from a loopback
+    address of its own: the failed logins it makes throttle that address, not the other tests'."""
     with requests.Session() as session:
+        session.mount("http://", _FromFuzzAddress())
         yield session
 
 
