@@ -99,6 +99,10 @@ def test_edge_errors_are_problem_json(edge: Edge) -> None:
     too_big = httpx.post(edge.plain_url + "/api/billing/anything", content=b"x" * (1024 * 1024 + 1))
     assert too_big.status_code == 413 and too_big.json()["title"] == "Payload Too Large"
     assert_edge_headers(too_big)
+    # Refused while the request line is read (no URI yet): still problem+json, not nginx's bare 500.
+    too_long = httpx.get(edge.plain_url + "/api/playback/manifests/x/master.m3u8", params={"token": "t" * 10_000})
+    assert too_long.status_code == 414 and too_long.json()["title"] == "URI Too Long"
+    assert too_long.headers["content-type"] == "application/problem+json"
 
 
 def test_request_id_is_created_or_passed_through_and_reaches_the_service(edge: Edge) -> None:

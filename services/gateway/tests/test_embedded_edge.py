@@ -3,6 +3,9 @@ request ids, CORS and rate limits, with nginx's limit_req arithmetic."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -11,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gateway.headers import EdgeMiddleware, RateLimit, in_process, parse_rate
+from gateway.headers import MAX_BODY_BYTES, EdgeMiddleware, RateLimit, in_process, parse_rate
 from gateway.settings import GatewaySettings
 
 seen_request_ids: list[str] = []
@@ -23,9 +26,23 @@ async def echo(request: Request) -> JSONResponse:
                                                "vary": "Accept-Encoding"})
 
 
+bytes_read: list[int] = []
+
+
+async def read_body(request: Request) -> JSONResponse:
+    """A service that reads the whole body, as FastAPI does for JSON."""
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        bytes_read.append(size)
+    return JSONResponse({"size": size})
+
+
 def client(*, internal: bool = False, **limits: RateLimit) -> httpx.AsyncClient:
     """A client from outside, or (`internal`) one service calling another as embedded.py wires it."""
-    app = Starlette(routes=[Route("/api/{service}/{rest:path}", echo, methods=["GET", "POST"])],
+    app = Starlette(routes=[Route("/api/{service}/assets/{asset}/upload", read_body, methods=["PUT"]),
+                            Route("/api/{service}/body", read_body, methods=["POST"]),
+                            Route("/api/{service}/{rest:path}", echo, methods=["GET", "POST"])],
                     middleware=[Middleware(EdgeMiddleware, cors_origins=["https://app.example.test"], **limits)])
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=in_process(app) if internal else app,
                                                            client=("198.51.100.7", 1234)),
@@ -105,6 +122,32 @@ async def test_internal_apis_and_metrics_are_404_from_outside_only() -> None:
         statuses = [(await http.get(path, headers={"X-Request-ID": "svc-call"})).status_code
                     for path in HIDDEN[:3] for _ in range(3)]
         assert statuses == [200] * 9
+
+
+async def test_bodies_above_one_mib_are_413_while_they_stream() -> None:
+    async with client() as http:
+        at_limit = await http.post("/api/billing/body", content=b"x" * MAX_BODY_BYTES)
+        assert at_limit.status_code == 200 and at_limit.json() == {"size": MAX_BODY_BYTES}
+        declared = await http.post("/api/billing/body", content=b"x" * (MAX_BODY_BYTES + 1))
+        assert declared.status_code == 413
+        assert declared.headers["content-type"] == "application/problem+json"
+        assert declared.json()["title"] == "Payload Too Large" and declared.headers["x-request-id"]
+
+        bytes_read.clear()
+        chunk = b"x" * 65536
+
+        async def thirty_mib() -> AsyncIterator[bytes]:  # chunked: no Content-Length to refuse up front
+            for _ in range(30 * 16):
+                yield chunk
+
+        streamed = await http.post("/api/billing/body", content=thirty_mib())
+        assert streamed.status_code == 413 and streamed.json()["status"] == 413
+        assert max(bytes_read) <= MAX_BODY_BYTES, "the service never reads past the limit"
+        # The upload location keeps its own limit (playback checks the size it signed), as in nginx.
+        upload = await http.put(f"/api/playback/assets/{uuid.uuid4()}/upload", content=b"x" * (2 * MAX_BODY_BYTES))
+        assert upload.status_code == 200 and upload.json() == {"size": 2 * MAX_BODY_BYTES}
+    async with client(internal=True) as http:  # the services' own calls meet no edge
+        assert (await http.post("/api/billing/body", content=b"x" * (MAX_BODY_BYTES + 1))).status_code == 200
 
 
 def test_rate_limit_follows_nginx_limit_req() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from gateway import nginx
 from gateway.devcert import ensure_dev_cert
+from gateway.headers import MAX_BODY_BYTES, UPLOAD_PATH
 
 pytestmark = pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
                                 reason="nginx is not installed")
@@ -58,3 +59,13 @@ def test_every_location_with_its_own_headers_includes_the_edge_headers() -> None
     for block in re.findall(r"\n    location [^{]*\{(.*?)\n    \}", text, re.S):
         if "add_header" in block:
             assert "include triple/edge_headers.conf;" in block or "include triple/api_headers.conf;" in block, block
+
+
+def test_the_embedded_edge_has_nginx_body_limits() -> None:
+    """gateway.headers' limit and its one exception are the ones infra/nginx applies."""
+    http_conf = (nginx.NGINX_DIR / "http.conf").read_text()
+    size = re.search(r"^client_max_body_size (\d+)([km]?);", http_conf, re.M)
+    assert size is not None
+    assert int(size.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[size.group(2)] == MAX_BODY_BYTES
+    own_limit = re.findall(r'location ~ "([^"]+)" \{\n\s*client_max_body_size', nginx.TEMPLATE.read_text())
+    assert own_limit == [UPLOAD_PATH.pattern]

@@ -17,6 +17,7 @@ from common.events.bus import InProcessBus
 from common.observability.middleware import ObservabilityMiddleware
 from common.runtime import Runtime
 from common.settings import ServiceSettings
+from common.textguard import TextGuardMiddleware
 
 
 def build_app(settings: ServiceSettings, *, title: str, description: str,
@@ -28,6 +29,7 @@ def build_app(settings: ServiceSettings, *, title: str, description: str,
                   telemetry={"tracing": False, "operation_spans": False})
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(TextGuardMiddleware)  # inside observability: its 422s are logged and counted
     app.add_middleware(ObservabilityMiddleware, service=settings.service_name)
     app.include_router(health.router)
     for router in routers:

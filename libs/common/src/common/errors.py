@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,13 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         return problem(422, "Validation failed", "the request does not match the schema",
                        code="validation", instance=request.url.path, errors=errors)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _disconnected(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        """The client (or the edge, past its body limit) stopped sending: nobody reads this answer,
+        and it is no server error."""
+        log.info("client disconnected before the request body was read", extra={"path": request.url.path})
+        return problem(400, "Bad request", "the request body was not received", code="client_disconnected")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from common.bounds import EMAIL_MAX_LENGTH
 
 # The body bound only (the policy, with its configurable limits, is checked in service.py).
 Password = Field(min_length=8, max_length=1024)
 Code = Field(min_length=16, max_length=200)
 Role = Literal["student", "instructor", "admin"]
+Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX_LENGTH)]
 
 
 class StrictModel(BaseModel):
@@ -20,13 +23,13 @@ class StrictModel(BaseModel):
 
 
 class UserCreate(StrictModel):
-    email: EmailStr
+    email: Email
     password: str = Password
     full_name: str = Field(min_length=1, max_length=200)
 
 
 class LoginRequest(StrictModel):
-    email: EmailStr
+    email: Email
     password: str = Field(min_length=1, max_length=1024)
     # "cookie": the refresh token comes back in an httpOnly cookie, not in the body (browsers).
     refresh_transport: Literal["body", "cookie"] = "body"
@@ -92,7 +95,7 @@ class CodeBody(StrictModel):
 
 
 class EmailChange(StrictModel):
-    new_email: EmailStr
+    new_email: Email
     password: str = Field(min_length=1, max_length=1024)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from common.events import add_event
 from common.events.tables import outbox
 from common.mail import Mail
 from common.observability.metrics import count
+from common.security import constant_time_equals
 
 ROLES = ("student", "instructor", "admin")
 SERVICE_AUDIENCES = ("auth", "catalog", "billing", "playback")
@@ -232,7 +232,7 @@ async def confirm_password(*, db: Database, cache: Cache, settings: AuthSettings
 async def _reauthenticated(db_session: AsyncSession, user_id: uuid.UUID, verified_hash: str) -> User:
     """The account, locked, provided its password is still the one `confirm_password` verified."""
     user = await _user_for_update(db_session, user_id)
-    if not hmac.compare_digest(user.password_hash, verified_hash):
+    if not constant_time_equals(user.password_hash, verified_hash):
         raise Conflict("the password changed meanwhile: confirm it again", code="password_changed")
     return user
 
@@ -519,7 +519,7 @@ async def ensure_service_clients(*, db_session: AsyncSession, secrets_by_client:
         if row is None:
             db_session.add(ServiceClient(client_id=client_id, secret_hash=_digest(secret),
                                          created_at=utcnow()))
-        elif not hmac.compare_digest(row.secret_hash, _digest(secret)):
+        elif not constant_time_equals(row.secret_hash, _digest(secret)):
             row.secret_hash = _digest(secret)
 
 
@@ -530,7 +530,7 @@ async def issue_service_token(*, db_session: AsyncSession, settings: AuthSetting
         raise InvalidInput("unknown audience", code="invalid_target")
     row = await db_session.get(ServiceClient, client_id)
     expected = row.secret_hash if row is not None else _digest(secrets.token_hex(16))
-    if not hmac.compare_digest(expected, _digest(client_secret)) or row is None:
+    if not constant_time_equals(expected, _digest(client_secret)) or row is None:
         raise Unauthorized("invalid client credentials", code="invalid_client")
     if audience == client_id:
         raise Forbidden("a service does not need a token for itself")

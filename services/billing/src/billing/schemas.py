@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from billing.models import Coupon, Invoice, Order
+from common.bounds import INT32_MAX
 
 
 class StrictModel(BaseModel):
@@ -27,7 +28,7 @@ class CheckoutRequest(StrictModel):
 class RefundRequest(StrictModel):
     reason: str = Field(min_length=1, max_length=500)
     # Minor units; omitted means everything not yet refunded. Strict: 12.5 or "12" is refused.
-    amount: StrictInt | None = Field(default=None, gt=0)
+    amount: StrictInt | None = Field(default=None, gt=0, le=INT32_MAX)
 
 
 class SelfRefundRequest(StrictModel):
@@ -140,7 +141,7 @@ class AdminOrderFilters(StrictModel):
     status: Literal["pending", "paid", "failed", "expired", "partially_refunded", "refunded"] | None = None
     user_id: uuid.UUID | None = None
     course_id: uuid.UUID | None = None
-    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    currency: str | None = Field(default=None, max_length=3, pattern=r"^[A-Za-z]{3}$")
     coupon_code: str | None = Field(default=None, max_length=64)
     created_from: dt.datetime | None = None
     created_to: dt.datetime | None = None
@@ -150,12 +151,12 @@ class CouponCreate(StrictModel):
     code: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     kind: Literal["percent", "fixed"]
     percent_off: StrictInt | None = Field(default=None, ge=1, le=100)
-    amount_off: StrictInt | None = Field(default=None, gt=0)
-    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    amount_off: StrictInt | None = Field(default=None, gt=0, le=INT32_MAX)
+    currency: str | None = Field(default=None, max_length=3, pattern=r"^[A-Za-z]{3}$")
     course_id: uuid.UUID | None = None
     valid_from: dt.datetime | None = None
     valid_until: dt.datetime | None = None
-    max_redemptions: StrictInt | None = Field(default=None, gt=0)
+    max_redemptions: StrictInt | None = Field(default=None, gt=0, le=INT32_MAX)
 
     @model_validator(mode="after")
     def _one_kind(self) -> CouponCreate:

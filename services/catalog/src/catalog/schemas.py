@@ -16,14 +16,14 @@ CourseSort = Literal["relevance", "newest", "title", "price", "price_desc"]
 
 # Strict: money must arrive as an integer of minor units, never "49.00", 49.0 or true.
 MinorUnits = Annotated[int, Field(strict=True, ge=0, le=100_000_000)]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$", max_length=3)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", min_length=1, max_length=120)]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Subtitle = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
 Description = Annotated[str, StringConstraints(max_length=20_000)]
-Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]  # ISO 639-1 (+ region)
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$", max_length=5)]  # ISO 639-1 (+ region)
 Tag = Annotated[str, BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),
-               StringConstraints(pattern=r"^[a-z0-9][a-z0-9+#.-]{0,39}$")]
+               StringConstraints(pattern=r"^[a-z0-9][a-z0-9+#.-]{0,39}$", max_length=40)]
 Tags = Annotated[list[Tag], Field(max_length=20)]
 CoverUrl = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=500)]
 Duration = Annotated[int, Field(strict=True, ge=0, le=86_400)]
@@ -125,8 +125,9 @@ class CurriculumOrder(StrictModel):
 
 
 class CategoryCreate(StrictModel):
-    slug: Slug
-    name: Title
+    # The columns' lengths (categories.slug, categories.name).
+    slug: Annotated[Slug, StringConstraints(max_length=80)]
+    name: Annotated[Title, StringConstraints(max_length=120)]
 
 
 class CategoryRead(BaseModel):

@@ -1,7 +1,8 @@
 """What the Nginx edge does in distributed mode, done the same way by the embedded gateway:
 request ids, security headers on every response, CORS for the configured origins, the two
 per-client-IP rate limits (problem+json 429 with Retry-After), `no-store` on answers to
-requests with credentials, and a 404 for the services' internal APIs and metrics.
+requests with credentials, a 404 for the services' internal APIs and metrics, and a 413 for
+request bodies above the edge's limit (counted while they stream in).
 infra/nginx/ is the reference; the values come from GatewaySettings.
 
 Calls between the embedded services go through the same app (common.http.LazyASGITransport) but
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Set on the scope of the embedded services' calls to each other (never by a server on a socket).
@@ -41,6 +43,10 @@ DOCS_PATH = re.compile(r"^/api/[a-z]+/docs$")
 LOGIN_PATH = re.compile(r"^/api/auth/(login|register|(me/)?password[a-z/_-]*|forgot[a-z/_-]*|reset[a-z/_-]*)$")
 # Never public, as `location ~ ^/api/[a-z]+/(internal(/|$)|metrics$)` in gateway.conf.template.
 HIDDEN_PATH = re.compile(r"^/api/[a-z]+/(internal(/|$)|metrics$)")
+# nginx's `client_max_body_size 1m` (infra/nginx/http.conf; tests/test_nginx_config.py keeps them equal).
+MAX_BODY_BYTES = 1024 * 1024
+# The one location with its own body limit (5g, checked by playback): local-storage video uploads.
+UPLOAD_PATH = re.compile(r"^/api/playback/assets/[0-9a-fA-F-]{36}/upload$")
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 CORS_METHODS = b"GET, HEAD, POST, PUT, PATCH, DELETE"
 CORS_HEADERS = b"Authorization, Content-Type, Idempotency-Key, X-Request-ID"
@@ -107,8 +113,9 @@ class EdgeMiddleware:
     """The embedded gateway's edge, outermost around every mounted service."""
 
     def __init__(self, app: ASGIApp, *, cors_origins: Iterable[str] = (), api_limit: RateLimit | None = None,
-                 login_limit: RateLimit | None = None) -> None:
+                 login_limit: RateLimit | None = None, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
         self.cors_origins = {o.rstrip("/") for o in cors_origins}
         self.api_limit = api_limit
         self.login_limit = login_limit
@@ -148,8 +155,35 @@ class EdgeMiddleware:
                                 [*extra, (b"retry-after", str(limit.retry_after).encode())])
             return
 
+        body_limit = None if UPLOAD_PATH.match(path) else self.max_body_bytes
+        declared = headers.get(b"content-length", b"")
+        if body_limit is not None and declared.isdigit() and int(declared) > body_limit:
+            await self._problem(send, 413, "Payload Too Large", request_id, extra)
+            return
+        refused = started = False
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            """A chunked body is counted as it arrives: past the limit the edge answers 413 and the
+            service sees a disconnect (nginx stops reading too), never a 30 MB body in memory."""
+            nonlocal refused, received
+            message = await receive()
+            if body_limit is None or message["type"] != "http.request":
+                return message
+            received += len(message.get("body", b""))
+            if received > body_limit:
+                if not refused and not started:
+                    await self._problem(send, 413, "Payload Too Large", request_id, extra)
+                refused = True
+                return {"type": "http.disconnect"}
+            return message
+
         async def send_with_edge_headers(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 is the answer; whatever the service says after the disconnect is dropped
             if message["type"] == "http.response.start":
+                started = True
                 own = [(k, v) for k, v in message.get("headers", []) if k.lower() not in OWNED]
                 theirs = {k.lower(): v for k, v in message.get("headers", [])}
                 cache_control = theirs.get(b"cache-control")
@@ -160,7 +194,11 @@ class EdgeMiddleware:
                 message["headers"] = [*own, *extra]
             await send(message)
 
-        await self.app(scope, receive, send_with_edge_headers)
+        try:
+            await self.app(scope, receive_within_limit, send_with_edge_headers)
+        except ClientDisconnect:
+            if not refused:
+                raise  # a real client that went away; the one the edge cut off got its 413
 
     def _edge_headers(self, request_id: str, path: str, allowed_origin: str) -> list[tuple[bytes, bytes]]:
         extra = [(b"x-request-id", request_id.encode()), *SECURITY_HEADERS,

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from common.errors import Unauthorized
+from common.security import constant_time_equals
 from playback.settings import PlaybackSettings
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def verify_playback_token(key: TokenKey, token: str | None) -> PlaybackClaims:
         raise Unauthorized("missing playback token", code="missing_token")
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, ValueError) as exc:  # ValueError: text that is not even UTF-8 encodable
         raise Unauthorized("malformed playback token", code="invalid_token") from exc
     if header.get("alg") != ALGORITHM or header.get("kid") != key.kid:
         raise Unauthorized("playback token algorithm or key id not accepted", code="invalid_token")
@@ -162,7 +163,7 @@ def media_link_valid(secret: str, asset_id: str, md5: str | None, expires: str |
     if not md5 or not expires or not expires.isdigit() or len(expires) > 12:
         return False
     expected = media_signature(secret, asset_id, int(expires))
-    if not hmac.compare_digest(expected.encode(), md5.encode()):
+    if not constant_time_equals(expected, md5):
         return False
     if int(expires) < (time.time() if now is None else now):
         return None

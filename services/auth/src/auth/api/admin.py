@@ -11,11 +11,11 @@ from fastapi import APIRouter, Query
 from auth import admin, audit
 from auth.api.deps import AdminAccount, RuntimeDep
 from auth.schemas import AdminUserRead, AuditPage, AuditRead, Role, RolesUpdate, UserPage
+from common.bounds import PageNumber, PageSize
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
-Page = Annotated[int, Query(ge=1, le=100_000)]
-PageSize = Annotated[int, Query(ge=1, le=100)]
+Page = PageNumber
 
 
 @router.get("/users", response_model=UserPage)

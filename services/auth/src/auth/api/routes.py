@@ -279,7 +279,7 @@ async def service_token(
     runtime: RuntimeDep,
     settings: SettingsDep,
     keyring: KeyRingDep,
-    grant_type: Annotated[str, Form(pattern="^client_credentials$")],
+    grant_type: Annotated[str, Form(max_length=18, pattern="^client_credentials$")],
     client_id: Annotated[str, Form(max_length=64)],
     client_secret: Annotated[str, Form(max_length=256)],
     audience: Annotated[str, Form(max_length=64)],

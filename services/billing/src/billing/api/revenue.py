@@ -19,8 +19,9 @@ router = APIRouter(tags=["revenue"])
 
 InstructorOrAdmin = Annotated[Principal, Depends(require_roles("instructor", "admin"))]
 MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
-FromMonth = Annotated[str | None, Query(alias="from", pattern=MONTH, description="first month, YYYY-MM (UTC)")]
-ToMonth = Annotated[str | None, Query(alias="to", pattern=MONTH, description="last month, YYYY-MM (UTC)")]
+FromMonth = Annotated[str | None, Query(alias="from", max_length=7, pattern=MONTH,
+                                        description="first month, YYYY-MM (UTC)")]
+ToMonth = Annotated[str | None, Query(alias="to", max_length=7, pattern=MONTH, description="last month, YYYY-MM (UTC)")]
 CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}},
                                               "description": "with format=csv: one row per line"}}
 

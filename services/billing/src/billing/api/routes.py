@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Request, Response, status
 
 from billing import coupons, service, tax
 from billing.api.deps import IdempotencyKey, ProviderDep, RuntimeDep, SettingsDep, user_id_of
@@ -25,13 +25,13 @@ from billing.schemas import (
     SelfRefundRequest,
     WebhookAck,
 )
+from common.bounds import PageNumber, PageSize
 from common.errors import InvalidInput
 from common.security import AdminUser, CurrentUser
 
 router = APIRouter()
 
-Page = Annotated[int, Query(ge=1, le=100_000)]
-PageSize = Annotated[int, Query(ge=1, le=100)]
+Page = PageNumber
 OptionalKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
                                            pattern=r"^[\x21-\x7e]+$")]
 

@@ -95,6 +95,10 @@ def verify_webhook(payload: bytes, signature: str | None, secret: str, tolerance
 
     Anything that is not a genuine, recent event becomes a 400, never a 500.
     """
+    if signature is not None and not signature.isascii():
+        # The SDK compares with hmac.compare_digest, which raises on non-ASCII text; a Stripe
+        # header is ASCII, so anything else is simply not a valid signature.
+        raise InvalidInput("webhook signature verification failed", code="invalid_signature")
     try:
         event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=tolerance)
     except stripe.SignatureVerificationError as exc:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends
 
 from catalog.public_cache import PublicCache
 from catalog.service import Actor
 from catalog.settings import CatalogSettings
 from common.app import get_runtime, get_settings
+from common.bounds import PageNumber, PageSize
 from common.errors import Unauthorized
 from common.runtime import Runtime
 from common.security import CurrentUser, OptionalUser, Principal, require_roles, require_service
@@ -64,5 +65,5 @@ AdminDep = Annotated[Actor, Depends(admin_actor)]
 BillingOrPlayback = Annotated[Principal, Depends(require_service("billing", "playback"))]
 PlaybackOnly = Annotated[Principal, Depends(require_service("playback"))]
 
-PageDep = Annotated[int, Query(ge=1, le=100_000, description="1-based page number")]
-PageSizeDep = Annotated[int, Query(ge=1, le=100, description="items per page, at most 100")]
+PageDep = PageNumber
+PageSizeDep = PageSize

@@ -69,7 +69,7 @@ internal_router = APIRouter(prefix="/internal", tags=["internal"])
 
 SearchParam = Annotated[str | None, Query(max_length=200, description="full-text search")]
 CategoryParam = Annotated[str | None, Query(max_length=80, pattern=r"^[a-z0-9-]+$", description="category slug")]
-LanguageParam = Annotated[str | None, Query(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
+LanguageParam = Annotated[str | None, Query(max_length=5, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
 
 
 # ---------------------------------------------------------------- helpers

@@ -46,9 +46,9 @@ PLAYLIST_HEADERS = {"Cache-Control": "private, no-store"}
 PLAYLIST_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {HLS_PLAYLIST: {}}, "description": "HLS playlist"}}
 PlaybackToken = Annotated[str | None, Query(max_length=4096, description="playback token from POST /token")]
-Rendition = Annotated[str, Path(pattern=hls.RENDITION_PATTERN)]
+Rendition = Annotated[str, Path(max_length=32, pattern=hls.RENDITION_PATTERN)]
 # signing.watermark: base32 of 10 bytes.
-Watermark = Annotated[str, Path(pattern=r"^[A-Za-z2-7]{16}$")]
+Watermark = Annotated[str, Path(max_length=16, pattern=r"^[A-Za-z2-7]{16}$")]
 BillingService = Annotated[Principal, Depends(require_service("billing"))]
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from common.app import get_runtime, get_settings
+from common.bounds import INT64_MAX, PageNumber, PageSize
 from common.errors import NotFound
 from common.runtime import Runtime
 from common.security import Principal, require_roles
@@ -47,9 +48,11 @@ async def create_asset(body: AssetCreate, user: Author, runtime: RuntimeDep, set
 
 @router.put("/{asset_id}/upload", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def upload(asset_id: uuid.UUID, request: Request, runtime: RuntimeDep, settings: SettingsDep,
-                 storage: StorageDep, expires: Annotated[int, Query()], signature: Annotated[str, Query(max_length=64)],
-                 content_type: Annotated[str | None, Header()] = None,
-                 content_length: Annotated[int | None, Header()] = None) -> Response:
+                 storage: StorageDep, expires: Annotated[int, Query(ge=0, le=INT64_MAX)],
+                 signature: Annotated[str, Query(max_length=64)],
+                 content_type: Annotated[str | None, Header(max_length=255)] = None,
+                 content_length: Annotated[int | None,
+                                           Header(ge=0, le=INT64_MAX, include_in_schema=False)] = None) -> Response:
     """The local-disk stand-in for a presigned S3 PUT: the signed URL is the credential."""
     await service.receive_upload(db=runtime.db, settings=settings, storage=storage, asset_id=asset_id,
                                  expires=expires, signature=signature, content_type=content_type,
@@ -73,8 +76,8 @@ async def complete(asset_id: uuid.UUID, user: Author, runtime: RuntimeDep, setti
 
 @router.get("", response_model=AssetList)
 async def list_assets(user: Author, runtime: RuntimeDep, settings: SettingsDep,
-                      page: Annotated[int, Query(ge=1)] = 1,
-                      page_size: Annotated[int, Query(ge=1, le=100)] = 20) -> AssetList:
+                      page: PageNumber = 1,
+                      page_size: PageSize = 20) -> AssetList:
     """The caller's own assets, newest first."""
     async with runtime.db.session() as session:
         rows, total = await service.list_assets(db_session=session, principal=user, page=page,

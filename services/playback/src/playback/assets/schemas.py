@@ -7,13 +7,15 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.bounds import INT64_MAX
+
 
 class AssetCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     filename: str = Field(min_length=1, max_length=255)
     content_type: str = Field(min_length=3, max_length=100)
-    size_bytes: int = Field(gt=0, description="exact size of the file the client will PUT")
+    size_bytes: int = Field(gt=0, le=INT64_MAX, description="exact size of the file the client will PUT")
     title: str | None = Field(default=None, max_length=200)
 
 

@@ -32,7 +32,7 @@ from common.db import Database, utcnow
 from common.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from common.events.outbox import add_event
 from common.observability.metrics import count
-from common.security import Principal
+from common.security import Principal, constant_time_equals
 from playback import forensic
 from playback.assets import transcoder
 from playback.assets.models import (
@@ -95,7 +95,7 @@ def upload_signature(secret: str, asset_id: uuid.UUID, expires: int) -> str:
 
 
 def check_upload_signature(secret: str, asset_id: uuid.UUID, expires: int, signature: str) -> None:
-    if not hmac.compare_digest(upload_signature(secret, asset_id, expires), signature):
+    if not constant_time_equals(upload_signature(secret, asset_id, expires), signature):
         raise Forbidden("invalid upload signature", code="bad_signature")
     if expires < time.time():
         raise Forbidden("the upload URL has expired", code="upload_url_expired")
