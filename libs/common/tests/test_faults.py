@@ -16,11 +16,12 @@ from common import pgbootstrap
 from common.db import Database
 from common.errors import install_error_handlers
 from common.events import Envelope, add_event
-from common.events.bus import TransportUnavailable
+from common.events.bus import InProcessBus, TransportUnavailable
 from common.events.consumer import InboxConsumer
 from common.events.outbox import OutboxRelay
 from common.events.rabbitmq import RabbitMQBus
 from common.events.tables import inbox, metadata, outbox
+from common.events.tooling import DeadLetterQueue, outbox_retry, outbox_stuck
 from common.faultproxy import FaultProxy
 from common.testing import PG_ADMIN_DSN, RABBITMQ_URL, unique_name
 
@@ -227,3 +228,86 @@ async def test_database_down_answers_503_with_retry_after_within_the_timeouts(
     finally:
         await db.dispose()
         await proxy.close()
+
+
+async def test_poisoned_message_is_listed_shown_fixed_and_replayed_to_one_effect(
+        pg: tuple[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    name, credentials = pg
+    db = Database(f"postgresql+psycopg://{credentials}@127.0.0.1:5432/{name}", "svc")
+    prefix = unique_name("tooling") + "."
+    bus = RabbitMQBus(RABBITMQ_URL, unique_name("ex"), queue_prefix=prefix, service="svc",
+                      max_attempts=2, retry_delay_ms=100)
+    await bus.start()
+    broken = True
+
+    async def apply(session: sa.ext.asyncio.AsyncSession, envelope: Envelope) -> None:
+        if broken:
+            raise ValueError("course 42 is unknown")  # the bug the operator fixes
+        await session.execute(effects.insert().values(event_id=envelope.event_id, value=envelope.payload["n"]))
+
+    main_queue, _, dlq_name = bus.queue_names("svc")
+    dlq = DeadLetterQueue(RABBITMQ_URL, "svc", main_queue, dlq_name)
+    try:
+        await bus.subscribe("svc", ["test.#"], InboxConsumer(db, "svc", {"test.poison.made.v1": apply}))
+        event = Envelope.new("test.poison.made", {"n": 9})
+        await bus.publish(event)
+
+        async def dead_lettered() -> bool:
+            return [e["message_id"] for e in await dlq.entries()] == [str(event.event_id)]
+
+        await eventually(dead_lettered)
+        shown = await dlq.show(str(event.event_id))
+        assert shown is not None and "course 42 is unknown" in shown["last_error"]
+        assert shown["body"]["payload"] == {"n": 9}
+        broken = False
+        with caplog.at_level("WARNING", logger="common.events.tooling"):
+            assert await dlq.replay(str(event.event_id)) == [str(event.event_id)]
+        audit = [r for r in caplog.records if getattr(r, "action", "") == "dlq.replay"]
+        assert audit and audit[0].operator and audit[0].ids == [str(event.event_id)]  # type: ignore[attr-defined]
+
+        async def applied() -> bool:
+            async with db.session() as session:
+                return await session.scalar(sa.select(sa.func.count()).select_from(effects).where(
+                    effects.c.event_id == event.event_id)) == 1
+
+        await eventually(applied)
+        await bus.publish(event)  # a replay done twice: the inbox absorbs it
+        await asyncio.sleep(1)
+        assert await applied() and await dlq.entries() == []
+        assert await dlq.replay(None) == []
+    finally:
+        await bus.delete_queues("svc")
+        await bus.close()
+        await db.dispose()
+
+
+async def test_dead_outbox_row_is_listed_and_retried_to_one_effect(pg: tuple[str, str]) -> None:
+    name, credentials = pg
+    db = Database(f"postgresql+psycopg://{credentials}@127.0.0.1:5432/{name}", "svc")
+    bus = InProcessBus(inline_attempts=1, retry_delay=0)
+    applied: list[int] = []
+    broken = True
+
+    async def consume(envelope: Envelope) -> None:
+        if broken:
+            raise RuntimeError("consumer rejects it")
+        applied.append(envelope.payload["n"])
+
+    await bus.subscribe("c", ["test.#"], consume)
+    bus.begin_delivery()
+    relay = OutboxRelay(db, bus, "producer", max_attempts=1)
+    try:
+        async with db.transaction() as session:
+            event = await add_event(session, "test.stuck.row", {"n": 3})
+        assert await relay.publish_pending() == (0, True)
+        stuck = await outbox_stuck(db)
+        assert [(s["id"], s["state"]) for s in stuck] == [(str(event.event_id), "dead")]
+        assert await relay.publish_pending() == (0, False), "a dead row is not sent again by itself"
+        broken = False
+        assert await outbox_retry(db, "producer", event.event_id) == [str(event.event_id)]
+        assert await relay.publish_pending() == (1, False)
+        assert await relay.publish_pending() == (0, False)
+        assert applied == [3] and await outbox_stuck(db) == []
+        assert await outbox_retry(db, "producer", None) == []
+    finally:
+        await db.dispose()

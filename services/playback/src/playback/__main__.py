@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 from common import cli
+from common.events import tooling
 from playback import events, signing
 from playback.assets.jobs import declare_transcode_queues
 from playback.main import MIGRATIONS_DIR
@@ -19,8 +20,11 @@ def main() -> None:
     sub.add_parser("migrate", help="apply migrations and declare the service's queues (events and transcode jobs)")
     sub.add_parser("generate-token-key",
                    help="print a new Ed25519 PEM for PLAYBACK_TOKEN_PRIVATE_KEY(_FILE) to stdout")
+    tooling.add_parser(sub)
     args = parser.parse_args()
-    if args.command == "migrate":
+    if args.command == "events":
+        tooling.run(PlaybackSettings(), args)
+    elif args.command == "migrate":
         settings = PlaybackSettings()
         cli.migrate(settings, MIGRATIONS_DIR, events.HANDLERS)
         if settings.broker_url:
