@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from common import pgbootstrap
 from common.db import Database
@@ -157,7 +158,7 @@ async def test_consumer_waits_out_a_database_outage_without_spending_attempts(pg
                       service="c", max_attempts=2, retry_delay_ms=200)
     await bus.start()
 
-    async def apply(session: sa.ext.asyncio.AsyncSession, envelope: Envelope) -> None:
+    async def apply(session: AsyncSession, envelope: Envelope) -> None:
         await session.execute(effects.insert().values(event_id=envelope.event_id, value=envelope.payload["n"]))
 
     handler = InboxConsumer(db, "c", {"test.effect.made.v1": apply})
@@ -240,7 +241,7 @@ async def test_poisoned_message_is_listed_shown_fixed_and_replayed_to_one_effect
     await bus.start()
     broken = True
 
-    async def apply(session: sa.ext.asyncio.AsyncSession, envelope: Envelope) -> None:
+    async def apply(session: AsyncSession, envelope: Envelope) -> None:
         if broken:
             raise ValueError("course 42 is unknown")  # the bug the operator fixes
         await session.execute(effects.insert().values(event_id=envelope.event_id, value=envelope.payload["n"]))
