@@ -69,10 +69,13 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
     postgres = _proxy(PG_ADMIN_DSN, 5432)
     redis = _proxy(REDIS_URL, 6379)
     broker = _proxy(RABBITMQ_URL, 5672)
-    amqp = urlsplit(RABBITMQ_URL)
+    amqp, pg = urlsplit(RABBITMQ_URL), urlsplit(PG_ADMIN_DSN)
+    # The services' URLs derive from the admin DSN's host: through the proxy, like everything else.
+    pg_credentials = pg.netloc.rsplit("@", 1)[0] + "@" if "@" in pg.netloc else ""
     topology = Topology.ephemeral(
         tmp_path_factory.mktemp("faults"), replicas={"catalog": 2, "playback": 2},
-        pg_host=f"127.0.0.1:{postgres.port}", redis_url=f"redis://127.0.0.1:{redis.port}/0",
+        pg_admin_dsn=pg._replace(netloc=f"{pg_credentials}127.0.0.1:{postgres.port}").geturl(),
+        redis_url=f"redis://127.0.0.1:{redis.port}/0",
         broker_url=amqp._replace(netloc=f"{amqp.username}:{amqp.password}@127.0.0.1:{broker.port}").geturl(),
         login_rate_limit="6000r/m", login_burst=500, api_rate_limit="2000r/s", supervise=True)
     try:

@@ -94,10 +94,11 @@ class DeadLetterQueue:
         if not settings.broker_url:
             raise SystemExit("no broker configured: the embedded mode keeps failed events as dead outbox "
                              "rows of their producer (use `events outbox stuck|retry`)")
-        bus = RabbitMQBus(settings.broker_url, settings.broker_exchange,
+        broker_url = settings.broker_url.get_secret_value()
+        bus = RabbitMQBus(broker_url, settings.broker_exchange,
                           queue_prefix=settings.broker_queue_prefix, service=settings.service_name)
         main, _, dlq = bus.queue_names(settings.service_name)
-        return cls(settings.broker_url, settings.service_name, main, dlq)
+        return cls(broker_url, settings.service_name, main, dlq)
 
     @asynccontextmanager
     async def _held(self, limit: int) -> AsyncIterator[tuple[AbstractChannel, list[AbstractIncomingMessage]]]:
@@ -208,7 +209,7 @@ def run(settings: ServiceSettings, args: argparse.Namespace) -> None:
 async def _run(settings: ServiceSettings, args: argparse.Namespace) -> list[Any]:
     target = None if getattr(args, "all", False) else getattr(args, "id", None)
     if args.events_kind == "outbox":
-        db = Database(settings.database_url, settings.db_schema)
+        db = Database(settings.database_url.get_secret_value(), settings.db_schema)
         try:
             if args.events_action == "stuck":
                 return await outbox_stuck(db, args.older_than)
