@@ -3,11 +3,12 @@ SHELL := /bin/bash
 UV = $(shell command -v uv 2>/dev/null || (test -x .tools/bin/uv && echo .tools/bin/uv) || echo "python3 -m uv")
 PACKAGES := -p common -p auth -p catalog -p billing -p playback -p gateway
 
-.PHONY: help bootstrap sync run test test-fast lint format up down migrate bench bench-gateway bench-hot dev-cert clean
+.PHONY: help bootstrap sync run test test-faults test-fast lint format up down migrate bench bench-gateway bench-hot dev-cert clean
 
 help:
 	@echo "make run      the whole platform embedded on http://127.0.0.1:8000 (demo data)"
 	@echo "make test     unit, integration and e2e tests (needs PostgreSQL, Redis, RabbitMQ, nginx)"
+	@echo "make test-faults  the fault-injection scenarios on the distributed topology (slow)"
 	@echo "make lint     ruff + mypy"
 	@echo "make up       distributed mode as local processes behind nginx on http://127.0.0.1:8080"
 	@echo "              (UP_ARGS=\"--pg-admin-dsn ... --redis-url ... --broker-url ...\" to use other servers)"
@@ -34,6 +35,9 @@ run: bootstrap
 
 test: bootstrap
 	$(UV) run pytest
+
+test-faults: bootstrap
+	TRIPLE_FAULTS=1 $(UV) run pytest tests/faults -q -s
 
 test-fast: bootstrap
 	$(UV) run pytest --ignore=tests/e2e

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +60,37 @@ async def autocommit(session: AsyncSession) -> None:
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
-def engine_options(url: str, schema: str | None, pool_size: int = 10) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DatabaseTimeouts:
+    """How long a stalled or unreachable database may cost a request: opening a connection, waiting
+    for a free one in the pool, and one statement (server-side). 0 turns one off (migrations)."""
+
+    connect: float = 3.0
+    checkout: float = 3.0
+    statement: float = 5.0
+
+
+def engine_options(url: str, schema: str | None, pool_size: int = 10,
+                   timeouts: DatabaseTimeouts | None = None) -> dict[str, Any]:
     """Connection arguments shared by the app engine and the migration engine."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
     options: dict[str, Any] = {"pool_pre_ping": True}
+    connect_args: dict[str, Any] = {}
+    server_options = []
     if schema:
-        options["connect_args"] = {"options": f"-csearch_path={schema}"}
+        server_options.append(f"-csearch_path={schema}")
+    if timeouts is not None:
+        if timeouts.connect:
+            connect_args["connect_timeout"] = max(1, round(timeouts.connect))
+        if timeouts.statement:
+            server_options.append(f"-cstatement_timeout={int(timeouts.statement * 1000)}")
+        if timeouts.checkout:
+            options["pool_timeout"] = timeouts.checkout
+    if server_options:
+        connect_args["options"] = " ".join(server_options)
+    if connect_args:
+        options["connect_args"] = connect_args
     if "+psycopg" in url and not url.startswith("sqlite"):
         # Every connection up to the ceiling stays open: an overflow connection is closed when it is
         # handed back, and under load that meant a new PostgreSQL backend (a fork) for many requests.
@@ -102,12 +127,15 @@ def ensure_sqlite_dir(url: str) -> None:
 class Database:
     """Engine and session factory of one service; opened in lifespan, never at import."""
 
-    def __init__(self, url: str, schema: str | None = None, pool_size: int = 10) -> None:
+    def __init__(self, url: str, schema: str | None = None, pool_size: int = 10,
+                 timeouts: DatabaseTimeouts | None = None) -> None:
         ensure_sqlite_dir(url)
         self.url = url
         self.schema = schema
+        self.timeouts = timeouts or DatabaseTimeouts()
         # Through the module attribute: the OpenTelemetry SQLAlchemy instrumentation wraps that one.
-        self.engine: AsyncEngine = sa_asyncio.create_async_engine(url, **engine_options(url, schema, pool_size))
+        self.engine: AsyncEngine = sa_asyncio.create_async_engine(
+            url, **engine_options(url, schema, pool_size, self.timeouts))
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)

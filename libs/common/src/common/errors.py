@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis.exceptions
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -85,6 +87,26 @@ class UpstreamUnavailable(DomainError):
     title = "Dependency unavailable"
 
 
+# How long a client should wait before retrying a request refused because a dependency is down.
+RETRY_AFTER_SECONDS = 5
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when `exc` says a dependency (database, Redis, broker, a peer) is down, slow or cut, not
+    that the request or the event is wrong: such a failure answers 503 and costs no retry budget.
+
+    SQLAlchemy's OperationalError covers refused and dropped connections and the statement timeout
+    (QueryCanceled) on PostgreSQL; its TimeoutError is a pool checkout that timed out.
+    """
+    if isinstance(exc, UpstreamUnavailable):
+        return True
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+                            sqlalchemy.exc.TimeoutError, redis.exceptions.ConnectionError,
+                            redis.exceptions.TimeoutError, ConnectionError, TimeoutError, OSError))
+
+
 def problem(status: int, title: str, detail: str | None = None, *, code: str | None = None,
             instance: str | None = None, headers: dict[str, str] | None = None,
             **extra: Any) -> JSONResponse:
@@ -103,8 +125,11 @@ def problem(status: int, title: str, detail: str | None = None, *, code: str | N
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+        headers = exc.headers
+        if exc.status == 503 and not (headers and "Retry-After" in headers):
+            headers = {**(headers or {}), "Retry-After": str(RETRY_AFTER_SECONDS)}
         return problem(exc.status, exc.title, exc.detail, code=exc.code, instance=request.url.path,
-                       headers=exc.headers, **exc.extra)
+                       headers=headers, **exc.extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -130,5 +155,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_unavailable(exc):
+            log.warning("dependency unavailable", extra={"path": request.url.path,
+                                                         "error": type(exc).__name__})
+            return problem(503, "Dependency unavailable", "a dependency of this service is unavailable; "
+                           "retry later", code="unavailable", instance=request.url.path,
+                           headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
         log.exception("unhandled error", extra={"path": request.url.path})
         return problem(500, "Internal error", "an unexpected error occurred", code="internal")

@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 HealthCheck = Callable[[], Awaitable[None]]
+# A dependency that does not answer within this is reported, and the probe itself never waits longer.
+CHECK_TIMEOUT_SECONDS = 2.0
 
 router = APIRouter(include_in_schema=False)
 
@@ -25,11 +27,17 @@ async def ready(request: Request) -> JSONResponse:
     results: dict[str, str] = {}
 
     async def run(name: str, check: HealthCheck) -> None:
-        try:
-            await asyncio.wait_for(check(), timeout=2)
-            results[name] = "ok"
-        except Exception as exc:
-            results[name] = f"failed: {type(exc).__name__}"
+        # Not wait_for: it waits for the cancelled check to finish, and a check stuck on a stalled
+        # link (a broker RPC, a database cancel request) can take far longer to unwind than 2 s.
+        task = asyncio.ensure_future(check())
+        done, _ = await asyncio.wait({task}, timeout=CHECK_TIMEOUT_SECONDS)
+        if not done:
+            task.cancel()
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            results[name] = "failed: timeout"
+            return
+        exc = task.exception()
+        results[name] = "ok" if exc is None else f"failed: {type(exc).__name__}"
 
     await asyncio.gather(*(run(name, check) for name, check in checks.items()))
     healthy = all(v == "ok" for v in results.values())

@@ -13,7 +13,7 @@ import httpx
 
 from common import migrations
 from common.cache import Cache, open_cache
-from common.db import Database
+from common.db import Database, DatabaseTimeouts
 from common.events.bus import EventBus, InProcessBus
 from common.events.consumer import HandlerMap, InboxConsumer
 from common.events.outbox import OutboxRelay
@@ -79,7 +79,10 @@ async def open_runtime(settings: ServiceSettings, *, migrations_dir: Path, handl
         await migrations.upgrade_async(migrations_dir, settings.database_url.get_secret_value(), settings.db_schema)
 
     async with AsyncExitStack() as stack:
-        db = Database(settings.database_url.get_secret_value(), settings.db_schema, settings.database_pool_size)
+        db = Database(settings.database_url.get_secret_value(), settings.db_schema, settings.database_pool_size,
+                      DatabaseTimeouts(connect=settings.database_connect_timeout_seconds,
+                                       checkout=settings.database_pool_timeout_seconds,
+                                       statement=settings.database_statement_timeout_seconds))
         stack.push_async_callback(db.dispose)
         cache = open_cache(settings.redis_url.get_secret_value() if settings.redis_url else None,
                            settings.redis_key_prefix)

@@ -43,6 +43,10 @@ class ServiceSettings(BaseSettings):
     database_schema: str | None = None
     # Connections per process, all kept open once used (no overflow: see common.db.engine_options).
     database_pool_size: int = 10
+    # A stalled or unreachable database costs a request seconds, then 503 (docs/faults.md).
+    database_connect_timeout_seconds: float = 3.0
+    database_pool_timeout_seconds: float = 3.0
+    database_statement_timeout_seconds: float = 5.0
     migrate_on_start: bool | None = None
     redis_url: SecretStr | None = None
     redis_key_prefix: str = ""

@@ -8,6 +8,7 @@
     keys revoke KID                  emergency: unpublish a key now (a fresh key takes over if needed)
     keys rewrap                      re-encrypt private keys under the first key-encryption key
     keys generate-kek                print a new key-encryption key for AUTH_SIGNING_KEY_ENCRYPTION_KEYS
+    events outbox|dlq ...           dead outbox rows and dead letters (common.events.tooling)
 
 Every command reads the same settings as the service (AUTH_* environment), so it works in any
 mode: embedded (the SQLite file under var/data, migrated first), `make up`, compose, Kubernetes.
@@ -32,6 +33,7 @@ from auth.settings import AuthSettings
 from common import cli, migrations
 from common.db import Database, utcnow
 from common.errors import DomainError
+from common.events import tooling
 
 T = TypeVar("T")
 
@@ -129,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     revoke.add_argument("kid")
     key_sub.add_parser("rewrap")
     key_sub.add_parser("generate-kek")
+    tooling.add_parser(sub)
     args = parser.parse_args(argv)
     settings = AuthSettings()
     if args.command == "migrate":
@@ -150,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(exc.detail) from exc
     elif args.command == "keys":
         _keys(settings, args)
+    elif args.command == "events":
+        tooling.run(settings, args)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,15 @@ def create_app(settings: AuthSettings | None = None, *, bus: EventBus | None = N
         configure_passwords(settings)
         async with open_runtime(settings, migrations_dir=MIGRATIONS_DIR, handlers=events.HANDLERS,
                                 bus=bus, http_transport=http_transport) as runtime:
-            runtime.resources["keyring"] = keys.KeyRing(settings)
+            keyring = runtime.resources["keyring"] = keys.KeyRing(settings)
+
+            async def can_sign() -> None:
+                """Not ready while no key can sign (e.g. its key-encryption key is not configured):
+                every login would fail."""
+                async with runtime.db.session() as session:
+                    await keyring.signing_key(db_session=session)
+
+            runtime.health_checks["signing_key"] = can_sign
             async with runtime.db.startup_transaction("bootstrap") as session:
                 await keys.ensure_signing_key(db_session=session, settings=settings)
                 await service.ensure_service_clients(

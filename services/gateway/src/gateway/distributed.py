@@ -1,8 +1,10 @@
 """The distributed topology as local processes: one uvicorn per service replica, Nginx in front,
 against the local PostgreSQL, Redis and RabbitMQ. `make up` / `make down` and the e2e tests use it.
 
-Each run gets its own database, exchange, queue and key prefixes (the namespace), fresh
-per-run secrets, and direct service-to-service URLs (the gateway is for the public only).
+Each run gets its own database, exchange, queue and key prefixes (the namespace), secrets created
+once per run folder and kept there (secrets.json, 0600), and direct service-to-service URLs (the
+gateway is for the public only). `up` supervises the service processes: one that dies is started
+again with backoff, as a process manager would.
 """
 
 from __future__ import annotations
@@ -70,6 +72,22 @@ def free_port() -> int:
     raise RuntimeError("no free port below the ephemeral range")
 
 
+def _alive(pid: int) -> bool:
+    """True while the process runs (a zombie child of ours is reaped and counts as gone)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError, IndexError):  # a zombie another process has not reaped yet
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
 def _wait_gone(pid: int, deadline: float) -> bool:
     """Wait for a process to exit: reap it if it is our child (`make up` then `make down` are two
     different processes, so often it is not)."""
@@ -114,6 +132,10 @@ class Topology:
     pids: dict[str, int] = field(default_factory=dict)
     # `make up` says what it is doing (migrations, waiting for services); tests keep it quiet.
     verbose: bool = False
+    # `make up` restarts crashed processes (run_supervisor); tests that kill on purpose leave it off.
+    supervise: bool = False
+    supervisor_pid: int = 0
+    worker_port: int = 0
 
     @classmethod
     def ephemeral(cls, run_dir: Path, replicas: dict[str, int] | None = None, **settings: Any) -> Topology:
@@ -145,14 +167,26 @@ class Topology:
         """The dev CA that signed the edge's certificate (`curl --cacert`, SSL_CERT_FILE)."""
         return self.cert_dir / "ca.pem"
 
+    @property
+    def secrets_file(self) -> Path:
+        return self.run_dir / "secrets.json"
+
     def _ensure_secrets(self) -> None:
+        """The topology's secrets are created once and kept (mode 0600) in the run folder, so
+        `make migrate`, `make up` and `make down` in any order agree on them: a new key-encryption
+        key per run made auth's stored signing keys unreadable, and every login failed."""
         if self.secrets:
             return
-        key = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        key_file = self.run_dir / "playback-token-key.pem"
-        key_file.write_bytes(key)
-        key_file.chmod(0o600)
+        kept = json.loads(self.secrets_file.read_text()) if self.secrets_file.exists() else {}
+        key_file = Path(kept.get("playback_token_key_file") or self.run_dir / "playback-token-key.pem")
+        if not key_file.exists():
+            key = Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            key_file.write_bytes(key)
+            key_file.chmod(0o600)
+        if kept:
+            self.secrets = kept
+            return
         self.secrets = {f"{s}_db_password": secrets.token_urlsafe(18) for s in SERVICES}
         self.secrets.update({f"{s}_client_secret": secrets.token_urlsafe(24) for s in SERVICES})
         self.secrets.update({
@@ -162,6 +196,9 @@ class Topology:
             # auth's private signing keys are stored encrypted with this key (AES-256-GCM).
             "auth_key_encryption_key": base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),
         })
+        fd = os.open(self.secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(self.secrets, out)
 
     def env_for(self, service: str) -> dict[str, str]:
         prefix = service.upper() + "_"
@@ -213,28 +250,34 @@ class Topology:
             subprocess.run([sys.executable, "-m", service, "migrate"], env=self.env_for(service), check=True,
                            cwd=REPO_ROOT, stdout=subprocess.DEVNULL)
 
-    def start(self) -> None:
-        self.bootstrap()
+    def _spawn(self, name: str) -> int:
+        """Start one process of the topology (`catalog-1`, `playback-worker-0`); returns its pid."""
         logs = self.run_dir / "logs"
         logs.mkdir(exist_ok=True)
+        service, index = name.rsplit("-", 1)
+        if service == "playback-worker":
+            # Issue 7: the transcode worker (`python -m playback.worker`), its own process as in k8s.
+            if not self.worker_port:
+                self.worker_port = free_port()
+            command = [sys.executable, "-m", "playback.worker"]
+            env = {**self.env_for("playback"), "PLAYBACK_WORKER_PORT": str(self.worker_port)}
+        else:
+            command = [sys.executable, "-m", "uvicorn", f"{service}.main:create_app", "--factory",
+                       "--host", "127.0.0.1", "--port", str(self.ports[service][int(index)]), "--no-server-header",
+                       "--no-access-log", "--proxy-headers", "--root-path", f"/api/{service}"]
+            env = self.env_for(service)
+        with (logs / f"{name}.log").open("ab") as log_file:
+            process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        return process.pid
+
+    def start(self) -> None:
+        self.bootstrap()
         for service in SERVICES:
-            for index, port in enumerate(self.ports[service]):
-                name = f"{service}-{index}"
-                log_file = (logs / f"{name}.log").open("ab")
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "uvicorn", f"{service}.main:create_app", "--factory",
-                     "--host", "127.0.0.1", "--port", str(port), "--no-server-header", "--no-access-log",
-                     "--proxy-headers", "--root-path", f"/api/{service}"],
-                    env=self.env_for(service), cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
-                    start_new_session=True)
-                self.pids[name] = process.pid
-        # Issue 7: the transcode worker (`python -m playback.worker`), its own process as in k8s.
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "playback.worker"],
-            env={**self.env_for("playback"), "PLAYBACK_WORKER_PORT": str(free_port())}, cwd=REPO_ROOT,
-            stdout=(logs / "playback-worker-0.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
-        self.pids["playback-worker-0"] = worker.pid
-        self.say(f"started {len(self.pids)} processes (logs: {logs}); starting nginx")
+            for index in range(len(self.ports[service])):
+                self.pids[f"{service}-{index}"] = self._spawn(f"{service}-{index}")
+        self.pids["playback-worker-0"] = self._spawn("playback-worker-0")
+        self.say(f"started {len(self.pids)} processes (logs: {self.run_dir / 'logs'}); starting nginx")
         cert = ensure_dev_cert(self.cert_dir)
         main_conf = nginx.render(nginx.GatewayConfig(
             https_listen=f"127.0.0.1:{self.tls_port}", http_listen=f"127.0.0.1:{self.redirect_port}",
@@ -247,7 +290,50 @@ class Topology:
         nginx.check(main_conf)
         nginx.start(main_conf)
         self.save()
+        if self.supervise:
+            self.supervisor_pid = subprocess.Popen(
+                [sys.executable, "-m", "gateway.distributed", "supervise", "--run-dir", str(self.run_dir)],
+                cwd=REPO_ROOT, stdout=(self.run_dir / "logs" / "supervisor.log").open("ab"),
+                stderr=subprocess.STDOUT, start_new_session=True).pid
+            self.save()
         self.wait_ready()
+
+    def run_supervisor(self, *, check_every: float = 0.5, max_backoff: float = 30.0,
+                       healthy_after: float = 60.0) -> None:
+        """Restart every process of the topology that died (crash, OOM kill, kill -9), with an
+        exponential backoff per process that resets once it has run for `healthy_after` seconds.
+        Runs until SIGTERM (`make down` sends it before stopping the processes)."""
+        stopping = False
+
+        def on_term(*_: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, on_term)
+        backoff: dict[str, float] = {}
+        started: dict[str, float] = dict.fromkeys(self.pids, time.monotonic())
+        due: dict[str, float] = {}
+        while not stopping:
+            now = time.monotonic()
+            for name, pid in list(self.pids.items()):
+                if _alive(pid):
+                    if now - started.get(name, now) >= healthy_after:
+                        backoff.pop(name, None)
+                    continue
+                if name not in due:
+                    delay = backoff.get(name, 0.5)
+                    backoff[name] = min(delay * 2, max_backoff)
+                    due[name] = now + delay
+                    print(json.dumps({"event": "process exited", "process": name, "pid": pid,
+                                      "restart_in_seconds": delay}), flush=True)
+                elif now >= due[name]:
+                    del due[name]
+                    self.pids[name] = self._spawn(name)
+                    started[name] = now
+                    self.save()
+                    print(json.dumps({"event": "process restarted", "process": name, "pid": self.pids[name]}),
+                          flush=True)
+            time.sleep(check_every)
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -274,6 +360,14 @@ class Topology:
             print(f"make up: {message}", file=sys.stderr, flush=True)
 
     def stop(self, *, drop_database: bool = False) -> None:
+        if self.supervisor_pid:  # first, or it would restart what is being stopped
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.supervisor_pid, signal.SIGTERM)
+            _wait_gone(self.supervisor_pid, time.monotonic() + 5)
+            self.supervisor_pid = 0
+            saved = Topology.load(self.run_dir)
+            if saved is not None:
+                self.pids = saved.pids  # the supervisor may have restarted some
         nginx.stop(self.run_dir / "nginx" / "nginx.conf")
         for pid in self.pids.values():
             try:
@@ -312,7 +406,9 @@ class Topology:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m gateway.distributed", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "migrate"])
+    parser.add_argument("command", choices=["up", "down", "migrate", "supervise"])
+    parser.add_argument("--run-dir", type=Path, default=REPO_ROOT / "var" / "distributed",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--replicas", action="append", default=[], metavar="SERVICE=N",
                         help="run N processes of a service behind the gateway (least_conn)")
     parser.add_argument("--api-rate-limit", default="100r/s",
@@ -324,8 +420,13 @@ def main() -> None:
     parser.add_argument("--redis-url", default=Topology.redis_url)
     parser.add_argument("--broker-url", default=Topology.broker_url, help="RabbitMQ (amqp://user:password@host:port/)")
     args = parser.parse_args()
-    run_dir = REPO_ROOT / "var" / "distributed"
+    run_dir = args.run_dir
     existing = Topology.load(run_dir)
+    if args.command == "supervise":
+        if existing is None:
+            raise SystemExit(f"no topology in {run_dir}")
+        existing.run_supervisor()
+        return
     infrastructure = {"pg_admin_dsn": args.pg_admin_dsn, "redis_url": args.redis_url, "broker_url": args.broker_url}
     if args.command != "down":
         lines = preflight.problems([preflight.postgres(args.pg_admin_dsn, "--pg-admin-dsn (make up UP_ARGS=...)"),
@@ -349,7 +450,7 @@ def main() -> None:
     if existing is not None:
         existing.stop()
     topology = Topology(run_dir=run_dir, api_rate_limit=args.api_rate_limit,
-                        login_rate_limit=args.login_rate_limit, verbose=True, **infrastructure)
+                        login_rate_limit=args.login_rate_limit, verbose=True, supervise=True, **infrastructure)
     for spec in args.replicas:
         service, count = spec.split("=", 1)
         first = DEFAULT_PORTS[service]

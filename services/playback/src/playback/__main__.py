@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 from common import cli
+from common.events import tooling
 from playback import events, signing
 from playback.assets.jobs import declare_transcode_queues
 from playback.main import MIGRATIONS_DIR
@@ -56,8 +57,11 @@ def main() -> None:
     identify.add_argument("recording", type=Path)
     identify.add_argument("--asset", type=uuid.UUID, default=None,
                           help="the asset it shows (default: every watermarked asset is tried)")
+    tooling.add_parser(sub)
     args = parser.parse_args()
-    if args.command == "migrate":
+    if args.command == "events":
+        tooling.run(PlaybackSettings(), args)
+    elif args.command == "migrate":
         settings = PlaybackSettings()
         cli.migrate(settings, MIGRATIONS_DIR, events.HANDLERS)
         if settings.broker_url:

@@ -16,6 +16,12 @@ log = logging.getLogger(__name__)
 EventHandler = Callable[[Envelope], Awaitable[None]]
 
 
+class TransportUnavailable(ConnectionError):
+    """The transport could not take a message for a reason that has nothing to do with the message
+    (broker unreachable, reconnecting, stalled): the outbox waits and retries without counting an
+    attempt against the row, so no outage can ever make an event dead."""
+
+
 class EventBus(Protocol):
     """Publish returns only once the transport has accepted the message durably."""
 

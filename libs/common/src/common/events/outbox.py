@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import random
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.background import CommitWokenLoop
 from common.db import Database, utcnow
-from common.events.bus import EventBus
+from common.events.bus import EventBus, TransportUnavailable
 from common.events.envelope import Envelope
 from common.events.tables import outbox
 from common.observability import context as obs_context
@@ -49,7 +50,14 @@ async def add_event(session: AsyncSession, event_type: str, payload: dict[str, A
 
 
 class OutboxRelay(CommitWokenLoop):
-    """Publishes pending outbox rows with confirms, marks them sent; rows that keep failing go dead.
+    """Publishes pending outbox rows with confirms, in order, and marks them sent.
+
+    Two kinds of failure, never confused: a transport failure (broker down, reconnecting, stalled)
+    counts against no row; the relay stops the batch and backs off with jitter, deaf to commits,
+    until the broker takes messages again, then drains in order. A failure that belongs to the row
+    (the broker nacks it, the embedded consumers refuse it, it cannot be read) counts an attempt,
+    and after `max_attempts` the row is dead: kept, visible (`events outbox stuck`) and re-drivable
+    (`events outbox retry`).
 
     Several replicas may run it: rows are claimed with FOR UPDATE SKIP LOCKED on PostgreSQL.
     Published rows are deleted after `retention` so the table (and the personal data some payloads
@@ -57,7 +65,7 @@ class OutboxRelay(CommitWokenLoop):
     """
 
     def __init__(self, db: Database, bus: EventBus, service: str, *, batch_size: int = 100,
-                 poll_interval: float = 0.5, max_attempts: int = 20,
+                 poll_interval: float = 0.5, max_attempts: int = 20, max_backoff: float = 10.0,
                  retention: dt.timedelta = dt.timedelta(days=7), prune_every_seconds: float = 3600) -> None:
         super().__init__(db, OUTBOX_PENDING, f"outbox-relay-{service}")
         self.db = db
@@ -66,9 +74,15 @@ class OutboxRelay(CommitWokenLoop):
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.max_attempts = max_attempts
+        self.max_backoff = max_backoff
         self.retention = retention
         self.prune_every_seconds = prune_every_seconds
         self._pruned_at = 0.0
+        self.transport_down = False
+
+    def _jittered(self, backoff: float) -> float:
+        """Half fixed, half random: replicas that lost the broker together do not return together."""
+        return backoff / 2 + random.uniform(0, backoff / 2)
 
     async def _run(self) -> None:
         backoff = self.poll_interval
@@ -78,17 +92,32 @@ class OutboxRelay(CommitWokenLoop):
                     self._pruned_at = time.monotonic()
                     await self.prune_published()
                 published, failed = await self.publish_pending()
-                if failed:
-                    backoff = min(backoff * 2, 30.0)
-                else:
-                    backoff = self.poll_interval
-                    if published >= self.batch_size:
-                        continue
             except asyncio.CancelledError:
                 raise
+            except TransportUnavailable as exc:
+                if not self.transport_down:
+                    log.warning("broker unavailable, outbox relay waits", extra={"error": str(exc)})
+                self.transport_down = True
+                backoff = min(max(backoff, self.poll_interval) * 2, self.max_backoff)
+                # Commits do not wake it: each would only meet the same closed door.
+                await asyncio.sleep(self._jittered(backoff))
+                continue
             except Exception:
+                # Most often the database is down: nothing was counted, try again later.
                 log.exception("outbox relay iteration failed")
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, self.max_backoff)
+                await asyncio.sleep(self._jittered(backoff))
+                continue
+            if self.transport_down:
+                log.info("broker back, outbox relay drains", extra={"published": published})
+                self.transport_down = False
+            if failed:
+                backoff = min(backoff * 2, self.max_backoff)
+                await asyncio.sleep(self._jittered(backoff))
+                continue
+            backoff = self.poll_interval
+            if published >= self.batch_size:
+                continue
             await self.pause(backoff)
 
     async def prune_published(self) -> int:
@@ -99,7 +128,11 @@ class OutboxRelay(CommitWokenLoop):
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def publish_pending(self) -> tuple[int, bool]:
-        """Publish one batch; returns how many rows were sent and whether the transport failed."""
+        """Publish one batch; returns how many rows were sent and whether a row failed.
+
+        Raises TransportUnavailable (after recording what was sent) when the broker could not be
+        asked; no row is charged for it.
+        """
         if self.db.url.startswith("sqlite"):
             # Embedded: one relay per SQLite file, and the in-process bus runs the consumers of other
             # services before publish returns. Holding this database's write lock (BEGIN IMMEDIATE)
@@ -108,18 +141,23 @@ class OutboxRelay(CommitWokenLoop):
             # and record publishes again, which consumers' inboxes absorb.
             async with self.db.transaction() as session:
                 rows = await self._pending(session, lock=False)
-            outcomes = await self._publish(rows)
+            outcomes, transport_error = await self._publish(rows)
             async with self.db.transaction() as session:
-                return await self._record(session, outcomes)
-        # Several replicas: rows stay claimed (FOR UPDATE SKIP LOCKED) until their outcome is recorded.
-        async with self.db.transaction() as session:
-            rows = await self._pending(session, lock=True)
-            outcomes = await self._publish(rows)
-            return await self._record(session, outcomes)
+                result = await self._record(session, outcomes)
+        else:
+            # Several replicas: rows stay claimed (FOR UPDATE SKIP LOCKED) until their outcome is recorded.
+            async with self.db.transaction() as session:
+                rows = await self._pending(session, lock=True)
+                outcomes, transport_error = await self._publish(rows)
+                result = await self._record(session, outcomes)
+        if transport_error is not None:
+            raise transport_error
+        return result
 
     async def _pending(self, session: AsyncSession, *, lock: bool) -> Sequence[Any]:
         query = (
-            sa.select(outbox.c.id, outbox.c.envelope, outbox.c.headers, outbox.c.attempts, outbox.c.created_at)
+            sa.select(outbox.c.id, outbox.c.routing_key, outbox.c.envelope, outbox.c.headers, outbox.c.attempts,
+                      outbox.c.created_at)
             .where(outbox.c.published_at.is_(None), outbox.c.dead_at.is_(None))
             .order_by(outbox.c.created_at)
             .limit(self.batch_size)
@@ -129,18 +167,22 @@ class OutboxRelay(CommitWokenLoop):
         metrics.EVENTS_OUTBOX_LAG.labels(self.service).set(lag)
         return rows
 
-    async def _publish(self, rows: Sequence[Any]) -> list[tuple[Any, Exception | None]]:
-        """Publish in order; stop at the first failure (the transport is unhappy: the rest waits)."""
+    async def _publish(self, rows: Sequence[Any]
+                       ) -> tuple[list[tuple[Any, Exception | None]], TransportUnavailable | None]:
+        """Publish in order. A row's own failure is noted and the next row goes on; a transport
+        failure stops the batch (the rest waits, in order) and is returned, charged to no row."""
         outcomes: list[tuple[Any, Exception | None]] = []
         for row in rows:
-            envelope = Envelope.model_validate(row.envelope)
             try:
+                envelope = Envelope.model_validate(row.envelope)
                 await self._publish_one(envelope, dict(row.headers or {}))
+            except TransportUnavailable as exc:
+                return outcomes, exc
             except Exception as exc:
                 outcomes.append((row, exc))
-                break
+                continue
             outcomes.append((row, None))
-        return outcomes
+        return outcomes, None
 
     async def _publish_one(self, envelope: Envelope, headers: dict[str, str]) -> None:
         """A PRODUCER span, child of the request that wrote the row; its context travels in the
@@ -158,7 +200,7 @@ class OutboxRelay(CommitWokenLoop):
         sent = 0
         failed = False
         for row, error in outcomes:
-            routing_key = Envelope.model_validate(row.envelope).routing_key
+            routing_key = row.routing_key
             if error is None:
                 await session.execute(outbox.update().where(outbox.c.id == row.id).values(published_at=utcnow()))
                 metrics.EVENTS_PUBLISHED.labels(self.service, routing_key).inc()

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import aio_pika
+from aio_pika import exceptions as amqp_errors
 from aio_pika.abc import (
     AbstractChannel,
     AbstractIncomingMessage,
@@ -26,7 +27,8 @@ from aio_pika.abc import (
 from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
-from common.events.bus import EventHandler
+from common.errors import is_unavailable
+from common.events.bus import EventHandler, TransportUnavailable
 from common.events.envelope import Envelope
 from common.observability import metrics
 
@@ -68,13 +70,25 @@ class RabbitMQBus:
             await self._connection.close()
             self._connection = None
 
+    def _require_connected(self) -> None:
+        """A robust connection that is reconnecting is not closed, yet nothing can be sent on it."""
+        connection = self._connection
+        if connection is None or self._exchange is None:
+            raise TransportUnavailable("bus not started")
+        if connection.is_closed or not connection.connected.is_set() or connection.transport is None:
+            raise TransportUnavailable("broker connection is down (reconnecting)")
+
     async def ping(self) -> None:
-        if self._connection is None or self._connection.is_closed:
-            raise ConnectionError("broker connection is closed")
+        """Connected, and the broker answers a round trip (a stalled broker looks connected)."""
+        self._require_connected()
+        assert self._publish_channel is not None
+        await self._publish_channel.get_exchange(self.exchange_name, ensure=True)
 
     async def publish(self, envelope: Envelope, headers: dict[str, str] | None = None) -> None:
-        if self._exchange is None:
-            raise ConnectionError("bus not started")
+        """Returns once the broker confirmed; raises TransportUnavailable when the broker could not be
+        asked, and the broker's own refusal (DeliveryError: a nack) as it is: that one is the row's."""
+        self._require_connected()
+        assert self._exchange is not None
         message = aio_pika.Message(
             body=envelope.model_dump_json().encode(),
             content_type="application/json",
@@ -85,7 +99,12 @@ class RabbitMQBus:
             headers=dict(headers or {}),
         )
         # With confirms, `publish` returns after the broker has taken responsibility for it.
-        await self._exchange.publish(message, routing_key=envelope.routing_key, timeout=10)
+        try:
+            await self._exchange.publish(message, routing_key=envelope.routing_key, timeout=10)
+        except amqp_errors.DeliveryError:  # a nack (PublishError, a return, is one too)
+            raise
+        except (amqp_errors.AMQPError, ConnectionError, OSError, TimeoutError, RuntimeError) as exc:
+            raise TransportUnavailable(f"publish failed: {exc!r}") from exc
 
     async def declare(self, consumer: str, routing_keys: Iterable[str]) -> None:
         if self._connection is None:
@@ -145,6 +164,15 @@ class RabbitMQBus:
             try:
                 await handler(envelope)
             except Exception as exc:
+                if is_unavailable(exc):
+                    # The database (or a peer) is down, not the event: wait on the retry queue's
+                    # delay and try again without spending the attempt budget; it ends with the outage.
+                    log.warning("event handling waits for a dependency", extra={
+                        "event_id": str(envelope.event_id), "routing_key": envelope.routing_key,
+                        "error": type(exc).__name__})
+                    await self._forward(channel, message, retry_name, headers, reason=repr(exc))
+                    await message.ack()
+                    return
                 if attempt >= self.max_attempts:
                     log.error("event dead-lettered after retries", extra={
                         "event_id": str(envelope.event_id), "routing_key": envelope.routing_key,

@@ -1,0 +1,160 @@
+"""A TCP fault proxy for the fault-injection tests: put it between a service and PostgreSQL, Redis or
+RabbitMQ (point the service's URL at `proxy.port`) and break the link on demand.
+
+Modes: `up` (forward), `cut` (drop every connection; new ones are accepted and closed at once, as a
+broker restart or a reset link looks), `refuse` (drop every connection and stop listening: the
+client gets ECONNREFUSED), `stall` (a blackhole: connections stay open, no byte goes through, new
+ones are accepted and then silent), `slow` (every chunk delayed by `delay` seconds), `flaky` (each
+chunk kills its connection with `probability`). Going back `up` from `stall` closes the stalled
+connections, as a TCP stack gives up on a long partition.
+
+`FaultProxy` lives on an event loop; `ThreadedFaultProxy` runs one on its own thread for the
+synchronous end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import threading
+from collections.abc import Coroutine
+from typing import Any, Literal, TypeVar
+
+Mode = Literal["up", "cut", "refuse", "stall", "slow", "flaky"]
+T = TypeVar("T")
+
+
+class FaultProxy:
+    def __init__(self, target_host: str, target_port: int, *, listen_host: str = "127.0.0.1",
+                 listen_port: int = 0) -> None:
+        self.target = (target_host, target_port)
+        self.listen_host = listen_host
+        self.port = listen_port
+        self.mode: Mode = "up"
+        self.delay = 0.0
+        self.probability = 0.0
+        self.connections_accepted = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._flowing = asyncio.Event()  # clear while stalled
+        self._flowing.set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, self.listen_host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        await self._stop_listening()
+        self._drop_all()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def set_mode(self, mode: Mode, *, delay: float = 0.5, probability: float = 0.2) -> None:
+        previous, self.mode = self.mode, mode
+        self.delay, self.probability = delay, probability
+        if mode in ("cut", "refuse") or (previous == "stall" and mode == "up"):
+            self._drop_all()
+        if mode == "stall":
+            self._flowing.clear()
+        else:
+            self._flowing.set()
+        if mode == "refuse":
+            await self._stop_listening()
+        elif self._server is None:
+            await self.start()
+
+    async def _stop_listening(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), timeout=1)
+            self._server = None
+
+    def _drop_all(self) -> None:
+        for writer in list(self._writers):
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
+        self._writers.clear()
+
+    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self.connections_accepted += 1
+        if self.mode == "cut":
+            client_writer.transport.abort()
+            return
+        self._writers.add(client_writer)
+        try:
+            if self.mode == "stall":  # silent: the client waits for its own timeout
+                await self._flowing.wait()
+                if client_writer not in self._writers:
+                    return
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_writer.transport.abort()
+            self._writers.discard(client_writer)
+            return
+        self._writers.add(upstream_writer)
+        pair = (client_writer, upstream_writer)
+        await asyncio.gather(self._pipe(client_reader, upstream_writer, pair),
+                             self._pipe(upstream_reader, client_writer, pair), return_exceptions=True)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    pair: tuple[asyncio.StreamWriter, asyncio.StreamWriter]) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            while True:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                await self._flowing.wait()  # stalled: hold the bytes, nothing goes through
+                if writer not in self._writers:
+                    break
+                if self.mode == "slow":
+                    await asyncio.sleep(self.delay)
+                elif self.mode == "flaky" and random.random() < self.probability:
+                    break
+                writer.write(chunk)
+                await writer.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            for side in pair:
+                with contextlib.suppress(Exception):
+                    side.transport.abort()
+                self._writers.discard(side)
+            if task is not None:
+                self._tasks.discard(task)
+
+
+class ThreadedFaultProxy:
+    """A FaultProxy on its own event loop thread, driven from synchronous code."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
+        self._thread.start()
+        self.proxy = FaultProxy(target_host, target_port)
+        self._call(self.proxy.start())
+
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port
+
+    @property
+    def mode(self) -> Mode:
+        return self.proxy.mode
+
+    def set_mode(self, mode: Mode, **options: float) -> None:
+        self._call(self.proxy.set_mode(mode, **options))
+
+    def close(self) -> None:
+        self._call(self.proxy.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
