@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Mount
 from common import health
 from common.errors import install_error_handlers
 from common.events.bus import InProcessBus
+from common.openapi import install_openapi, route_operation_id
 from common.observability.middleware import ObservabilityMiddleware
 from common.runtime import Runtime
 from common.settings import ServiceSettings
@@ -25,9 +26,11 @@ def build_app(settings: ServiceSettings, *, title: str, description: str,
     # FastAPI's native telemetry would add a second server span (and one per dependency, endpoint and
     # serialisation) to the one ObservabilityMiddleware makes: off (issue 20, most of a cached read's cost).
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan,
-                  telemetry={"tracing": False, "operation_spans": False})
+                  telemetry={"tracing": False, "operation_spans": False},
+                  generate_unique_id_function=route_operation_id)
     app.state.settings = settings
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(ObservabilityMiddleware, service=settings.service_name)
     app.include_router(health.router)
     for router in routers:
