@@ -31,12 +31,18 @@ export function Empty({ children }: { children: ComponentChildren }) {
   return <p class="muted empty">{children}</p>;
 }
 
-/** A page's main heading, focused on navigation so screen readers announce the new page. */
+let firstPage = true;
+
+/**
+ * A page's main heading, focused after an in-app navigation so screen readers announce the new
+ * page (not on the first load, where the browser's own order starts at the skip link).
+ */
 export function Page({ title, children }: { title: string; children: ComponentChildren }) {
   const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => {
     document.title = `${title} · Triple Academy`;
-    heading.current?.focus();
+    if (firstPage) firstPage = false;
+    else heading.current?.focus();
   }, [title]);
   return (
     <section class="page">

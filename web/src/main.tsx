@@ -4,7 +4,7 @@ import { session } from './api/session';
 import { useSession } from './lib/hooks';
 import './style.css';
 import { CatalogPage, CoursePage } from './pages/catalog';
-import { LoginPage, RegisterPage, VerifyEmailPage, ForgotPasswordPage, ResetPasswordPage } from './pages/auth';
+import { LoginPage, RegisterPage, VerifyEmailPage, ForgotPasswordPage, ResetPasswordPage, ConfirmEmailChangePage } from './pages/auth';
 import { CheckoutSuccessPage, CheckoutCancelPage, OrdersPage } from './pages/orders';
 import { MyLearningPage } from './pages/learning';
 import { PlayerPage } from './pages/player';
@@ -102,9 +102,10 @@ export function App() {
           <Route path="/courses/:id" component={CoursePage} />
           <Route path="/login" component={LoginPage} />
           <Route path="/register" component={RegisterPage} />
-          <Route path="/verify-email" component={VerifyEmailPage} />
+          <Route path="/account/verify-email" component={VerifyEmailPage} />
           <Route path="/forgot-password" component={ForgotPasswordPage} />
-          <Route path="/reset-password" component={ResetPasswordPage} />
+          <Route path="/account/reset-password" component={ResetPasswordPage} />
+          <Route path="/account/confirm-email-change" component={ConfirmEmailChangePage} />
           <Route path="/checkout/success" component={SignedCheckoutSuccessPage} />
           <Route path="/checkout/cancel" component={SignedCheckoutCancelPage} />
           <Route path="/learning" component={SignedMyLearningPage} />

@@ -9,7 +9,7 @@ export interface Spot {
 }
 
 export const WATERMARK_INTERVAL_MS = 7000;
-const COLUMNS = [4, 30, 56];
+const COLUMNS = [2, 18, 34];
 const ROWS = [6, 30, 54, 78];
 
 export function nextSpot(previous: Spot | null, random: () => number = Math.random): Spot {

@@ -30,7 +30,7 @@ export function AccountPage() {
       <section aria-labelledby="profile-h">
         <h2 id="profile-h">Profile</h2>
         <p>
-          {s.user?.email} {s.user?.email_verified ? '(verified)' : <a href="/verify-email">(verify your e-mail)</a>} · roles:{' '}
+          {s.user?.email} {s.user?.email_verified ? '(verified)' : <a href="/account/verify-email">(verify your e-mail)</a>} · roles:{' '}
           {s.user?.roles.join(', ')}
         </p>
         <form

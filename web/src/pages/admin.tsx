@@ -196,6 +196,7 @@ function Orders() {
         ))}
       </select>
       <ErrorBox message={orders.error} />
+      {orders.loading && <Loading />}
       {orders.value?.totals.map((t) => (
         <p key={t.currency} class="meta">
           {t.orders} orders · gross {formatMoney(t.gross_amount, t.currency)} · refunded {formatMoney(t.refunded_amount, t.currency)} · net{' '}
@@ -207,7 +208,7 @@ function Orders() {
         {(orders.value?.items ?? []).map((o) => (
           <li key={o.order_id}>
             <strong>{o.course_title}</strong> · {formatMoney(o.amount, o.currency)} · <span data-testid="order-status">{o.status}</span> ·{' '}
-            {formatDate(o.created_at)} · user {o.user_id.slice(0, 8)}
+            {formatDate(o.created_at)} · order <code>{o.order_id}</code> · user {o.user_id.slice(0, 8)}
             {o.amount_refunded > 0 && <> · refunded {formatMoney(o.amount_refunded, o.currency)}</>}
             {['paid', 'partially_refunded'].includes(o.status) && <RefundForm order={o} onDone={orders.reload} />}
           </li>

@@ -5,6 +5,15 @@ import { session } from '../api/session';
 import { ErrorBox, Field, Notice, Page } from '../components';
 import { useAction } from '../lib/hooks';
 
+/** The code of a mailed link (`/account/verify-email#code=...`): in the fragment, never sent to a server. */
+export function codeFrom(hash: string, search: string): string {
+  return new URLSearchParams(hash.replace(/^#/, '')).get('code') ?? new URLSearchParams(search).get('code') ?? '';
+}
+
+function mailedCode(): string {
+  return codeFrom(window.location.hash, window.location.search);
+}
+
 /** Only a path of this app (never another site) after sign-in. */
 export function safeNext(next: string | undefined): string {
   return next && next.startsWith('/') && !next.startsWith('//') ? next : '/learning';
@@ -56,7 +65,7 @@ export function RegisterPage() {
           void action.run(async () => {
             await data(authApi.POST('/register', { body: { email: email.trim(), password, full_name: fullName.trim() } }));
             await session.login(email.trim(), password);
-            route('/verify-email');
+            route('/account/verify-email');
           });
         }}
       >
@@ -83,8 +92,7 @@ export function RegisterPage() {
 }
 
 export function VerifyEmailPage() {
-  const { query } = useLocation();
-  const [code, setCode] = useState(query.code ?? '');
+  const [code, setCode] = useState(mailedCode);
   const verify = useAction();
   const resend = useAction();
   return (
@@ -154,15 +162,14 @@ export function ForgotPasswordPage() {
         </button>
       </form>
       <p>
-        <a href="/reset-password">I have a code</a>
+        <a href="/account/reset-password">I have a code</a>
       </p>
     </Page>
   );
 }
 
 export function ResetPasswordPage() {
-  const { query } = useLocation();
-  const [code, setCode] = useState(query.code ?? '');
+  const [code, setCode] = useState(mailedCode);
   const [password, setPassword] = useState('');
   const action = useAction();
   return (
@@ -191,6 +198,33 @@ export function ResetPasswordPage() {
           <a href="/login">Sign in</a>
         </p>
       )}
+    </Page>
+  );
+}
+
+export function ConfirmEmailChangePage() {
+  const [code, setCode] = useState(mailedCode);
+  const action = useAction();
+  return (
+    <Page title="Confirm your new e-mail address">
+      <form
+        class="form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void action.run(async () => {
+            await data(authApi.POST('/email/change/confirm', { body: { code: code.trim() } }));
+            await session.reloadUser().catch(() => undefined);
+            return 'Your e-mail address is changed.';
+          });
+        }}
+      >
+        <Field label="Confirmation code" name="code" value={code} onInput={setCode} required autoComplete="one-time-code" />
+        <ErrorBox message={action.error} />
+        <Notice message={action.done} />
+        <button type="submit" disabled={action.busy}>
+          Confirm
+        </button>
+      </form>
     </Page>
   );
 }

@@ -95,10 +95,12 @@ export function PlayerPage() {
         hls.on(HlsPlayer.Events.ERROR, (_event, info) => {
           if (info.fatal) stop(`Playback stopped: ${info.details}`);
         });
+        hls.on(HlsPlayer.Events.MANIFEST_PARSED, () => void element.play().catch(() => undefined));
         hls.loadSource(sameOriginUrl(issued.manifest_url));
         hls.attachMedia(element);
       } else {
         element.src = sameOriginUrl(issued.manifest_url);
+        void element.play().catch(() => undefined);
       }
       heartbeat = setInterval(async () => {
         try {

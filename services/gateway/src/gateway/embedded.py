@@ -68,7 +68,7 @@ def create_embedded_app(settings: GatewaySettings | None = None) -> Starlette:
     }
     app = compose_services(services, bus=bus, extra_routes=[
         Mount("/media", app=create_media_app(playback_settings)),
-        Route("/{path:path}", web, methods=["GET", "HEAD"]),
+        Route("/{path:path}", web.respond, methods=["GET", "HEAD"]),
     ], middleware=[edge_middleware(settings)])
     # The services' calls to each other skip the edge (no limits, /internal reachable), as the
     # direct URLs of the distributed mode do; only requests from outside meet it.

@@ -28,7 +28,7 @@ class WebApp:
     def built(self) -> bool:
         return (self.dist / "index.html").is_file()
 
-    async def __call__(self, request: Request) -> Response:
+    async def respond(self, request: Request) -> Response:
         path = request.path_params.get("path", "")
         if path.startswith(("api/", "media/")):  # not a mounted service: never the app's HTML
             return _not_found()
