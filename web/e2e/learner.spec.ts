@@ -115,7 +115,7 @@ test('a learner registers, buys, watches, and loses access after a refund', asyn
   await shot(admin, '11-admin-orders');
   await order.getByLabel('Reason').fill('browser test refund');
   await order.getByRole('button', { name: 'Refund' }).click();
-  await expect(admin.getByText('Refund sent to the provider.')).toBeVisible();
+  await expect(admin.getByRole('status').filter({ hasText: `order ${orderId}) sent to the provider` })).toBeVisible();
   await adminContext.close();
 
   await expect

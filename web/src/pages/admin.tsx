@@ -142,7 +142,7 @@ function Users() {
   );
 }
 
-function RefundForm({ order, onDone }: { order: AdminOrder; onDone: () => void }) {
+function RefundForm({ order, onDone }: { order: AdminOrder; onDone: (message: string) => void }) {
   const [amount, setAmount] = useState('');
   const [reason, setReason] = useState('');
   const action = useAction();
@@ -162,8 +162,7 @@ function RefundForm({ order, onDone }: { order: AdminOrder; onDone: () => void }
               body: { reason: reason.trim() || 'refunded by an admin', amount: partial },
             }),
           );
-          onDone();
-          return 'Refund sent to the provider.';
+          onDone(`Refund of ${order.course_title} (order ${order.order_id}) sent to the provider.`);
         });
       }}
     >
@@ -175,12 +174,12 @@ function RefundForm({ order, onDone }: { order: AdminOrder; onDone: () => void }
         Refund
       </button>
       <ErrorBox message={action.error} />
-      <Notice message={action.done} />
     </form>
   );
 }
 
 function Orders() {
+  const [notice, setNotice] = useState<string | null>(null);
   const [status, setStatus] = useState<OrderStatus | ''>('');
   const [page, setPage] = useState(1);
   const orders = useLoad(() => data(billingApi.GET('/admin/orders', { params: { query: { status: status || undefined, page, page_size: 20 } } })), [status, page]);
@@ -196,6 +195,7 @@ function Orders() {
         ))}
       </select>
       <ErrorBox message={orders.error} />
+      <Notice message={notice} />
       {orders.loading && <Loading />}
       {orders.value?.totals.map((t) => (
         <p key={t.currency} class="meta">
@@ -210,7 +210,7 @@ function Orders() {
             <strong>{o.course_title}</strong> · {formatMoney(o.amount, o.currency)} · <span data-testid="order-status">{o.status}</span> ·{' '}
             {formatDate(o.created_at)} · order <code>{o.order_id}</code> · user {o.user_id.slice(0, 8)}
             {o.amount_refunded > 0 && <> · refunded {formatMoney(o.amount_refunded, o.currency)}</>}
-            {['paid', 'partially_refunded'].includes(o.status) && <RefundForm order={o} onDone={orders.reload} />}
+            {['paid', 'partially_refunded'].includes(o.status) && <RefundForm order={o} onDone={(message) => (setNotice(message), orders.reload())} />}
           </li>
         ))}
       </ul>
