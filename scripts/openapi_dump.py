@@ -21,9 +21,6 @@ OUT_DIR = REPO_ROOT / "web" / "openapi"
 
 def documents() -> dict[str, dict[str, Any]]:
     """Each service's document from `create_app` with the embedded settings (nothing is opened)."""
-    from gateway.embedded import service_overrides
-    from gateway.settings import GatewaySettings
-
     import auth.main
     import billing.main
     import catalog.main
@@ -31,6 +28,8 @@ def documents() -> dict[str, dict[str, Any]]:
     from auth.settings import AuthSettings
     from billing.settings import BillingSettings
     from catalog.settings import CatalogSettings
+    from gateway.embedded import service_overrides
+    from gateway.settings import GatewaySettings
     from playback.settings import PlaybackSettings
 
     factories = {"auth": (auth.main.create_app, AuthSettings), "catalog": (catalog.main.create_app, CatalogSettings),

@@ -11,14 +11,15 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from gateway.distributed import REPO_ROOT, SERVICES, Topology, free_port
 
 sys.path.insert(0, str(REPO_ROOT / "tests" / "web"))
-from web_testkit import build, require_node, run_tool  # noqa: E402
+from web_testkit import build, require_node, run_tool
 
-from .conftest import _wait_ready  # noqa: E402
+from .conftest import _wait_ready
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = REPO_ROOT / "var" / "web-screenshots"
@@ -64,6 +65,25 @@ def embedded_web(web_dist: Path, tmp_path_factory: pytest.TempPathFactory) -> It
             process.wait(timeout=20)
 
 
+def check_serving(base_url: str, dist: Path) -> None:
+    """Hashed assets cached a year, index.html revalidated, SPA fallback, the app's CSP, real types."""
+    script = next(p.name for p in (dist / "assets").iterdir() if p.suffix == ".js" and p.name.startswith("index-"))
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        index = client.get("/")
+        assert index.status_code == 200 and index.headers["cache-control"] == "no-cache"
+        assert "script-src 'self'" in index.headers["content-security-policy"]
+        assert "form-action 'self'" in index.headers["content-security-policy"]
+        asset = client.get(f"/assets/{script}")
+        assert asset.status_code == 200 and "immutable" in asset.headers["cache-control"]
+        assert "max-age=31536000" in asset.headers["cache-control"]
+        assert asset.headers["content-type"].split(";")[0] == "text/javascript"
+        route = client.get("/courses/10000000-0000-4000-8000-000000000001")
+        assert route.status_code == 200 and route.text == index.text, "SPA fallback"
+        api = client.get("/api/catalog/courses")
+        assert api.status_code == 200 and "default-src 'none'" in api.headers["content-security-policy"]
+        assert client.get("/assets/index-gone.js").status_code == 404
+
+
 def playwright(base_url: str, mail_log: Path, shots: Path, *args: str, **env: str) -> None:
     shots.mkdir(parents=True, exist_ok=True)
     try:
@@ -74,15 +94,19 @@ def playwright(base_url: str, mail_log: Path, shots: Path, *args: str, **env: st
         shutil.copytree(shots, SCREENSHOTS, dirs_exist_ok=True)
 
 
+@pytest.mark.timeout(900)
 def test_every_page_in_chromium_on_the_embedded_platform(embedded_web: tuple[str, Path], small_video: Path,
                                                          tmp_path: Path) -> None:
     url, log = embedded_web
+    check_serving(url, REPO_ROOT / "web" / "dist")
     playwright(url, log, tmp_path / "screenshots", VIDEO_FILE=str(small_video), SCREENSHOT_PREFIX="embedded-")
     assert (tmp_path / "screenshots" / "embedded-07-player.png").exists()
 
 
+@pytest.mark.timeout(900)
 def test_core_path_in_chromium_through_nginx(web_dist: Path, distributed: Topology, tmp_path: Path) -> None:
     """Nginx serves the app and the API on one origin: the same learner path as embedded."""
+    check_serving(distributed.gateway_url, web_dist)
     playwright(distributed.gateway_url, distributed.run_dir / "logs" / "auth-0.log", tmp_path / "screenshots",
                "e2e/learner.spec.ts", "-g", "registers", SCREENSHOT_PREFIX="distributed-")
     assert (tmp_path / "screenshots" / "distributed-07-player.png").exists()

@@ -7,12 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from gateway.distributed import REPO_ROOT
-
 from web_testkit import WEB_DIR, build, run_tool
 
+from gateway.distributed import REPO_ROOT
+
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
-import openapi_dump  # noqa: E402
+import openapi_dump
 
 SERVICES = ("auth", "catalog", "billing", "playback")
 

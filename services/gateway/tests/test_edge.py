@@ -76,7 +76,7 @@ def test_plain_http_redirects_to_https_and_keeps_health(edge: Edge) -> None:
 @pytest.mark.parametrize(("path", "status"), [
     ("/api/auth/me", 200),
     ("/api/auth/status/404", 404),  # the service's own 404 passes through untouched
-    ("/nowhere", 404),  # the edge's 404
+    ("/media/nowhere", 404),  # the edge's 404 (any other path outside /api is the web app)
     ("/api/catalog/internal/x", 404),
     ("/api/catalog/metrics", 404),
     ("/api/playback/anything", 502),  # no replica up

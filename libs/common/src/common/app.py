@@ -14,8 +14,8 @@ from starlette.routing import BaseRoute, Mount
 from common import health
 from common.errors import install_error_handlers
 from common.events.bus import InProcessBus
-from common.openapi import install_openapi, route_operation_id
 from common.observability.middleware import ObservabilityMiddleware
+from common.openapi import install_openapi, route_operation_id
 from common.runtime import Runtime
 from common.settings import ServiceSettings
 

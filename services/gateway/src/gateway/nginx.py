@@ -28,7 +28,7 @@ NGINX_DIR = REPO_ROOT / "infra" / "nginx"
 TEMPLATE = NGINX_DIR / "gateway.conf.template"
 WEB_DIST = REPO_ROOT / "web" / "dist"
 # What the image copies to /etc/nginx/triple/ (services/gateway/Dockerfile).
-STATIC_FILES = ("http.conf", "edge_headers.conf", "api_headers.conf", "ffdhe2048.pem")
+STATIC_FILES = ("http.conf", "edge_headers.conf", "api_headers.conf", "web_types.conf", "ffdhe2048.pem")
 # Passive health check of every upstream server line.
 SERVER_PARAMS = "max_fails=2 fail_timeout=5s"
 
