@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import jsonschema
 from web_testkit import WEB_DIR, build, run_tool
 
 from gateway.distributed import REPO_ROOT
@@ -52,6 +53,19 @@ def test_public_documents_tell_the_truth() -> None:
     assert "security" not in docs["auth"]["paths"]["/login"]["post"]
     assert docs["auth"]["paths"]["/me"]["get"]["security"] == [{"HTTPBearer": []}]
     assert docs["playback"]["paths"]["/token"]["post"]["operationId"] == "issue_token"
+
+
+def test_core_path_examples_match_their_schemas() -> None:
+    """Every example in a public document is valid against its own schema."""
+    shown = 0
+    for name in SERVICES:
+        doc = json.loads((WEB_DIR / "openapi" / f"{name}.json").read_text())
+        for schema_name, schema in doc["components"]["schemas"].items():
+            for example in schema.get("examples", []):
+                root = {"$ref": f"#/components/schemas/{schema_name}", "components": doc["components"]}
+                jsonschema.Draft202012Validator(root).validate(example)
+                shown += 1
+    assert shown >= 10
 
 
 def test_typescript_type_checks() -> None:

@@ -544,7 +544,12 @@ export interface components {
             /** Grant Type */
             grant_type: string;
         };
-        /** CodeBody */
+        /**
+         * CodeBody
+         * @example {
+         *       "code": "1ace6634929b6da05ed0f207e8a0aed22f5c7c36ffa590c5"
+         *     }
+         */
         CodeBody: {
             /** Code */
             code: string;
@@ -573,7 +578,14 @@ export interface components {
              */
             user_id: string;
         };
-        /** LoginRequest */
+        /**
+         * LoginRequest
+         * @example {
+         *       "email": "ada@example.com",
+         *       "password": "correct horse battery staple",
+         *       "refresh_transport": "cookie"
+         *     }
+         */
         LoginRequest: {
             /**
              * Email
@@ -702,7 +714,14 @@ export interface components {
             /** User Agent */
             user_agent: string | null;
         };
-        /** TokenPair */
+        /**
+         * TokenPair
+         * @example {
+         *       "access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6IjEifQ.eyJzdWIiOiIuLi4ifQ.c2ln",
+         *       "expires_in": 900,
+         *       "token_type": "bearer"
+         *     }
+         */
         TokenPair: {
             /** Access Token */
             access_token: string;
@@ -717,7 +736,14 @@ export interface components {
              */
             token_type?: "bearer";
         };
-        /** UserCreate */
+        /**
+         * UserCreate
+         * @example {
+         *       "email": "ada@example.com",
+         *       "full_name": "Ada Lovelace",
+         *       "password": "correct horse battery staple"
+         *     }
+         */
         UserCreate: {
             /**
              * Email
@@ -740,7 +766,20 @@ export interface components {
             /** Total */
             total: number;
         };
-        /** UserRead */
+        /**
+         * UserRead
+         * @example {
+         *       "created_at": "2026-01-05T10:00:00Z",
+         *       "email": "ada@example.com",
+         *       "email_verified": false,
+         *       "full_name": "Ada Lovelace",
+         *       "id": "7d1c1a8e-3c55-4a8e-9c9e-0d5f3a1f2b10",
+         *       "is_active": true,
+         *       "roles": [
+         *         "student"
+         *       ]
+         *     }
+         */
         UserRead: {
             /**
              * Created At

@@ -259,7 +259,17 @@ export interface components {
              */
             user_id: string;
         };
-        /** CheckoutRead */
+        /**
+         * CheckoutRead
+         * @example {
+         *       "amount": 4900,
+         *       "checkout_url": "https://checkout.stripe.com/c/pay/cs_test_a1b2c3",
+         *       "currency": "EUR",
+         *       "discount_amount": 0,
+         *       "order_id": "5b0c3d8e-1f2a-4c3b-9d4e-5f6a7b8c9d0e",
+         *       "status": "pending"
+         *     }
+         */
         CheckoutRead: {
             /** Amount */
             amount: number;
@@ -277,7 +287,13 @@ export interface components {
             /** Status */
             status: string;
         };
-        /** CheckoutRequest */
+        /**
+         * CheckoutRequest
+         * @example {
+         *       "coupon_code": null,
+         *       "course_id": "10000000-0000-4000-8000-000000000001"
+         *     }
+         */
         CheckoutRequest: {
             /** Coupon Code */
             coupon_code?: string | null;
@@ -434,7 +450,13 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
-        /** RefundRequest */
+        /**
+         * RefundRequest
+         * @example {
+         *       "amount": 1000,
+         *       "reason": "requested by the customer"
+         *     }
+         */
         RefundRequest: {
             /** Amount */
             amount?: number | null;

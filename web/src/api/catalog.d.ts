@@ -410,7 +410,15 @@ export interface components {
             /** Slug */
             slug: string;
         };
-        /** CourseCreate */
+        /**
+         * CourseCreate
+         * @example {
+         *       "currency": "EUR",
+         *       "level": "beginner",
+         *       "price_amount": 1950,
+         *       "title": "HLS for beginners"
+         *     }
+         */
         CourseCreate: {
             /** Category */
             category?: string | null;
@@ -573,7 +581,30 @@ export interface components {
              */
             updated_at: string;
         };
-        /** CourseSummary */
+        /**
+         * CourseSummary
+         * @example {
+         *       "category": "video",
+         *       "cover_image_url": null,
+         *       "currency": "EUR",
+         *       "duration_seconds": 12,
+         *       "id": "10000000-0000-4000-8000-000000000001",
+         *       "instructor_id": "20000000-0000-4000-8000-000000000002",
+         *       "instructor_ids": [],
+         *       "is_free": false,
+         *       "language": "en",
+         *       "lesson_count": 3,
+         *       "level": "intermediate",
+         *       "price_amount": 4900,
+         *       "published_at": "2026-01-05T10:00:00Z",
+         *       "slug": "protected-video-streaming-101",
+         *       "subtitle": "Signed URLs, short-lived tokens and HLS, end to end",
+         *       "tags": [
+         *         "hls"
+         *       ],
+         *       "title": "Protected Video Streaming 101"
+         *     }
+         */
         CourseSummary: {
             /** Category */
             category: string | null;
@@ -796,7 +827,19 @@ export interface components {
             /** Title */
             title: string;
         };
-        /** LessonRead */
+        /**
+         * LessonRead
+         * @example {
+         *       "asset_id": "40000000-0000-4000-8000-000000000002",
+         *       "body": null,
+         *       "duration_seconds": 6,
+         *       "id": "30000000-0000-4000-8000-000000000003",
+         *       "is_preview": false,
+         *       "kind": "video",
+         *       "position": 0,
+         *       "title": "Signed URLs in practice"
+         *     }
+         */
         LessonRead: {
             /** Asset Id */
             asset_id: string | null;

@@ -408,7 +408,12 @@ export interface components {
             /** Watched Seconds */
             watched_seconds: number;
         };
-        /** HeartbeatRequest */
+        /**
+         * HeartbeatRequest
+         * @example {
+         *       "position_seconds": 42.5
+         *     }
+         */
         HeartbeatRequest: {
             /** Position Seconds */
             position_seconds: number;
@@ -496,7 +501,12 @@ export interface components {
             /** Width */
             width: number;
         };
-        /** TokenRequest */
+        /**
+         * TokenRequest
+         * @example {
+         *       "lesson_id": "30000000-0000-4000-8000-000000000003"
+         *     }
+         */
         TokenRequest: {
             /**
              * Lesson Id
@@ -504,7 +514,18 @@ export interface components {
              */
             lesson_id: string;
         };
-        /** TokenResponse */
+        /**
+         * TokenResponse
+         * @example {
+         *       "expires_in": 90,
+         *       "heartbeat_interval_seconds": 30,
+         *       "manifest_url": "https://academy.example/api/playback/manifests/9f1e/master.m3u8?token=eyJ...",
+         *       "resume_position_seconds": 42.5,
+         *       "session_id": "9f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9",
+         *       "token": "eyJhbGciOiJFZERTQSJ9.eyJhdWQiOiJwbGF5YmFjayJ9.c2ln",
+         *       "watermark": "RQD4QLFB7OHTL7SB"
+         *     }
+         */
         TokenResponse: {
             /** Expires In */
             expires_in: number;

@@ -22,7 +22,8 @@ from common.settings import ServiceSettings
 
 def build_app(settings: ServiceSettings, *, title: str, description: str,
               lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
-              routers: Sequence[APIRouter]) -> FastAPI:
+              routers: Sequence[APIRouter], examples: Mapping[str, Any] | None = None) -> FastAPI:
+    """The service's app; `examples` (schema name -> example) go into its public OpenAPI document."""
     # FastAPI's native telemetry would add a second server span (and one per dependency, endpoint and
     # serialisation) to the one ObservabilityMiddleware makes: off (issue 20, most of a cached read's cost).
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan,
@@ -30,7 +31,7 @@ def build_app(settings: ServiceSettings, *, title: str, description: str,
                   generate_unique_id_function=route_operation_id)
     app.state.settings = settings
     install_error_handlers(app)
-    install_openapi(app)
+    install_openapi(app, examples or {})
     app.add_middleware(ObservabilityMiddleware, service=settings.service_name)
     app.include_router(health.router)
     for router in routers:

@@ -9,7 +9,7 @@ route names, internal routes left out, anonymous routes without a security requi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -64,7 +64,7 @@ def _error(status: int, schema: str = "Problem") -> dict[str, Any]:
             "content": {PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
 
 
-def public_openapi(app: FastAPI, generate: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def public_openapi(generate: Callable[[], dict[str, Any]], examples: Mapping[str, Any]) -> dict[str, Any]:
     """FastAPI's document (`generate`), corrected; cached by FastAPI like its own."""
     doc = generate()
     if doc.get("x-public"):
@@ -77,6 +77,9 @@ def public_openapi(app: FastAPI, generate: Callable[[], dict[str, Any]]) -> dict
     schemas.pop("ValidationError", None)
     schemas["Problem"] = PROBLEM_SCHEMA
     schemas["ValidationProblem"] = VALIDATION_PROBLEM_SCHEMA
+    for name, example in examples.items():
+        if name in schemas:
+            schemas[name]["examples"] = [example]
     components.get("securitySchemes", {}).pop(OPTIONAL_BEARER, None)
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
@@ -109,7 +112,7 @@ def _correct(operation: dict[str, Any], *, path: str, method: str) -> None:
                 response["description"] = ERROR_TITLES[422]
 
 
-def install_openapi(app: FastAPI) -> None:
+def install_openapi(app: FastAPI, examples: Mapping[str, Any]) -> None:
     """Serve `public_openapi` instead of FastAPI's default document."""
     generate = app.openapi
-    app.openapi = lambda: public_openapi(app, generate)  # type: ignore[method-assign]
+    app.openapi = lambda: public_openapi(generate, examples)  # type: ignore[method-assign]

@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from catalog import demo, events, querycount
+from catalog.api.examples import EXAMPLES
 from catalog.api.routes import internal_router, router
 from catalog.public_cache import PublicCache
 from catalog.settings import CatalogSettings
@@ -40,6 +41,6 @@ def create_app(settings: CatalogSettings | None = None, *, bus: EventBus | None 
 
     app = build_app(settings, title="Triple Academy catalog",
                     description="Courses, curriculum, publication and enrollments.",
-                    lifespan=lifespan, routers=[router, internal_router])
+                    lifespan=lifespan, routers=[router, internal_router], examples=EXAMPLES)
     app.add_middleware(querycount.QueryCountMiddleware, service=settings.service_name)
     return app
