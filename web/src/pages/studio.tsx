@@ -331,7 +331,7 @@ export function StudioCoursePage() {
         <Field label="Lesson title" name="lesson_title" value={lessonTitle} onInput={setLessonTitle} required />
         <div class="field">
           <label for="lesson-section">Section</label>
-          <select id="lesson-section" value={lessonSection} onChange={(e) => setLessonSection((e.target as HTMLSelectElement).value)}>
+          <select id="lesson-section" value={lessonSection || course.sections[0]?.id} onChange={(e) => setLessonSection((e.target as HTMLSelectElement).value)}>
             {course.sections.map((s) => (
               <option key={s.id} value={s.id}>
                 {s.title}
