@@ -55,6 +55,10 @@ test('a learner registers, buys, watches, and loses access after a refund', asyn
   await page.getByRole('link', { name: 'My learning' }).first().click();
   await expect(page.getByRole('link', { name: PAID_COURSE_TITLE })).toBeVisible();
   await shot(page, '06-my-learning');
+  // The access token lives in memory only: a reload signs in again from the httpOnly refresh cookie.
+  expect(await page.evaluate(() => document.cookie)).toBe('');
+  await page.reload();
+  await expect(page.getByRole('link', { name: PAID_COURSE_TITLE })).toBeVisible();
   await page.getByRole('link', { name: /Start|Resume/ }).click();
   await expect(page.getByTestId('watermark')).toBeVisible(); // the free preview (trailer) first
   await page.getByRole('navigation', { name: 'Lessons' }).getByRole('link', { name: 'Signed URLs in practice' }).click();
@@ -101,6 +105,10 @@ test('a learner registers, buys, watches, and loses access after a refund', asyn
   await shot(page, '09-orders');
   await page.goto('/account');
   await expect(page.getByRole('heading', { name: 'Active sessions' })).toBeVisible();
+  await expect(page.getByText(/last used/).first()).toBeVisible();
+  const download = page.waitForEvent('download');
+  await page.getByRole('button', { name: 'Download my data' }).click();
+  expect((await download).suggestedFilename()).toBe('triple-academy-export.json');
   await shot(page, '10-account');
 
   // An admin refunds the order in the console; the learner's player is refused from then on.
@@ -128,6 +136,11 @@ test('a learner registers, buys, watches, and loses access after a refund', asyn
     )
     .toMatch(/enrol/i);
   await shot(page, '12-player-refused');
+
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page.getByRole('link', { name: 'Sign in' })).toBeVisible();
+  await page.goto('/orders');
+  await expect(page.getByRole('heading', { name: 'Sign in' })).toBeVisible(); // the cookie's session is over
 });
 
 test('the catalog works on a phone-sized screen with the keyboard', async ({ browser }) => {

@@ -46,8 +46,10 @@ async function problemOf(response: Response): Promise<ApiError> {
 export class Session {
   accessToken: string | null = null;
   user: User | null = null;
-  /** True once the start-up refresh attempt finished (signed in or not). */
+  /** True once the start-up refresh attempt finished (signed in or not); `whenReady` resolves then. */
   ready = false;
+  private markReady: () => void = () => undefined;
+  readonly whenReady = new Promise<void>((resolve) => (this.markReady = resolve));
   private timer: ReturnType<typeof setTimeout> | undefined;
   private refreshing: Promise<boolean> | null = null;
   private listeners = new Set<Listener>();
@@ -72,6 +74,7 @@ export class Session {
   async restore(): Promise<void> {
     await this.refresh();
     this.ready = true;
+    this.markReady();
     this.emit();
   }
 

@@ -1,9 +1,9 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { authApi, data } from '../api/client';
 import { session } from '../api/session';
 import { ErrorBox, Field, Notice, Page } from '../components';
-import { useAction } from '../lib/hooks';
+import { useAction, useSession } from '../lib/hooks';
 
 /** The code of a mailed link (`/account/verify-email#code=...`): in the fragment, never sent to a server. */
 export function codeFrom(hash: string, search: string): string {
@@ -21,6 +21,10 @@ export function safeNext(next: string | undefined): string {
 
 export function LoginPage() {
   const { query, route } = useLocation();
+  const s = useSession();
+  useEffect(() => {
+    if (s.user) route(safeNext(query.next), true); // already signed in (the refresh cookie)
+  }, [s.user]);
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const action = useAction();

@@ -102,6 +102,7 @@ export function CoursePage() {
 
   const checkout = (c: CourseRead) =>
     buy.run(async () => {
+      await s.whenReady; // a click right after a reload waits for the cookie sign-in
       if (!s.user) {
         route(`/login?next=${encodeURIComponent(`/courses/${c.id}`)}`);
         return;
