@@ -24,8 +24,18 @@ def require_node() -> None:
 
 def run_tool(tool: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
     """Run a web/node_modules/.bin tool in web/; fails the test with its output when it fails."""
+    return _run([str(BIN / tool), *args], env=env, timeout=timeout)
+
+
+def run_node(script: str, *args: str) -> str:
+    """Run one of web/'s own Node scripts."""
+    return _run(["node", script, *args], env=None, timeout=300)
+
+
+def _run(command: list[str], *, env: dict[str, str] | None, timeout: float) -> str:
     require_node()
-    result = subprocess.run([str(BIN / tool), *args], cwd=WEB_DIR, capture_output=True, text=True, timeout=timeout,
+    tool, args = command[0], command[1:]
+    result = subprocess.run(command, cwd=WEB_DIR, capture_output=True, text=True, timeout=timeout,
                             env={**os.environ, "CI": "1", "NO_COLOR": "1", "FORCE_COLOR": "0", **(env or {})},
                             check=False)
     assert result.returncode == 0, f"{tool} {' '.join(args)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-4000:]}"
