@@ -91,6 +91,21 @@ def test_headers_on_every_response(edge: Edge, path: str, status: int) -> None:
         assert problem["status"] == status
 
 
+def test_web_app_is_served_at_the_root_with_spa_fallback(edge: Edge) -> None:
+    index = httpx.get(edge.plain_url + "/")
+    assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
+    assert index.headers["cache-control"] == "no-cache"
+    assert "script-src 'self'" in index.headers["content-security-policy"]
+    assert_edge_headers(index)
+    asset = httpx.get(edge.plain_url + "/assets/app-1a2b.js")
+    assert asset.headers["content-type"] == "text/javascript"
+    assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
+    route = httpx.get(edge.plain_url + "/courses/abc?page=2")
+    assert route.status_code == 200 and route.text == index.text
+    missing = httpx.get(edge.plain_url + "/assets/app-old.js")
+    assert missing.status_code == 404 and missing.json()["status"] == 404
+
+
 def test_edge_errors_are_problem_json(edge: Edge) -> None:
     response = httpx.get(edge.plain_url + "/api/playback/x", headers={"X-Request-ID": "trace-502"})
     assert response.json() == {"type": "about:blank", "title": "Bad Gateway", "status": 502,
