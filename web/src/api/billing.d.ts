@@ -128,6 +128,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/orders/{order_id}/invoice": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Invoice Pdf
+         * @description The order's invoice as PDF; 404 `invoice_not_found` before it is paid.
+         */
+        get: operations["invoice_pdf"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orders/{order_id}/invoices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Documents
+         * @description The order's invoice and credit notes (none until it is paid).
+         */
+        get: operations["list_documents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orders/{order_id}/invoices/{invoice_number}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Document Pdf
+         * @description One of the order's documents (its invoice or a credit note) as PDF.
+         */
+        get: operations["document_pdf"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/orders/{order_id}/refund": {
         parameters: {
             query?: never;
@@ -163,6 +223,27 @@ export interface paths {
          * @description The buyer's own full refund, within the policy (days since payment, share of the course watched).
          */
         post: operations["self_refund"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/revenue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Revenue Report
+         * @description Per course, month and currency: units sold, gross, discounts, refunds, tax and net.
+         *     Instructors: their own courses (`instructor_id` is theirs or absent); admins: all, or one instructor's.
+         */
+        get: operations["revenue_report"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -214,6 +295,10 @@ export interface components {
             amount_refunded: number;
             /** Anonymized */
             anonymized: boolean;
+            /** Buyer Country */
+            buyer_country: string | null;
+            /** Buyer Vat Number */
+            buyer_vat_number: string | null;
             /** Coupon Code */
             coupon_code: string | null;
             /**
@@ -234,6 +319,8 @@ export interface components {
             discount_amount: number;
             /** Duplicate Of */
             duplicate_of: string | null;
+            /** Net Amount */
+            net_amount: number;
             /**
              * Order Id
              * Format: uuid
@@ -249,10 +336,20 @@ export interface components {
             provider_session_id: string | null;
             /** Refunded At */
             refunded_at: string | null;
+            /** Reverse Charge */
+            reverse_charge: boolean;
             /** Status */
             status: string;
             /** Subtotal Amount */
             subtotal_amount: number;
+            /** Tax Amount */
+            tax_amount: number;
+            /** Tax Inclusive */
+            tax_inclusive: boolean;
+            /** Tax Rate Bp */
+            tax_rate_bp: number | null;
+            /** Tax Source */
+            tax_source: string;
             /**
              * User Id
              * Format: uuid
@@ -273,19 +370,35 @@ export interface components {
         CheckoutRead: {
             /** Amount */
             amount: number;
+            /** Buyer Country */
+            buyer_country: string | null;
+            /** Buyer Vat Number */
+            buyer_vat_number: string | null;
             /** Checkout Url */
             checkout_url: string | null;
             /** Currency */
             currency: string;
             /** Discount Amount */
             discount_amount: number;
+            /** Net Amount */
+            net_amount: number;
             /**
              * Order Id
              * Format: uuid
              */
             order_id: string;
+            /** Reverse Charge */
+            reverse_charge: boolean;
             /** Status */
             status: string;
+            /** Tax Amount */
+            tax_amount: number;
+            /** Tax Inclusive */
+            tax_inclusive: boolean;
+            /** Tax Rate Bp */
+            tax_rate_bp: number | null;
+            /** Tax Source */
+            tax_source: string;
         };
         /**
          * CheckoutRequest
@@ -295,6 +408,8 @@ export interface components {
          *     }
          */
         CheckoutRequest: {
+            /** Country */
+            country?: string | null;
             /** Coupon Code */
             coupon_code?: string | null;
             /**
@@ -302,6 +417,8 @@ export interface components {
              * Format: uuid
              */
             course_id: string;
+            /** Vat Number */
+            vat_number?: string | null;
         };
         /** CouponActive */
         CouponActive: {
@@ -375,10 +492,55 @@ export interface components {
             gross_amount: number;
             /** Net Amount */
             net_amount: number;
+            /** Net Of Tax Amount */
+            net_of_tax_amount: number;
             /** Orders */
             orders: number;
             /** Refunded Amount */
             refunded_amount: number;
+            /** Tax Amount */
+            tax_amount: number;
+        };
+        /**
+         * InvoiceRead
+         * @description An invoice or credit note of an order (its PDF: `/orders/{order_id}/invoices/{invoice_number}`).
+         */
+        InvoiceRead: {
+            /** Buyer Country */
+            buyer_country: string | null;
+            /** Credited Invoice Number */
+            credited_invoice_number: string | null;
+            /** Currency */
+            currency: string;
+            /** Gross Amount */
+            gross_amount: number;
+            /** Invoice Number */
+            invoice_number: string;
+            /**
+             * Issued At
+             * Format: date-time
+             */
+            issued_at: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "invoice" | "credit_note";
+            /** Net Amount */
+            net_amount: number;
+            /**
+             * Order Id
+             * Format: uuid
+             */
+            order_id: string;
+            /** Reverse Charge */
+            reverse_charge: boolean;
+            /** Tax Amount */
+            tax_amount: number;
+            /** Tax Rate Bp */
+            tax_rate_bp: number | null;
+            /** Tax Source */
+            tax_source: string;
         };
         /** OrderPage */
         OrderPage: {
@@ -397,6 +559,10 @@ export interface components {
             amount: number;
             /** Amount Refunded */
             amount_refunded: number;
+            /** Buyer Country */
+            buyer_country: string | null;
+            /** Buyer Vat Number */
+            buyer_vat_number: string | null;
             /** Coupon Code */
             coupon_code: string | null;
             /**
@@ -415,6 +581,8 @@ export interface components {
             currency: string;
             /** Discount Amount */
             discount_amount: number;
+            /** Net Amount */
+            net_amount: number;
             /**
              * Order Id
              * Format: uuid
@@ -424,10 +592,20 @@ export interface components {
             paid_at: string | null;
             /** Refunded At */
             refunded_at: string | null;
+            /** Reverse Charge */
+            reverse_charge: boolean;
             /** Status */
             status: string;
             /** Subtotal Amount */
             subtotal_amount: number;
+            /** Tax Amount */
+            tax_amount: number;
+            /** Tax Inclusive */
+            tax_inclusive: boolean;
+            /** Tax Rate Bp */
+            tax_rate_bp: number | null;
+            /** Tax Source */
+            tax_source: string;
         };
         /**
          * Problem
@@ -462,6 +640,62 @@ export interface components {
             amount?: number | null;
             /** Reason */
             reason: string;
+        };
+        /**
+         * RevenueLineRead
+         * @description One course in one month and currency.
+         */
+        RevenueLineRead: {
+            /**
+             * Course Id
+             * Format: uuid
+             */
+            course_id: string;
+            /** Course Title */
+            course_title: string;
+            /** Currency */
+            currency: string;
+            /** Discount Amount */
+            discount_amount: number;
+            /** Gross Amount */
+            gross_amount: number;
+            /** Month */
+            month: string;
+            /** Net Amount */
+            net_amount: number;
+            /** Refunded Amount */
+            refunded_amount: number;
+            /** Tax Amount */
+            tax_amount: number;
+            /** Units Sold */
+            units_sold: number;
+        };
+        /**
+         * RevenueReport
+         * @description Minor units per currency; `net_amount = gross_amount - refunded_amount - tax_amount`.
+         */
+        RevenueReport: {
+            /** Items */
+            items: components["schemas"]["RevenueLineRead"][];
+            /** Totals */
+            totals: components["schemas"]["RevenueTotals"][];
+        };
+        /** RevenueTotals */
+        RevenueTotals: {
+            /** Currency */
+            currency: string;
+            /** Discount Amount */
+            discount_amount: number;
+            /** Gross Amount */
+            gross_amount: number;
+            /** Net Amount */
+            net_amount: number;
+            /** Refunded Amount */
+            refunded_amount: number;
+            /** Tax Amount */
+            tax_amount: number;
+            /** Units Sold */
+            units_sold: number;
         };
         /** SelfRefundRequest */
         SelfRefundRequest: {
@@ -1186,6 +1420,262 @@ export interface operations {
             };
         };
     };
+    invoice_pdf: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                order_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the document as PDF */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/pdf": unknown;
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationProblem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable (retry after `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_documents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                order_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceRead"][];
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationProblem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable (retry after `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    document_pdf: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                order_id: string;
+                invoice_number: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the document as PDF */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/pdf": unknown;
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationProblem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable (retry after `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     refund_order: {
         parameters: {
             query?: never;
@@ -1348,6 +1838,89 @@ export interface operations {
             };
             /** @description Conflict */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationProblem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable (retry after `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revenue_report: {
+        parameters: {
+            query?: {
+                /** @description first month, YYYY-MM (UTC) */
+                from?: string | null;
+                /** @description last month, YYYY-MM (UTC) */
+                to?: string | null;
+                course_id?: string | null;
+                instructor_id?: string | null;
+                format?: "json" | "csv";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description with format=csv: one row per line */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RevenueReport"];
+                    "text/csv": unknown;
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -779,6 +779,19 @@ export interface components {
             /** Lessons */
             lessons: components["schemas"]["InternalCourseLesson"][];
         };
+        /**
+         * InternalInstructorCourses
+         * @description The courses a user teaches (billing: an instructor's revenue covers these and no others).
+         */
+        InternalInstructorCourses: {
+            /** Courses */
+            courses: components["schemas"]["InternalTaughtCourse"][];
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
+        };
         /** InternalLesson */
         InternalLesson: {
             /** Asset Id */
@@ -805,6 +818,16 @@ export interface components {
              * Format: uuid
              */
             lesson_id: string;
+        };
+        /** InternalTaughtCourse */
+        InternalTaughtCourse: {
+            /**
+             * Course Id
+             * Format: uuid
+             */
+            course_id: string;
+            /** Title */
+            title: string;
         };
         /** LessonCreate */
         LessonCreate: {
