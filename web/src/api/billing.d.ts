@@ -360,11 +360,19 @@ export interface components {
          * CheckoutRead
          * @example {
          *       "amount": 4900,
+         *       "buyer_country": "DE",
+         *       "buyer_vat_number": null,
          *       "checkout_url": "https://checkout.stripe.com/c/pay/cs_test_a1b2c3",
          *       "currency": "EUR",
          *       "discount_amount": 0,
+         *       "net_amount": 4118,
          *       "order_id": "5b0c3d8e-1f2a-4c3b-9d4e-5f6a7b8c9d0e",
-         *       "status": "pending"
+         *       "reverse_charge": false,
+         *       "status": "pending",
+         *       "tax_amount": 782,
+         *       "tax_inclusive": true,
+         *       "tax_rate_bp": 1900,
+         *       "tax_source": "local"
          *     }
          */
         CheckoutRead: {
@@ -403,6 +411,7 @@ export interface components {
         /**
          * CheckoutRequest
          * @example {
+         *       "country": "DE",
          *       "coupon_code": null,
          *       "course_id": "10000000-0000-4000-8000-000000000001"
          *     }
