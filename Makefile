@@ -3,7 +3,8 @@ SHELL := /bin/bash
 UV = $(shell command -v uv 2>/dev/null || (test -x .tools/bin/uv && echo .tools/bin/uv) || echo "python3 -m uv")
 PACKAGES := -p common -p auth -p catalog -p billing -p playback -p gateway
 
-.PHONY: help bootstrap sync run test test-faults test-fast lint format up down migrate bench bench-gateway bench-hot dev-cert clean
+.PHONY: help bootstrap sync run test test-faults test-fast lint format up down migrate bench bench-gateway bench-hot dev-cert clean \
+	web web-deps web-ensure web-client web-lint
 
 help:
 	@echo "make run      the whole platform embedded on http://127.0.0.1:8000 (demo data)"
@@ -17,6 +18,8 @@ help:
 	@echo "make bench    benchmarks under bench/ (against 'make up')"
 	@echo "make bench-hot  hot paths through the edge as ratios to a hello-world (own platform, wrk)"
 	@echo "make dev-cert the gateway's development CA and TLS certificate in var/dev-certs"
+	@echo "make web      build the web app (web/dist, served at / by make run and make up)"
+	@echo "make web-client  regenerate web/openapi/*.json and the typed client from the services"
 
 bootstrap:
 	@command -v uv >/dev/null 2>&1 || test -x .tools/bin/uv || python3 -m uv --version >/dev/null 2>&1 \
@@ -30,21 +33,53 @@ sync:
 	@test -d .venv || echo "make: first run, installing the Python packages into .venv with uv (a few minutes)..."
 	@$(UV) sync --frozen $(if $(wildcard .venv),--quiet,)
 
-run: bootstrap
+run: bootstrap web-ensure
 	$(UV) run python -m gateway
 
-test: bootstrap
+test: bootstrap web-deps
 	$(UV) run pytest
 
 test-faults: bootstrap
 	TRIPLE_FAULTS=1 $(UV) run pytest tests/faults -q -s
 
-test-fast: bootstrap
+test-fast: bootstrap web-deps
 	$(UV) run pytest --ignore=tests/e2e
 
-lint: bootstrap
+lint: bootstrap web-lint
 	$(UV) run ruff check .
 	$(UV) run mypy $(PACKAGES)
+
+# The web app (web/, Node.js 20+ and npm). Without npm these targets say so and `make run` serves
+# the API alone; `make test` skips the web checks.
+NPM := $(shell command -v npm 2>/dev/null)
+WEB_SOURCES := $(shell find web/src web/index.html web/package.json web/package-lock.json web/vite.config.ts -type f 2>/dev/null)
+
+web-deps:
+ifdef NPM
+	@test web/node_modules/.package-lock.json -nt web/package-lock.json || (cd web && npm ci --no-audit --no-fund)
+endif
+
+web/dist/index.html: $(WEB_SOURCES)
+	$(MAKE) --no-print-directory web-deps
+	cd web && npm run build
+
+web: web/dist/index.html
+
+web-ensure:
+ifdef NPM
+	@$(MAKE) --no-print-directory web
+else
+	@echo "Node.js/npm not found: serving the API only. For the web app at /, install Node.js 20+ and npm, then run make web."
+endif
+
+web-client: bootstrap web-deps
+	$(UV) run python scripts/openapi_dump.py
+	cd web && npm run client
+
+web-lint: web-deps
+ifdef NPM
+	cd web && npx eslint . && npx tsc --noEmit -p .
+endif
 
 format: bootstrap
 	$(UV) run ruff check --fix .
@@ -71,4 +106,4 @@ dev-cert: bootstrap
 	$(UV) run python -m gateway.devcert var/dev-certs
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache web/dist

@@ -81,7 +81,8 @@ def test_tls_edge_with_the_dev_ca(distributed: Topology) -> None:
 def test_edge_headers_on_service_and_edge_responses(distributed: Topology) -> None:
     with httpx.Client(base_url=distributed.gateway_url) as client:
         for path, status in (("/api/catalog/courses", 200), ("/api/auth/me", 401), ("/media/not-an-asset/x.ts", 404),
-                             ("/api/catalog/courses/00000000-0000-4000-8000-000000000000", 404), ("/x", 404)):
+                             ("/api/catalog/courses/00000000-0000-4000-8000-000000000000", 404),
+                             ("/api/nowhere", 404), ("/x", 200)):  # any other path is the web app (SPA)
             response = client.get(path)
             assert response.status_code == status, path
             for header in ("strict-transport-security", "x-content-type-options", "referrer-policy",
@@ -118,7 +119,8 @@ def test_public_catalog_reads_are_microcached_and_a_publish_shows_within_a_secon
 def test_embedded_gateway_applies_the_same_edge(embedded: str) -> None:
     """`make run` has no Nginx: its edge middleware adds the same headers, ids and CORS."""
     with httpx.Client(base_url=embedded) as client:
-        for path, status in (("/api/catalog/courses", 200), ("/api/auth/me", 401), ("/nowhere", 404)):
+        for path, status in (("/api/catalog/courses", 200), ("/api/auth/me", 401), ("/api/nowhere", 404),
+                             ("/nowhere", 200)):  # any other path is the web app (SPA fallback)
             response = client.get(path, headers={"Origin": "http://localhost:3000"})
             assert response.status_code == status, path
             for header in ("strict-transport-security", "x-content-type-options", "referrer-policy", "x-request-id"):

@@ -215,7 +215,7 @@ def test_gateway_dockerfile() -> None:
     assert copies.get("infra/nginx/nginx.conf") == "/etc/nginx/nginx.conf"
     # nginx.conf includes triple/*.conf (relative to /etc/nginx), and the image entrypoint renders
     # /etc/nginx/templates/*.template into conf.d.
-    for name in ("http.conf", "edge_headers.conf", "api_headers.conf", "ffdhe2048.pem"):
+    for name in ("http.conf", "edge_headers.conf", "api_headers.conf", "web_types.conf", "ffdhe2048.pem"):
         assert copies.get(f"infra/nginx/{name}") == "/etc/nginx/triple/", name
         assert (ROOT / "infra" / "nginx" / name).exists()
     assert copies.get("infra/nginx/gateway.conf.template", "").startswith("/etc/nginx/templates/")

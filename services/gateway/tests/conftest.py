@@ -37,12 +37,16 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     addresses = {name: [u.address for u in group] for name, group in upstreams.items()}
     addresses["playback"] = [f"127.0.0.1:{free_port()}"]  # nothing listens: every request is a 502
     ports = {name: free_port() for name in ("plain", "https", "redirect")}
+    web = base / "web"  # a stand-in build of web/ (index.html + one hashed asset)
+    (web / "assets").mkdir(parents=True)
+    (web / "index.html").write_text("<!doctype html><title>app</title><script type=module src=/assets/app-1a2b.js>")
+    (web / "assets" / "app-1a2b.js").write_text("console.log('app');")
     main = nginx.render(nginx.GatewayConfig(
         https_listen=f"127.0.0.1:{ports['https']}", http_listen=f"127.0.0.1:{ports['redirect']}",
         plain_listen=f"127.0.0.1:{ports['plain']}", upstreams=addresses,
         media_root=base / "media", secure_link_secret="edge-test-secret", tls_cert=cert.cert, tls_key=cert.key,
         api_rate_limit="10r/s", cors_origins=("https://app.example.test",),
-        trusted_proxies=("127.0.0.2/32", "127.0.0.3")), base / "nginx")
+        trusted_proxies=("127.0.0.2/32", "127.0.0.3"), web_root=web), base / "nginx")
     nginx.check(main)
     nginx.start(main)
     edge = Edge(plain_url=f"http://127.0.0.1:{ports['plain']}", https_url=f"https://127.0.0.1:{ports['https']}",

@@ -76,7 +76,7 @@ def test_plain_http_redirects_to_https_and_keeps_health(edge: Edge) -> None:
 @pytest.mark.parametrize(("path", "status"), [
     ("/api/auth/me", 200),
     ("/api/auth/status/404", 404),  # the service's own 404 passes through untouched
-    ("/nowhere", 404),  # the edge's 404
+    ("/media/nowhere", 404),  # the edge's 404 (any other path outside /api is the web app)
     ("/api/catalog/internal/x", 404),
     ("/api/catalog/metrics", 404),
     ("/api/playback/anything", 502),  # no replica up
@@ -89,6 +89,21 @@ def test_headers_on_every_response(edge: Edge, path: str, status: int) -> None:
         assert response.headers["content-type"].startswith("application/problem+json")
         problem = response.json()
         assert problem["status"] == status
+
+
+def test_web_app_is_served_at_the_root_with_spa_fallback(edge: Edge) -> None:
+    index = httpx.get(edge.plain_url + "/")
+    assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
+    assert index.headers["cache-control"] == "no-cache"
+    assert "script-src 'self'" in index.headers["content-security-policy"]
+    assert_edge_headers(index)
+    asset = httpx.get(edge.plain_url + "/assets/app-1a2b.js")
+    assert asset.headers["content-type"] == "text/javascript"
+    assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
+    route = httpx.get(edge.plain_url + "/courses/abc?page=2")
+    assert route.status_code == 200 and route.text == index.text
+    missing = httpx.get(edge.plain_url + "/assets/app-old.js")
+    assert missing.status_code == 404 and missing.json()["status"] == 404
 
 
 def test_edge_errors_are_problem_json(edge: Edge) -> None:

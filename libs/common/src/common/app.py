@@ -15,6 +15,7 @@ from common import health
 from common.errors import install_error_handlers
 from common.events.bus import InProcessBus
 from common.observability.middleware import ObservabilityMiddleware
+from common.openapi import install_openapi, route_operation_id
 from common.runtime import Runtime
 from common.settings import ServiceSettings
 from common.textguard import TextGuardMiddleware
@@ -22,13 +23,16 @@ from common.textguard import TextGuardMiddleware
 
 def build_app(settings: ServiceSettings, *, title: str, description: str,
               lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
-              routers: Sequence[APIRouter]) -> FastAPI:
+              routers: Sequence[APIRouter], examples: Mapping[str, Any] | None = None) -> FastAPI:
+    """The service's app; `examples` (schema name -> example) go into its public OpenAPI document."""
     # FastAPI's native telemetry would add a second server span (and one per dependency, endpoint and
     # serialisation) to the one ObservabilityMiddleware makes: off (issue 20, most of a cached read's cost).
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan,
-                  telemetry={"tracing": False, "operation_spans": False})
+                  telemetry={"tracing": False, "operation_spans": False},
+                  generate_unique_id_function=route_operation_id)
     app.state.settings = settings
     install_error_handlers(app)
+    install_openapi(app, examples or {})
     app.add_middleware(TextGuardMiddleware)  # inside observability: its 422s are logged and counted
     app.add_middleware(ObservabilityMiddleware, service=settings.service_name)
     app.include_router(health.router)

@@ -121,6 +121,8 @@ class JWKSVerifier:
 
 
 _bearer = HTTPBearer(auto_error=False)
+# Same header; its own scheme name tells the public OpenAPI document the token is optional there.
+_optional_bearer = HTTPBearer(auto_error=False, scheme_name="OptionalBearer")
 
 
 def _verifier_and_audiences(request: Request) -> tuple[JWKSVerifier, str, str]:
@@ -163,7 +165,7 @@ def _unverified_audience(token: str) -> list[str]:
 
 
 async def _optional_principal(request: Request,
-                              credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+                              credentials: HTTPAuthorizationCredentials | None = Depends(_optional_bearer),
                               ) -> Principal | None:
     if credentials is None:
         return None

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from auth import demo, events, keys, passwords, service
 from auth.api import admin, internal, routes
+from auth.api.examples import EXAMPLES
 from auth.settings import AuthSettings
 from common.app import build_app
 from common.events import EventBus
@@ -55,4 +56,4 @@ def create_app(settings: AuthSettings | None = None, *, bus: EventBus | None = N
 
     return build_app(settings, title="Triple Academy auth",
                      description="Accounts, sessions, signing keys and service clients.",
-                     lifespan=lifespan, routers=[routes.router, admin.router, internal.router])
+                     lifespan=lifespan, routers=[routes.router, admin.router, internal.router], examples=EXAMPLES)

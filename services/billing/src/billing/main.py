@@ -14,6 +14,7 @@ from billing.api import invoices as invoice_routes
 from billing.api import local_checkout
 from billing.api import revenue as revenue_routes
 from billing.api.deps import PROVIDER_RESOURCE, WORKER_RESOURCE
+from billing.api.examples import EXAMPLES
 from billing.api.routes import router
 from billing.providers import open_provider
 from billing.settings import BillingSettings
@@ -50,4 +51,4 @@ def create_app(settings: BillingSettings | None = None, *, bus: EventBus | None 
         routers.append(local_checkout.router)
     return build_app(settings, title="Triple Academy billing",
                      description="Orders, payments (Stripe or the local provider), refunds, coupons, receipts.",
-                     lifespan=lifespan, routers=routers)
+                     lifespan=lifespan, routers=routers, examples=EXAMPLES)

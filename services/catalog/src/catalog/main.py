@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from catalog import demo, events, querycount
 from catalog.api import certificates as certificate_routes
+from catalog.api.examples import EXAMPLES
 from catalog.api.routes import internal_router, router
 from catalog.public_cache import PublicCache
 from catalog.settings import CatalogSettings
@@ -41,6 +42,7 @@ def create_app(settings: CatalogSettings | None = None, *, bus: EventBus | None 
 
     app = build_app(settings, title="Triple Academy catalog",
                     description="Courses, curriculum, publication and enrollments.",
-                    lifespan=lifespan, routers=[router, certificate_routes.router, internal_router])
+                    lifespan=lifespan, routers=[router, certificate_routes.router, internal_router],
+                    examples=EXAMPLES)
     app.add_middleware(querycount.QueryCountMiddleware, service=settings.service_name)
     return app

@@ -11,8 +11,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 import auth.main
@@ -25,9 +23,10 @@ from catalog.settings import CatalogSettings
 from common.app import compose_services
 from common.events.bus import InProcessBus
 from common.http import LazyASGITransport
-from common.settings import SERVICE_NAMES, composed_urls
+from common.settings import composed_urls
 from gateway.headers import EdgeMiddleware, RateLimit, in_process, parse_rate
 from gateway.settings import GatewaySettings
+from gateway.web import WebApp
 from playback.media import create_media_app
 from playback.settings import PlaybackSettings
 
@@ -48,19 +47,12 @@ def edge_middleware(settings: GatewaySettings) -> Middleware:
                                             retry_after=login_retry_after))
 
 
-async def index(_request: Request) -> JSONResponse:
-    return JSONResponse({
-        "platform": "Triple Academy (embedded mode)",
-        "apis": {name: f"/api/{name}/docs" for name in SERVICE_NAMES},
-        "health": {name: f"/api/{name}/health/ready" for name in SERVICE_NAMES},
-    })
-
-
 def create_embedded_app(settings: GatewaySettings | None = None) -> Starlette:
     settings = settings or GatewaySettings()
     transport = LazyASGITransport()
     bus = InProcessBus()
     seed = settings.seed_demo_data
+    web = WebApp(settings.web_dist)
     playback_settings = PlaybackSettings(**service_overrides(settings, "playback"))
     services = {
         "auth": auth.main.create_app(
@@ -76,7 +68,7 @@ def create_embedded_app(settings: GatewaySettings | None = None) -> Starlette:
     }
     app = compose_services(services, bus=bus, extra_routes=[
         Mount("/media", app=create_media_app(playback_settings)),
-        Route("/", index),
+        Route("/{path:path}", web.respond, methods=["GET", "HEAD"]),
     ], middleware=[edge_middleware(settings)])
     # The services' calls to each other skip the edge (no limits, /internal reachable), as the
     # direct URLs of the distributed mode do; only requests from outside meet it.

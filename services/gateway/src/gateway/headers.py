@@ -38,6 +38,13 @@ CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action
 DOCS_CSP = (b"default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inline'; "
             b"style-src https://cdn.jsdelivr.net; img-src https://fastapi.tiangolo.com data:; connect-src 'self'; "
             b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+# The web app (everything outside /api and /media) loads only its own files and plays HLS through
+# Media Source (blob: media, hls.js's blob: worker); the local provider's page posts its own forms.
+APP_CSP = (b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+           b"media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; "
+           b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+LOCAL_CHECKOUT_CSP = (b"default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; "
+                      b"form-action 'self'")
 DOCS_PATH = re.compile(r"^/api/[a-z]+/docs$")
 # The strict zone's paths, as in gateway.conf.template.
 LOGIN_PATH = re.compile(r"^/api/auth/(login|register|(me/)?password[a-z/_-]*|forgot[a-z/_-]*|reset[a-z/_-]*)$")
@@ -98,6 +105,15 @@ class RateLimit:
         drained = [k for k, b in self._buckets.items() if b.excess - self.rate * (now - b.at) <= 0]
         for key in drained:
             del self._buckets[key]
+
+
+def csp_for(path: str) -> bytes:
+    """The `$edge_csp` map of infra/nginx/http.conf."""
+    if DOCS_PATH.match(path):
+        return DOCS_CSP
+    if path.startswith("/api/billing/local-checkout/"):
+        return LOCAL_CHECKOUT_CSP
+    return CSP if path.startswith(("/api/", "/media/")) else APP_CSP
 
 
 def in_process(app: ASGIApp) -> ASGIApp:
@@ -202,7 +218,7 @@ class EdgeMiddleware:
 
     def _edge_headers(self, request_id: str, path: str, allowed_origin: str) -> list[tuple[bytes, bytes]]:
         extra = [(b"x-request-id", request_id.encode()), *SECURITY_HEADERS,
-                 (b"content-security-policy", DOCS_CSP if DOCS_PATH.match(path) else CSP), (b"vary", b"Origin")]
+                 (b"content-security-policy", csp_for(path)), (b"vary", b"Origin")]
         if allowed_origin:
             extra += [(b"access-control-allow-origin", allowed_origin.encode()),
                       (b"access-control-allow-credentials", b"true"),

@@ -26,8 +26,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[4]
 NGINX_DIR = REPO_ROOT / "infra" / "nginx"
 TEMPLATE = NGINX_DIR / "gateway.conf.template"
+WEB_DIST = REPO_ROOT / "web" / "dist"
 # What the image copies to /etc/nginx/triple/ (services/gateway/Dockerfile).
-STATIC_FILES = ("http.conf", "edge_headers.conf", "api_headers.conf", "ffdhe2048.pem")
+STATIC_FILES = ("http.conf", "edge_headers.conf", "api_headers.conf", "web_types.conf", "ffdhe2048.pem")
 # Passive health check of every upstream server line.
 SERVER_PARAMS = "max_fails=2 fail_timeout=5s"
 
@@ -76,6 +77,8 @@ class GatewayConfig:
     cors_origins: tuple[str, ...] = ("http://localhost:3000",)
     # The load balancers in front whose X-Forwarded-For is believed (loopback stand-in for tests).
     trusted_proxies: tuple[str, ...] = ("127.0.0.2/32",)
+    # The built web app served at / (`npm run build` in web/; absent: / answers 404 per file).
+    web_root: Path = WEB_DIST
 
 
 def nginx_binary() -> str:
@@ -129,6 +132,7 @@ def template_values(config: GatewayConfig, prefix: Path) -> dict[str, str]:
         "CACHE_DIR": str(prefix / "cache"),
         "ACCESS_LOG": str(prefix / "access.log"),
         "MEDIA_ROOT": str(config.media_root.resolve()),
+        "WEB_ROOT": str(config.web_root.resolve()),
         "SECURE_LINK_SECRET": config.secure_link_secret,
         "API_RATE_LIMIT": config.api_rate_limit,
         "LOGIN_RATE_LIMIT": config.login_rate_limit,

@@ -16,6 +16,8 @@ class GatewaySettings(BaseSettings):
     data_dir: Path = Path("var/data")
     seed_demo_data: bool = True
     log_json: bool = False
+    # The built web app (`make web`), served at / with SPA fallback; without it / is a JSON index.
+    web_dist: Path = Path(__file__).resolve().parents[4] / "web" / "dist"
 
     # The edge, as the Nginx gateway does it (infra/nginx): browser origins allowed by CORS, and the
     # per-client-IP limits (`<n>r/s` or `<n>r/m` plus a burst; login = login, register, password).

@@ -14,6 +14,7 @@ from common.events import EventBus
 from common.runtime import open_runtime
 from playback import events, signing
 from playback.access_records import AccessRecorder
+from playback.api.examples import EXAMPLES
 from playback.api.routes import router
 from playback.assets import open_ingestion
 from playback.assets.routes import router as assets_router
@@ -54,4 +55,4 @@ def create_app(settings: PlaybackSettings | None = None, *, bus: EventBus | None
 
     return build_app(settings, title="Triple Academy playback",
                      description="Playback tokens, entitlements and signed HLS manifests.",
-                     lifespan=lifespan, routers=[router, assets_router])
+                     lifespan=lifespan, routers=[router, assets_router], examples=EXAMPLES)
