@@ -874,7 +874,9 @@ export interface operations {
             query?: {
                 user_id?: string | null;
                 action?: string | null;
+                /** @description 1-based page number */
                 page?: number;
+                /** @description items per page, at most 100 */
                 page_size?: number;
             };
             header?: never;
@@ -954,7 +956,9 @@ export interface operations {
                 q?: string | null;
                 role?: ("student" | "instructor" | "admin") | null;
                 active?: boolean | null;
+                /** @description 1-based page number */
                 page?: number;
+                /** @description items per page, at most 100 */
                 page_size?: number;
             };
             header?: never;

@@ -994,7 +994,9 @@ export interface operations {
     admin_orders: {
         parameters: {
             query?: {
+                /** @description 1-based page number */
                 page?: number;
+                /** @description items per page, at most 100 */
                 page_size?: number;
                 status?: ("pending" | "paid" | "failed" | "expired" | "partially_refunded" | "refunded") | null;
                 user_id?: string | null;
@@ -1176,7 +1178,9 @@ export interface operations {
     list_orders: {
         parameters: {
             query?: {
+                /** @description 1-based page number */
                 page?: number;
+                /** @description items per page, at most 100 */
                 page_size?: number;
             };
             header?: never;

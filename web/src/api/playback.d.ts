@@ -4,6 +4,27 @@
  */
 
 export interface paths {
+    "/admin/watermarks/identify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Identify Recording
+         * @description Trace a leaked recording (the raw video as the body, at most PLAYBACK_FORENSIC_UPLOAD_MAX_BYTES)
+         *     to the session whose A/B marks it carries; admins only, every run logged.
+         */
+        post: operations["identify_recording"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/watermarks/{watermark}": {
         parameters: {
             query?: never;
@@ -644,6 +665,63 @@ export interface components {
             /** Watermark */
             watermark: string;
         };
+        /**
+         * WatermarkSuspect
+         * @description A session whose codeword the recording matches at `matching_positions` of `positions`;
+         *     `false_match_probability`: how likely an innocent session (any of the asset's) matches as well.
+         */
+        WatermarkSuspect: {
+            /** False Match Probability */
+            false_match_probability: number;
+            /** Matching Positions */
+            matching_positions: number;
+            /** Positions */
+            positions: number;
+            /** Sessions */
+            sessions: components["schemas"]["WatermarkRecord"][];
+        };
+        /**
+         * WatermarkTrace
+         * @description A leaked recording traced through its A/B segment marks.
+         *
+         *     outcome: `identified` (one session, `confidence` = 1 - false-accusation probability), `mixed`
+         *     (segments of two sessions stitched together: both listed, nobody accused), `unidentified`
+         *     (too short or no significant match), `no_matching_asset` (not a watermarked asset's video).
+         */
+        WatermarkTrace: {
+            /**
+             * Alignment
+             * @default 0
+             */
+            alignment?: number;
+            /** Asset Id */
+            asset_id?: string | null;
+            /**
+             * Confidence
+             * @default 0
+             */
+            confidence?: number;
+            /**
+             * Offset Seconds
+             * @default 0
+             */
+            offset_seconds?: number;
+            /**
+             * Outcome
+             * @enum {string}
+             */
+            outcome: "identified" | "mixed" | "unidentified" | "no_matching_asset" | "unaligned";
+            /**
+             * Positions
+             * @default 0
+             */
+            positions?: number;
+            /**
+             * Suspects
+             * @default []
+             */
+            suspects?: components["schemas"]["WatermarkSuspect"][];
+        };
     };
     responses: never;
     parameters: never;
@@ -653,6 +731,112 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    identify_recording: {
+        parameters: {
+            query?: {
+                asset_id?: string | null;
+            };
+            header: {
+                "content-type": string;
+                "content-length"?: number | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WatermarkTrace"];
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description recording too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not a video upload */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationProblem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable (retry after `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     lookup_watermark: {
         parameters: {
             query?: never;
@@ -741,7 +925,9 @@ export interface operations {
     list_assets: {
         parameters: {
             query?: {
+                /** @description 1-based page number */
                 page?: number;
+                /** @description items per page, at most 100 */
                 page_size?: number;
             };
             header?: never;
@@ -1270,7 +1456,6 @@ export interface operations {
             };
             header?: {
                 "content-type"?: string | null;
-                "content-length"?: number | null;
             };
             path: {
                 asset_id: string;
