@@ -738,7 +738,6 @@ export interface operations {
             };
             header: {
                 "content-type": string;
-                "content-length"?: number | null;
             };
             path?: never;
             cookie?: never;

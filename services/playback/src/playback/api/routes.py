@@ -12,6 +12,7 @@ import aiofiles
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
 
+from common.bounds import INT64_MAX
 from common.errors import NotFound, PayloadTooLarge, Unauthorized, Unprocessable, UnsupportedMediaType
 from common.security import AdminUser, CurrentUser, Principal, require_service
 from playback import hls, leaks, service, signing
@@ -209,8 +210,9 @@ async def lookup_watermark(watermark: Watermark, admin: AdminUser, runtime: Runt
                         422: {"description": "not decodable as video"}})
 async def identify_recording(request: Request, admin: AdminUser, runtime: RuntimeDep, settings: SettingsDep,
                              storage: StorageDep,
-                             content_type: Annotated[str, Header()],
-                             content_length: Annotated[int | None, Header(ge=0)] = None,
+                             content_type: Annotated[str, Header(max_length=255)],
+                             content_length: Annotated[int | None,
+                                                       Header(ge=0, le=INT64_MAX, include_in_schema=False)] = None,
                              asset_id: uuid.UUID | None = None) -> WatermarkTrace:
     """Trace a leaked recording (the raw video as the body, at most PLAYBACK_FORENSIC_UPLOAD_MAX_BYTES)
     to the session whose A/B marks it carries; admins only, every run logged."""
