@@ -36,13 +36,13 @@ sync:
 run: bootstrap web-ensure
 	$(UV) run python -m gateway
 
-test: bootstrap web-deps
+test: bootstrap web-ensure
 	$(UV) run pytest
 
 test-faults: bootstrap
 	TRIPLE_FAULTS=1 $(UV) run pytest tests/faults -q -s
 
-test-fast: bootstrap web-deps
+test-fast: bootstrap web-ensure
 	$(UV) run pytest --ignore=tests/e2e
 
 lint: bootstrap web-lint

@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from opentelemetry import trace
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -24,6 +28,17 @@ def test_otlp_endpoint_setting_keeps_the_traces_path() -> None:
     assert traces_endpoint(None) is None and traces_endpoint("") is None
 
 
+@pytest.fixture
+def uninstrument_afterwards():
+    """configure_tracing instruments httpx in this process: left on, it would replace the traceparent
+    that later e2e tests send themselves with one of its own client spans."""
+    yield
+    for instrumentor in (HTTPXClientInstrumentor(), SQLAlchemyInstrumentor(), RedisInstrumentor()):
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+
+
+@pytest.mark.usefixtures("uninstrument_afterwards")
 async def test_server_spans_follow_semantic_conventions_and_only_5xx_is_an_error() -> None:
     """A Starlette app with the shared middleware: the server span is named by route template,
     carries method/route/status attributes, continues an incoming traceparent, and is an error
