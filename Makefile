@@ -1,7 +1,7 @@
 # Triple Academy. `make run` and `make test` do their own set-up (uv is bootstrapped with pip).
 SHELL := /bin/bash
 UV = $(shell command -v uv 2>/dev/null || (test -x .tools/bin/uv && echo .tools/bin/uv) || echo "python3 -m uv")
-PACKAGES := -p common -p auth -p catalog -p billing -p playback -p gateway
+PACKAGES := -p common -p contracts -p auth -p catalog -p billing -p playback -p gateway
 
 .PHONY: help bootstrap sync run test test-faults test-fast lint format up down migrate bench bench-gateway bench-hot dev-cert clean \
 	web web-deps web-ensure web-client web-lint

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common import pgbootstrap
 from common.db import Database, utcnow
-from common.events import Envelope, add_event
+from common.events import Envelope, add_raw_event
 from common.events.bus import InProcessBus, topic_matches
 from common.events.consumer import InboxConsumer
 from common.events.outbox import OutboxRelay
@@ -63,7 +63,7 @@ async def test_outbox_rolls_back_with_the_state_change(db: Database) -> None:
     before = await _pending(db)
     with pytest.raises(RuntimeError):
         async with db.transaction() as session:
-            await add_event(session, "test.thing.happened", {"n": 1})
+            await add_raw_event(session, "test.thing.happened", {"n": 1})
             raise RuntimeError("business rule failed after the event was recorded")
     assert await _pending(db) == before
 
@@ -87,7 +87,7 @@ async def test_rabbitmq_end_to_end_with_duplicates(db: Database) -> None:
         relay = OutboxRelay(db, producer_bus, "producer", poll_interval=0.05)
         relay.start()
         async with db.transaction() as session:
-            envelope = await add_event(session, "test.number.created", {"n": 42})
+            envelope = await add_raw_event(session, "test.number.created", {"n": 42})
         first = await asyncio.wait_for(handled.get(), timeout=10)
         assert first == envelope.event_id
         # Redelivery (e.g. a crash before ack) is normal: the inbox makes it a no-op.
@@ -154,7 +154,7 @@ async def test_in_process_failure_keeps_outbox_row_pending(db: Database) -> None
     bus.begin_delivery()
     relay = OutboxRelay(db, bus, "producer-inproc")
     async with db.transaction() as session:
-        await add_event(session, "test.flaky.happened", {"n": 7})
+        await add_raw_event(session, "test.flaky.happened", {"n": 7})
     sent, failed = await relay.publish_pending()
     assert (sent, failed) == (0, True)
     async with db.session() as session:
@@ -244,7 +244,7 @@ async def test_embedded_relay_does_not_hold_the_write_lock_while_consumers_run(t
     relay = OutboxRelay(database, bus, "producer-sqlite")
     try:
         async with database.transaction() as session:
-            await add_event(session, "test.cycle.happened", {"n": 3})
+            await add_raw_event(session, "test.cycle.happened", {"n": 3})
         assert await asyncio.wait_for(relay.publish_pending(), timeout=10) == (1, False)
         assert await _pending(database) == 0
         async with database.session() as session:
@@ -256,9 +256,9 @@ async def test_embedded_relay_does_not_hold_the_write_lock_while_consumers_run(t
 async def test_published_rows_are_pruned_after_the_retention(db: Database) -> None:
     relay = OutboxRelay(db, InProcessBus(), "producer-prune", retention=dt.timedelta(days=7))
     async with db.transaction() as session:
-        old = await add_event(session, "test.prune.old", {"n": 1})
-        recent = await add_event(session, "test.prune.recent", {"n": 2})
-        pending = await add_event(session, "test.prune.pending", {"n": 3})
+        old = await add_raw_event(session, "test.prune.old", {"n": 1})
+        recent = await add_raw_event(session, "test.prune.recent", {"n": 2})
+        pending = await add_raw_event(session, "test.prune.pending", {"n": 3})
         await session.execute(outbox.update().where(outbox.c.id == old.event_id).values(
             published_at=utcnow() - dt.timedelta(days=8)))
         await session.execute(outbox.update().where(outbox.c.id == recent.event_id).values(

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common import pgbootstrap
 from common.db import Database
 from common.errors import install_error_handlers
-from common.events import Envelope, add_event
+from common.events import Envelope, add_raw_event
 from common.events.bus import InProcessBus, TransportUnavailable
 from common.events.consumer import InboxConsumer
 from common.events.outbox import OutboxRelay
@@ -98,7 +98,7 @@ async def test_broker_cut_charges_no_row_and_drains_in_order_on_return(pg: tuple
         sent = 40
         for n in range(sent):  # more commits than max_attempts: each used to wake the relay
             async with db.transaction() as session:
-                await add_event(session, "test.purchase.paid", {"n": n})
+                await add_raw_event(session, "test.purchase.paid", {"n": n})
             await asyncio.sleep(0.05)
         await asyncio.sleep(3)
         assert await _counts(db) == (0, 0, 0), "an outage must not count against any row"
@@ -137,10 +137,10 @@ async def test_a_row_that_cannot_be_read_goes_dead_alone(pg: tuple[str, str]) ->
     relay = OutboxRelay(db, bus, "producer", max_attempts=2)
     try:
         async with db.transaction() as session:
-            bad = await add_event(session, "test.broken.row", {"n": 1})
+            bad = await add_raw_event(session, "test.broken.row", {"n": 1})
             await session.execute(outbox.update().where(outbox.c.id == bad.event_id).values(
                 envelope={"not": "an envelope"}))
-            await add_event(session, "test.good.row", {"n": 2})
+            await add_raw_event(session, "test.good.row", {"n": 2})
         assert await relay.publish_pending() == (1, True)
         assert await relay.publish_pending() == (0, True)
         assert await _counts(db) == (1, 1, 2)
@@ -299,7 +299,7 @@ async def test_dead_outbox_row_is_listed_and_retried_to_one_effect(pg: tuple[str
     relay = OutboxRelay(db, bus, "producer", max_attempts=1)
     try:
         async with db.transaction() as session:
-            event = await add_event(session, "test.stuck.row", {"n": 3})
+            event = await add_raw_event(session, "test.stuck.row", {"n": 3})
         assert await relay.publish_pending() == (0, True)
         stuck = await outbox_stuck(db)
         assert [(s["id"], s["state"]) for s in stuck] == [(str(event.event_id), "dead")]

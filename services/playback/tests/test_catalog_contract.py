@@ -117,3 +117,26 @@ async def test_catalog_is_never_called_with_a_playback_transaction_open(stub_pla
             f"/internal/courses/{COURSE_ID}/lessons"} <= called, called
     inside = [(path, held) for path, held in catalog.db_open_at_call if held]
     assert not inside, f"catalog called with a playback session open: {inside}"
+
+
+async def test_an_answer_outside_the_contract_is_catalogs_failure_not_ours(stub_platform: Platform) -> None:
+    """A lesson without its course, or a course's lesson list that is not a list, is a 503 naming
+    catalog (contracts.peers), never a 500; nothing of it is cached."""
+    catalog = stub_platform.fake_catalog
+    assert catalog is not None
+    _, headers = await stub_platform.new_user()
+    lesson_id, course_id = uuid.uuid4(), uuid.uuid4()
+    catalog.lessons[lesson_id] = {"lesson_id": str(lesson_id), "kind": "video", "is_preview": True}
+    catalog.course_lessons[course_id] = {"lesson_id": "not a list"}  # type: ignore[assignment]
+    response = await stub_platform.client.post("/api/playback/token", json={"lesson_id": str(lesson_id)},
+                                               headers=headers)
+    assert response.status_code == 503 and response.json()["code"] == "catalog_unavailable"
+    progress = await stub_platform.client.get("/api/playback/progress", params={"course_id": str(course_id)},
+                                              headers=headers)
+    assert progress.status_code == 503 and progress.json()["code"] == "catalog_unavailable"
+    catalog.lessons[lesson_id]["course_id"] = str(COURSE_ID)
+    catalog.lessons[lesson_id]["course_status"] = "published"
+    catalog.lessons[lesson_id]["asset_id"] = str(uuid.uuid4())
+    retried = await stub_platform.client.post("/api/playback/token", json={"lesson_id": str(lesson_id)},
+                                              headers=headers)
+    assert retried.status_code != 503, retried.text

@@ -11,15 +11,18 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from opentelemetry import propagate
+from pydantic import BaseModel, ValidationError
 
 from common.errors import UpstreamUnavailable
 from common.observability import context
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
 
 RETRYABLE_STATUS = {502, 503, 504}
 RETRY_BASE_SECONDS = 0.1
@@ -123,6 +126,27 @@ class ServiceClient:
 
     async def post(self, path: str, **kwargs: Any) -> httpx.Response:
         return await self.request("POST", path, **kwargs)
+
+    async def get_model(self, path: str, model: type[M], *, params: dict[str, Any] | None = None,
+                        missing: Exception | None = None) -> M:
+        """GET an internal resource validated into `model` (the contract of its answer).
+
+        404 raises `missing` when given. Any other non-200, or an answer outside the model, is the
+        peer's failure: UpstreamUnavailable (503, code `<audience>_unavailable`), never a 500.
+        """
+        response = await self.get(path, params=params)
+        if response.status_code == 404 and missing is not None:
+            raise missing
+        if response.status_code == 200:
+            try:
+                return model.model_validate_json(response.content)
+            except ValidationError:
+                log.error("peer answer outside the contract", extra={
+                    "target": self.audience, "path": path, "model": model.__name__})
+        else:
+            log.warning("peer refused an internal call", extra={
+                "target": self.audience, "path": path, "status": response.status_code})
+        raise UpstreamUnavailable(f"{self.audience} is unavailable", code=f"{self.audience}_unavailable")
 
 
 class LazyASGITransport(httpx.AsyncBaseTransport):

@@ -14,6 +14,7 @@ from auth.service import ROLES
 from common.db import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
 from common.events import add_event
+from contracts.events import UserDisabled
 
 
 def _like(text: str) -> str:
@@ -78,7 +79,7 @@ async def disable(*, db_session: AsyncSession, user_id: uuid.UUID, ctx: RequestC
     user.is_active = False
     user.disabled_at = user.updated_at = now
     await sessions.revoke_all(db_session=db_session, user_id=user.id, reason="account_disabled", emit=False)
-    await add_event(db_session, "auth.user.disabled", {"user_id": str(user.id), "disabled_at": now.isoformat()})
+    await add_event(db_session, UserDisabled(user_id=user.id, disabled_at=now))
     await audit.record(db_session, ctx, "user_disable", subject_id=user.id)
     return user
 

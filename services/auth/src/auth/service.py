@@ -32,6 +32,7 @@ from common.events.tables import outbox
 from common.mail import Mail
 from common.observability.metrics import count
 from common.security import constant_time_equals
+from contracts.events import UserDeleted, UserRegistered
 
 ROLES = ("student", "instructor", "admin")
 SERVICE_AUDIENCES = ("auth", "catalog", "billing", "playback")
@@ -118,8 +119,8 @@ async def register(*, db_session: AsyncSession, email: str, password: str, full_
                 email_verified_at=now if email_verified else None)
     db_session.add(user)
     await db_session.flush()
-    await add_event(db_session, "auth.user.registered", {
-        "user_id": str(user.id), "email": user.email, "full_name": user.full_name, "roles": user.roles})
+    await add_event(db_session, UserRegistered(
+        user_id=user.id, email=user.email, full_name=user.full_name, roles=user.roles))
     await audit.record(db_session, ctx or RequestContext(), "register", subject_id=user.id)
     count("auth", "users_registered")
     return user
@@ -421,7 +422,7 @@ async def erase(*, db_session: AsyncSession, user_id: uuid.UUID, verified_hash: 
     now = utcnow()
     await db_session.execute(sa.delete(User).where(User.id == user.id))
     await _forget_events(db_session, user.id)
-    await add_event(db_session, "auth.user.deleted", {"user_id": str(user.id), "deleted_at": now.isoformat()})
+    await add_event(db_session, UserDeleted(user_id=user.id, deleted_at=now))
     await audit.record(db_session, ctx, "erasure", subject_id=user.id)
     count("auth", "users_erased")
     return user.id

@@ -25,6 +25,7 @@ from auth.settings import AuthSettings
 from common.db import utcnow
 from common.events import add_event
 from common.observability.metrics import count
+from contracts.events import UserSessionsRevoked
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,7 @@ async def revoke_all(*, db_session: AsyncSession, user_id: uuid.UUID, reason: st
         query = query.where(LoginSession.id != keep)
     result = await db_session.execute(query.values(revoked_at=now, revoke_reason=reason))
     if emit:
-        await add_event(db_session, "auth.user.sessions_revoked",
-                        {"user_id": str(user_id), "revoked_at": now.isoformat()})
+        await add_event(db_session, UserSessionsRevoked(user_id=user_id, revoked_at=now))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

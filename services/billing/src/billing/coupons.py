@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.models import Coupon, Order
-from billing.schemas import CatalogCourse, CouponCreate
+from billing.schemas import CouponCreate
 from common.db import utcnow
 from common.errors import Conflict, NotFound
+from contracts.peers import CatalogCourse
 
 
 def normalize_code(code: str) -> str:

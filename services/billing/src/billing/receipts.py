@@ -17,18 +17,29 @@ import sqlalchemy as sa
 from billing import invoices
 from billing.invoices import format_money
 from billing.models import Order, Receipt, Refund
-from billing.schemas import PeerUser
-from billing.service import peer_answer
 from billing.settings import BillingSettings
 from common.db import Database, utcnow
 from common.http import ServiceClient
 from common.mail import Attachment, Mail, Mailer
 from common.observability.metrics import count
+from contracts.peers import AuthUser
 
 log = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 60
-def render(receipt: Receipt, order: Order, refund: Refund | None, user: PeerUser,
+
+
+class _Erased(Exception):
+    """Auth answered 404: the account was erased."""
+
+
+async def account(auth: ServiceClient, user_id: uuid.UUID) -> AuthUser | None:
+    """The buyer as auth knows them now (receipts, invoice PDFs); None once the account was erased."""
+    try:
+        return await auth.get_model(f"/internal/users/{user_id}", AuthUser, missing=_Erased())
+    except _Erased:
+        return None
+def render(receipt: Receipt, order: Order, refund: Refund | None, user: AuthUser,
            attachments: tuple[Attachment, ...] = ()) -> Mail:
     lines = [f"Hello {user.full_name},", ""]
     if receipt.kind == "payment":
@@ -55,7 +66,7 @@ def render(receipt: Receipt, order: Order, refund: Refund | None, user: PeerUser
     return Mail(to=user.email, subject=subject, text="\n".join(lines), attachments=attachments)
 
 
-async def _documents(db: Database, receipt: Receipt, user: PeerUser,
+async def _documents(db: Database, receipt: Receipt, user: AuthUser,
                      settings: BillingSettings | None) -> tuple[Attachment, ...]:
     """The invoice (payment receipt) or credit note (refund receipt) as a PDF attachment."""
     if settings is None:
@@ -108,11 +119,10 @@ async def _send_one(*, db: Database, mailer: Mailer, auth: ServiceClient, receip
     if receipt is None or order is None:
         return False
     try:
-        response = await auth.get(f"/internal/users/{order.user_id}")
-        if response.status_code == 404:
+        user = await account(auth, order.user_id)
+        if user is None:
             await _finish(db, receipt_id, status="skipped", error="user not found (erased)")
             return False
-        user = peer_answer("auth", response.status_code, response.content, PeerUser)
         await mailer.send(render(receipt, order, refund, user, await _documents(db, receipt, user, settings)))
     except Exception as exc:  # any failure (peer, SMTP) is retried later
         attempts = receipt.attempts + 1

@@ -17,30 +17,16 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.models import EFFECTIVE_REFUNDS, SETTLED, Invoice, InvoiceKind, Order, Refund
-from billing.service import peer_answer
 from common.errors import NotFound
 from common.http import ServiceClient
-
-
-class TaughtCourse(BaseModel):
-    course_id: uuid.UUID
-    title: str
-
-
-class InstructorCourses(BaseModel):
-    """Catalog's `GET /internal/instructors/{user_id}/courses` answer (docs/contracts.md)."""
-
-    user_id: uuid.UUID
-    courses: list[TaughtCourse]
+from contracts.peers import InstructorCourses
 
 
 async def taught_courses(*, catalog: ServiceClient, user_id: uuid.UUID) -> dict[uuid.UUID, str]:
-    response = await catalog.get(f"/internal/instructors/{user_id}/courses")
-    answer = peer_answer("catalog", response.status_code, response.content, InstructorCourses)
+    answer = await catalog.get_model(f"/internal/instructors/{user_id}/courses", InstructorCourses)
     return {course.course_id: course.title for course in answer.courses}
 
 

@@ -205,38 +205,6 @@ class WebhookAck(BaseModel):
     outcome: str
 
 
-class CatalogCourse(BaseModel):
-    """Catalog's `GET /internal/courses/{course_id}` answer (docs/contracts.md)."""
-
-    course_id: uuid.UUID
-    title: str
-    status: str
-    price_amount: int = Field(ge=0, strict=True)  # minor units; a float here is a contract bug
-    currency: str = Field(pattern=r"^[A-Za-z]{3}$")
-    is_free: bool
-
-
-class EnrollmentCheck(BaseModel):
-    enrolled: bool
-
-
-class PeerUser(BaseModel):
-    """Auth's `GET /internal/users/{user_id}` answer (receipts)."""
-
-    user_id: uuid.UUID
-    email: str
-    full_name: str
-    is_active: bool
-
-
-class PeerProgress(BaseModel):
-    """Playback's `GET /internal/progress` answer (self-refund policy)."""
-
-    watched_seconds: int = Field(ge=0)
-    total_seconds: int = Field(ge=0)
-    watched_ratio: float = Field(ge=0, le=1)  # a share, not money
-
-
 class InvoiceRead(BaseModel):
     """An invoice or credit note of an order (its PDF: `/orders/{order_id}/invoices/{invoice_number}`)."""
 

@@ -18,11 +18,10 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import Counter
-from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import coupons, invoices, tax
@@ -51,13 +50,15 @@ from billing.providers.base import (
     PermanentProviderError,
     ProviderEvent,
 )
-from billing.schemas import AdminOrderFilters, CatalogCourse, CurrencyTotals, EnrollmentCheck, PeerProgress
+from billing.schemas import AdminOrderFilters, CurrencyTotals
 from billing.settings import BillingSettings
 from common.db import Database, upsert_insert, utcnow
 from common.errors import Conflict, NotFound, UpstreamUnavailable
 from common.events import add_event
 from common.http import ServiceClient
 from common.observability.metrics import count, count_amount
+from contracts.events import OrderPaid, OrderRefunded
+from contracts.peers import CatalogCourse, EnrollmentCheck, WatchProgress
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,6 @@ WEBHOOK_EVENTS = Counter("billing_webhook_events_total", "Verified provider even
 WEBHOOK_REJECTED = Counter("billing_webhook_rejected_total", "Webhook deliveries refused before any effect "
                            "(bad signature, stale, not an event)", ["reason"])
 
-T = TypeVar("T", bound=BaseModel)
 
 # session.info key: the transaction created work for the background worker (receipts, refunds).
 WORK_PENDING = "billing_work_pending"
@@ -83,42 +83,27 @@ class CheckoutResult:
 
 async def fetch_offer(*, catalog: ServiceClient, user_id: uuid.UUID, course_id: uuid.UUID) -> CatalogCourse:
     """The course as catalog sells it now; refuses what cannot be bought by this user."""
-    response = await catalog.get(f"/internal/courses/{course_id}")
-    if response.status_code == 404:
-        raise NotFound("course not found", code="course_not_found")
-    course = peer_answer("catalog", response.status_code, response.content, CatalogCourse)
+    course = await catalog.get_model(f"/internal/courses/{course_id}", CatalogCourse,
+                                     missing=NotFound("course not found", code="course_not_found"))
     if course.status != "published":
         raise Conflict("this course is not on sale", code="course_not_published")
     if course.is_free or course.price_amount == 0:
         raise Conflict("this course is free: enrol for free instead", code="course_is_free")
-    check = await catalog.get("/internal/enrollments/check",
-                              params={"user_id": str(user_id), "course_id": str(course_id)})
-    if peer_answer("catalog", check.status_code, check.content, EnrollmentCheck).enrolled:
+    check = await catalog.get_model("/internal/enrollments/check", EnrollmentCheck,
+                                    params={"user_id": str(user_id), "course_id": str(course_id)})
+    if check.enrolled:
         raise Conflict("you are already enrolled in this course", code="already_enrolled")
     return course
 
 
-async def fetch_progress(*, playback: ServiceClient, user_id: uuid.UUID, course_id: uuid.UUID) -> PeerProgress:
+async def fetch_progress(*, playback: ServiceClient, user_id: uuid.UUID, course_id: uuid.UUID) -> WatchProgress:
     """How much of the course the learner watched; without an answer there is no self-refund."""
     try:
-        response = await playback.get("/internal/progress",
-                                      params={"user_id": str(user_id), "course_id": str(course_id)})
-        return peer_answer("playback", response.status_code, response.content, PeerProgress)
+        return await playback.get_model("/internal/progress", WatchProgress,
+                                        params={"user_id": str(user_id), "course_id": str(course_id)})
     except UpstreamUnavailable as exc:
         raise UpstreamUnavailable("watch progress is unavailable, so the refund policy cannot be checked: "
                                   "try again later or ask support", code="progress_unavailable") from exc
-
-
-def peer_answer(peer: str, status: int, body: bytes, model: type[T]) -> T:
-    """A non-200 or an answer outside the contract is the peer's failure (503), not the caller's."""
-    if status == 200:
-        try:
-            return model.model_validate_json(body)
-        except ValidationError:
-            log.error("peer answer outside the contract", extra={"peer": peer, "model": model.__name__})
-    else:
-        log.warning("peer refused an internal call", extra={"peer": peer, "status": status})
-    raise UpstreamUnavailable(f"{peer} is unavailable", code=f"{peer}_unavailable")
 
 
 # --- checkout ------------------------------------------------------------------------------------
@@ -339,9 +324,9 @@ async def fulfill(*, db_session: AsyncSession, order_id: uuid.UUID, provider_pay
     order.paid_at = now
     order.provider_payment_id = provider_payment_id or order.provider_payment_id
     if reason is None:
-        await add_event(db_session, "billing.order.paid", {
-            "order_id": str(order.id), "user_id": str(order.user_id), "course_id": str(order.course_id),
-            "amount": order.amount, "currency": order.currency, "paid_at": now.isoformat()})
+        await add_event(db_session, OrderPaid(
+            order_id=order.id, user_id=order.user_id, course_id=order.course_id, amount=order.amount,
+            currency=order.currency, paid_at=now))
         await invoices.issue_invoice(db_session, order, at=now)
         _owe_receipt(db_session, order, "payment")
         count("billing", "orders_paid")
@@ -774,9 +759,9 @@ async def _recompute_refund_state(db_session: AsyncSession, order: Order, *, act
     if target == OrderStatus.REFUNDED:
         order.refunded_at = now
         if order.duplicate_of is None:
-            await add_event(db_session, "billing.order.refunded", {
-                "order_id": str(order.id), "user_id": str(order.user_id), "course_id": str(order.course_id),
-                "amount_refunded": order.amount, "currency": order.currency, "refunded_at": now.isoformat()})
+            await add_event(db_session, OrderRefunded(
+                order_id=order.id, user_id=order.user_id, course_id=order.course_id, amount_refunded=order.amount,
+                currency=order.currency, refunded_at=now))
         count("billing", "refunds")
         count_amount("billing", "refunds", order.amount, order.currency)
     elif order.refunded_at is not None:

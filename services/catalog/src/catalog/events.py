@@ -2,39 +2,26 @@
 asset events make video lessons publishable and give them their duration, its lesson completions
 issue certificates, auth's registrations name learners and its deletions erase.
 
-Payloads are validated here (unknown extra fields are tolerated, so producers can add fields);
-the decisions live in service.py.
+Payloads are validated with the models of `contracts.events` (unknown extra fields are tolerated,
+so producers can add fields); the decisions live in service.py.
 """
 
 from __future__ import annotations
 
-import uuid
-
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog import certificates, service
 from common.events import Envelope
 from common.events.consumer import HandlerMap
-
-
-class _OrderEvent(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    order_id: uuid.UUID
-    user_id: uuid.UUID
-    course_id: uuid.UUID
-    currency: str
-
-
-class OrderPaid(_OrderEvent):
-    amount: int
-    paid_at: AwareDatetime
-
-
-class OrderRefunded(_OrderEvent):
-    amount_refunded: int
-    refunded_at: AwareDatetime
+from contracts.events import (
+    AssetDeleted,
+    AssetReady,
+    LessonCompleted,
+    OrderPaid,
+    OrderRefunded,
+    UserDeleted,
+    UserRegistered,
+)
 
 
 async def on_order_paid(session: AsyncSession, envelope: Envelope) -> None:
@@ -52,29 +39,6 @@ async def on_order_refunded(session: AsyncSession, envelope: Envelope) -> None:
                                         refunded_at=event.refunded_at)
 
 
-class AssetReady(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    asset_id: uuid.UUID
-    owner_id: uuid.UUID | None = None
-    duration_seconds: int | None = Field(default=None, ge=0)
-    ready_at: AwareDatetime
-
-
-class AssetDeleted(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    asset_id: uuid.UUID
-    deleted_at: AwareDatetime | None = None
-
-
-class UserDeleted(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    user_id: uuid.UUID
-    deleted_at: AwareDatetime | None = None
-
-
 async def on_asset_ready(session: AsyncSession, envelope: Envelope) -> None:
     event = AssetReady.model_validate(envelope.payload)
     await service.record_asset_ready(db_session=session, asset_id=event.asset_id, owner_id=event.owner_id,
@@ -83,8 +47,7 @@ async def on_asset_ready(session: AsyncSession, envelope: Envelope) -> None:
 
 async def on_asset_deleted(session: AsyncSession, envelope: Envelope) -> None:
     event = AssetDeleted.model_validate(envelope.payload)
-    await service.record_asset_deleted(db_session=session, asset_id=event.asset_id,
-                                       deleted_at=event.deleted_at or envelope.occurred_at)
+    await service.record_asset_deleted(db_session=session, asset_id=event.asset_id, deleted_at=event.deleted_at)
 
 
 async def on_user_deleted(session: AsyncSession, envelope: Envelope) -> None:
@@ -92,22 +55,6 @@ async def on_user_deleted(session: AsyncSession, envelope: Envelope) -> None:
     erased_at = event.deleted_at or envelope.occurred_at
     await service.erase_user(db_session=session, user_id=event.user_id, erased_at=erased_at)
     await certificates.erase_user(db_session=session, user_id=event.user_id, erased_at=erased_at)
-
-
-class UserRegistered(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    user_id: uuid.UUID
-    full_name: str | None = Field(default=None, max_length=200)
-
-
-class LessonCompleted(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    user_id: uuid.UUID
-    course_id: uuid.UUID
-    lesson_id: uuid.UUID
-    completed_at: AwareDatetime
 
 
 async def on_user_registered(session: AsyncSession, envelope: Envelope) -> None:

@@ -68,6 +68,7 @@ from common.db import upsert_insert, utcnow
 from common.errors import Conflict, Forbidden, NotFound, Unprocessable
 from common.events import add_event
 from common.observability.metrics import count
+from contracts.events import CoursePublished, CourseUpdated, EnrollmentGranted, EnrollmentRevoked
 
 log = logging.getLogger(__name__)
 
@@ -222,10 +223,9 @@ async def _refresh_totals(db_session: AsyncSession, course_ids: set[uuid.UUID]) 
 
 
 async def _announce(db_session: AsyncSession, course: Course) -> None:
-    await add_event(db_session, "catalog.course.updated", {
-        "course_id": str(course.id), "slug": course.slug, "title": course.title, "status": course.status,
-        "price_amount": course.price_amount, "currency": course.currency,
-        "updated_at": course.updated_at.isoformat()})
+    await add_event(db_session, CourseUpdated(
+        course_id=course.id, slug=course.slug, title=course.title, status=course.status,
+        price_amount=course.price_amount, currency=course.currency, updated_at=course.updated_at))
 
 
 async def create_course(*, db_session: AsyncSession, actor: Actor, data: CourseCreate) -> Course:
@@ -339,10 +339,9 @@ async def change_status(*, db_session: AsyncSession, actor: Actor, course_id: uu
     course.updated_at = now
     if target == "published":
         course.published_at = course.published_at or now
-        await add_event(db_session, "catalog.course.published", {
-            "course_id": str(course.id), "slug": course.slug, "title": course.title,
-            "price_amount": course.price_amount, "currency": course.currency,
-            "published_at": now.isoformat()})
+        await add_event(db_session, CoursePublished(
+            course_id=course.id, slug=course.slug, title=course.title, price_amount=course.price_amount,
+            currency=course.currency, published_at=now))
         count("catalog", "courses_published")
     else:
         await _announce(db_session, course)
@@ -785,10 +784,9 @@ async def grant_enrollment(*, db_session: AsyncSession, user_id: uuid.UUID, cour
         enrollment.order_id = order_id
         enrollment.version += 1
         enrollment.updated_at = now
-    await add_event(db_session, "catalog.enrollment.granted", {
-        "enrollment_id": str(enrollment.id), "user_id": str(user_id), "course_id": str(course_id),
-        "source": source, "order_id": str(order_id) if order_id else None,
-        "version": enrollment.version, "occurred_at": now.isoformat()})
+    await add_event(db_session, EnrollmentGranted(
+        enrollment_id=enrollment.id, user_id=user_id, course_id=course_id, source=source, order_id=order_id,
+        version=enrollment.version, occurred_at=now))
     count("catalog", "enrollments_granted")
     return enrollment, True
 
@@ -798,10 +796,9 @@ async def revoke_enrollment(*, db_session: AsyncSession, enrollment: Enrollment,
     enrollment.status = "revoked"
     enrollment.version += 1
     enrollment.updated_at = now
-    await add_event(db_session, "catalog.enrollment.revoked", {
-        "enrollment_id": str(enrollment.id), "user_id": str(enrollment.user_id),
-        "course_id": str(enrollment.course_id), "reason": reason, "version": enrollment.version,
-        "occurred_at": now.isoformat()})
+    await add_event(db_session, EnrollmentRevoked(
+        enrollment_id=enrollment.id, user_id=enrollment.user_id, course_id=enrollment.course_id, reason=reason,
+        version=enrollment.version, occurred_at=now))
     count("catalog", "enrollments_revoked")
 
 

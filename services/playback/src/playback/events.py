@@ -9,21 +9,20 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.db import utcnow
 from common.events import Envelope
 from common.events.consumer import HandlerMap
+from contracts.events import EnrollmentGranted, EnrollmentRevoked, UserDeleted, UserDisabled, UserSessionsRevoked
 from playback import service
-from playback.schemas import EnrollmentChanged, UserChanged
 
 
 async def on_enrollment_granted(session: AsyncSession, envelope: Envelope) -> None:
-    change = EnrollmentChanged.model_validate(envelope.payload)
+    change = EnrollmentGranted.model_validate(envelope.payload)
     await service.record_enrollment(db_session=session, user_id=change.user_id,
                                     course_id=change.course_id, version=change.version, active=True)
 
 
 async def on_enrollment_revoked(session: AsyncSession, envelope: Envelope) -> None:
-    change = EnrollmentChanged.model_validate(envelope.payload)
+    change = EnrollmentRevoked.model_validate(envelope.payload)
     current = await service.record_enrollment(db_session=session, user_id=change.user_id,
                                               course_id=change.course_id, version=change.version, active=False)
     if current:
@@ -32,20 +31,21 @@ async def on_enrollment_revoked(session: AsyncSession, envelope: Envelope) -> No
 
 
 async def on_user_disabled(session: AsyncSession, envelope: Envelope) -> None:
-    change = UserChanged.model_validate(envelope.payload)
+    change = UserDisabled.model_validate(envelope.payload)
     await service.end_sessions(db_session=session, user_id=change.user_id, reason=service.USER_DISABLED)
 
 
 async def on_user_sessions_revoked(session: AsyncSession, envelope: Envelope) -> None:
     """Sign out everywhere: streams started before the sign-out end; a new login's stream does not."""
-    change = UserChanged.model_validate(envelope.payload)
+    change = UserSessionsRevoked.model_validate(envelope.payload)
     await service.end_sessions(db_session=session, user_id=change.user_id, reason=service.SIGNED_OUT,
                                created_before=change.revoked_at)
 
 
 async def on_user_deleted(session: AsyncSession, envelope: Envelope) -> None:
-    change = UserChanged.model_validate(envelope.payload)
-    await service.erase_user(db_session=session, user_id=change.user_id, erased_at=change.deleted_at or utcnow())
+    change = UserDeleted.model_validate(envelope.payload)
+    await service.erase_user(db_session=session, user_id=change.user_id,
+                             erased_at=change.deleted_at or envelope.occurred_at)
 
 
 HANDLERS: HandlerMap = {

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import sqlalchemy as sa
 from prometheus_client import Counter
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.cache import Cache
@@ -29,6 +29,8 @@ from common.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessa
 from common.events import add_event
 from common.http import ServiceClient
 from common.observability.metrics import count
+from contracts.events import LessonCompleted
+from contracts.peers import CatalogLesson, CourseLessons, EnrollmentCheck
 from playback import forensic, hls, signing
 from playback.access_records import AccessRecorder
 from playback.cdn import MediaSigner
@@ -42,12 +44,7 @@ from playback.models import (
     WatchProgress,
     WatermarkIssued,
 )
-from playback.schemas import (
-    CatalogCourseLessons,
-    CourseProgress,
-    LessonInfo,
-    LessonProgress,
-)
+from playback.schemas import CourseProgress, LessonProgress
 from playback.settings import PlaybackSettings
 from playback.streams import Admission, StreamRegistry
 
@@ -122,32 +119,23 @@ async def _cached_catalog_read(model: type[_Catalog], *, catalog: ServiceClient,
     cached = await cache.get(key)
     if cached is not None:
         return model.model_validate_json(cached)
-    response = await catalog.get(path)
-    if response.status_code == 404:
-        raise missing
-    if response.status_code != 200:
-        log.warning("catalog lookup failed", extra={"status": response.status_code, "model": model.__name__})
-        raise UpstreamUnavailable("catalog is unavailable")
-    try:
-        found = model.model_validate_json(response.content)
-    except ValidationError as exc:
-        raise UpstreamUnavailable(f"catalog answered with an unexpected {model.__name__} shape") from exc
+    found = await catalog.get_model(path, model, missing=missing)
     await cache.set(key, found.model_dump_json().encode(), cache_seconds)
     return found
 
 
 async def get_lesson(*, catalog: ServiceClient, cache: Cache, lesson_id: uuid.UUID,
-                     cache_seconds: int) -> LessonInfo:
+                     cache_seconds: int) -> CatalogLesson:
     """Catalog's view of a lesson (GET /internal/lessons/{id})."""
-    return await _cached_catalog_read(LessonInfo, catalog=catalog, cache=cache,
+    return await _cached_catalog_read(CatalogLesson, catalog=catalog, cache=cache,
                                       path=f"/internal/lessons/{lesson_id}", cache_seconds=cache_seconds,
                                       missing=NotFound("lesson not found", code="lesson_not_found"))
 
 
 async def get_course_lessons(*, catalog: ServiceClient, cache: Cache, course_id: uuid.UUID,
-                             cache_seconds: int) -> CatalogCourseLessons:
+                             cache_seconds: int) -> CourseLessons:
     """Catalog's lesson list of a course (GET /internal/courses/{id}/lessons)."""
-    return await _cached_catalog_read(CatalogCourseLessons, catalog=catalog, cache=cache,
+    return await _cached_catalog_read(CourseLessons, catalog=catalog, cache=cache,
                                       path=f"/internal/courses/{course_id}/lessons", cache_seconds=cache_seconds,
                                       missing=NotFound("course not found", code="course_not_found"))
 
@@ -163,15 +151,9 @@ async def catalog_says_enrolled(*, catalog: ServiceClient, cache: Cache, user_id
     key = f"playback:enrolled:{user_id}:{course_id}:v{read_model_version}"
     if cache_seconds and await cache.get(key) == b"1":
         return True
-    response = await catalog.get("/internal/enrollments/check",
-                                 params={"user_id": str(user_id), "course_id": str(course_id)})
-    if response.status_code != 200:
-        log.warning("catalog enrollment check failed", extra={"status": response.status_code})
-        raise UpstreamUnavailable("catalog is unavailable")
-    try:
-        enrolled = response.json()["enrolled"] is True
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UpstreamUnavailable("catalog answered with an unexpected enrollment shape") from exc
+    check = await catalog.get_model("/internal/enrollments/check", EnrollmentCheck,
+                                    params={"user_id": str(user_id), "course_id": str(course_id)})
+    enrolled = check.enrolled
     if enrolled and cache_seconds:
         await cache.set(key, b"1", cache_seconds)
     return enrolled
@@ -403,7 +385,7 @@ async def _admit_stream(*, db_session: AsyncSession, streams: StreamRegistry, se
 
 
 async def start_playback(*, db_session: AsyncSession, settings: PlaybackSettings, key: signing.TokenKey,
-                         streams: StreamRegistry, user_id: uuid.UUID, lesson: LessonInfo, entitlement: str | None,
+                         streams: StreamRegistry, user_id: uuid.UUID, lesson: CatalogLesson, entitlement: str | None,
                          duration: float | None, resume_position: float = 0.0) -> IssuedToken | Refusal:
     """Decide, take a stream slot, then open a playback session, log its watermark and sign its
     90 s token; every decision lands in the access log, in this transaction. `entitlement`
@@ -555,9 +537,8 @@ async def _record_position(db_session: AsyncSession, row: PlaybackSession, posit
     progress.watched_seconds = min(watched, duration) if duration else watched
     if duration and watched_before < COMPLETION_SHARE * duration <= progress.watched_seconds:
         # Only the crossing publishes; catalog decides whether the course is complete.
-        await add_event(db_session, "playback.lesson.completed", {
-            "user_id": str(row.user_id), "course_id": str(row.course_id),
-            "lesson_id": str(row.lesson_id), "completed_at": now.isoformat()})
+        await add_event(db_session, LessonCompleted(
+            user_id=row.user_id, course_id=row.course_id, lesson_id=row.lesson_id, completed_at=now))
     progress.position_seconds = position
     progress.duration_seconds = duration or progress.duration_seconds
     progress.updated_at = now
@@ -634,7 +615,7 @@ def _remember_duration(key: tuple[str, uuid.UUID], duration: float) -> None:
     _DURATIONS[key] = (time.monotonic() + ASSET_DURATION_CACHE_SECONDS, duration)
 
 
-async def course_progress(*, db: Database, course: CatalogCourseLessons, store: LocalMediaStore,
+async def course_progress(*, db: Database, course: CourseLessons, store: LocalMediaStore,
                           cache: Cache, user_id: uuid.UUID) -> CourseProgress:
     """Per-lesson progress and the course totals over its video lessons (time-weighted). The rows
     are read in a short session; missing durations are then read from storage with none open."""

@@ -2,6 +2,6 @@
 
 from common.events.bus import EventBus, EventHandler
 from common.events.envelope import Envelope
-from common.events.outbox import add_event
+from common.events.outbox import EventPayload, add_event, add_raw_event
 
-__all__ = ["Envelope", "EventBus", "EventHandler", "add_event"]
+__all__ = ["Envelope", "EventBus", "EventHandler", "EventPayload", "add_event", "add_raw_event"]

@@ -8,7 +8,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from opentelemetry import propagate, trace
@@ -28,9 +28,28 @@ tracer = trace.get_tracer(__name__)
 OUTBOX_PENDING = "outbox_pending"
 
 
-async def add_event(session: AsyncSession, event_type: str, payload: dict[str, Any],
-                    *, version: int = 1) -> Envelope:
-    """Record an event in the same transaction as the state change that causes it."""
+class EventPayload(Protocol):
+    """What services publish: a model of the `contracts` package that names its own routing key."""
+
+    @property
+    def event_type(self) -> str: ...
+
+    @property
+    def event_version(self) -> int: ...
+
+    def model_dump(self, *, mode: str = ...) -> dict[str, Any]: ...
+
+
+async def add_event(session: AsyncSession, event: EventPayload) -> Envelope:
+    """Record an event in the same transaction as the state change that causes it; its routing key
+    and wire form come from the event's model, so producer and consumers share one contract."""
+    return await add_raw_event(session, event.event_type, event.model_dump(mode="json"),
+                               version=event.event_version)
+
+
+async def add_raw_event(session: AsyncSession, event_type: str, payload: dict[str, Any],
+                        *, version: int = 1) -> Envelope:
+    """The untyped primitive under `add_event` (infrastructure tests publish made-up events with it)."""
     envelope = Envelope.new(event_type, payload, version=version,
                             correlation_id=obs_context.request_id.get())
     headers: dict[str, str] = {}

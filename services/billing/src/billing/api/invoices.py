@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
-from billing import invoices, service
+from billing import invoices, receipts, service
 from billing.api.deps import RuntimeDep, SettingsDep, user_id_of
-from billing.schemas import InvoiceRead, PeerUser
+from billing.schemas import InvoiceRead
 from common.runtime import Runtime
 from common.security import CurrentUser
 
@@ -58,8 +58,7 @@ async def _pdf(runtime: Runtime, settings: SettingsDep, order_id: uuid.UUID, num
 
 async def _buyer(runtime: Runtime, user_id: uuid.UUID) -> invoices.Buyer:
     """The buyer's name as auth knows it now (an erased account has none)."""
-    response = await runtime.client("auth").get(f"/internal/users/{user_id}")
-    if response.status_code == 404:
+    user = await receipts.account(runtime.client("auth"), user_id)
+    if user is None:
         return invoices.Buyer("[erased]")
-    user = service.peer_answer("auth", response.status_code, response.content, PeerUser)
     return invoices.Buyer(user.full_name, user.email)

@@ -28,8 +28,8 @@ from pydantic import ValidationError
 from common.db import Database
 from common.events.bus import EventBus
 from common.events.envelope import Envelope
+from contracts.events import TranscodeRequested
 from playback.assets import service
-from playback.assets.schemas import TranscodeJob
 from playback.assets.storage import Storage
 from playback.settings import PlaybackSettings
 
@@ -56,7 +56,7 @@ async def declare_queues(channel: AbstractChannel, settings: PlaybackSettings) -
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": main_name,
     })
-    await queue.bind(exchange, routing_key=service.TRANSCODE_ROUTING_KEY)
+    await queue.bind(exchange, routing_key=TranscodeRequested.routing_key())
     return queue
 
 
@@ -69,7 +69,7 @@ async def declare_transcode_queues(settings: PlaybackSettings) -> None:
 
 def _job(body: bytes) -> uuid.UUID | None:
     try:
-        return TranscodeJob.model_validate(Envelope.model_validate_json(body).payload).asset_id
+        return TranscodeRequested.model_validate(Envelope.model_validate_json(body).payload).asset_id
     except (ValidationError, ValueError):
         return None
 
@@ -186,12 +186,12 @@ class InProcessTranscoder:
 
     async def _on_event(self, envelope: Envelope) -> None:
         try:
-            self.enqueue(TranscodeJob.model_validate(envelope.payload).asset_id)
+            self.enqueue(TranscodeRequested.model_validate(envelope.payload).asset_id)
         except ValidationError:
             log.error("unparseable transcode job dropped")
 
     async def start(self) -> None:
-        await self.bus.subscribe(self.consumer_name, [service.TRANSCODE_ROUTING_KEY], self._on_event)
+        await self.bus.subscribe(self.consumer_name, [TranscodeRequested.routing_key()], self._on_event)
         for asset_id in await service.assets_needing_work(self.db):
             self.enqueue(asset_id)
         self._task = asyncio.create_task(self._run(), name="playback-transcoder")

@@ -86,11 +86,3 @@ class AssetList(BaseModel):
     total: int
     page: int
     page_size: int
-
-
-class TranscodeJob(BaseModel):
-    """Payload of the playback-internal `playback.transcode.requested.v1` job message."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    asset_id: uuid.UUID

@@ -33,6 +33,7 @@ from common.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unproc
 from common.events.outbox import add_event
 from common.observability.metrics import count
 from common.security import Principal, constant_time_equals
+from contracts.events import AssetDeleted, AssetFailed, AssetReady, TranscodeRequested
 from playback import forensic
 from playback.assets import transcoder
 from playback.assets.models import (
@@ -57,8 +58,6 @@ from playback.settings import PlaybackSettings
 
 log = logging.getLogger(__name__)
 
-TRANSCODE_REQUESTED = "playback.transcode.requested"
-TRANSCODE_ROUTING_KEY = f"{TRANSCODE_REQUESTED}.v1"
 ADMIN = "admin"
 MAX_PARTS = 10_000  # S3's limit per multipart upload
 OUTPUT_CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".jpg": "image/jpeg"}
@@ -261,7 +260,7 @@ async def complete_upload(*, db_session: AsyncSession, settings: PlaybackSetting
                                    code="content_type_mismatch")
     now = utcnow()
     asset.status, asset.uploaded_at, asset.updated_at = PROCESSING, now, now
-    await add_event(db_session, TRANSCODE_REQUESTED, {"asset_id": str(asset.id)})
+    await add_event(db_session, TranscodeRequested(asset_id=asset.id))
     return asset
 
 
@@ -291,7 +290,7 @@ async def delete_asset(*, db_session: AsyncSession, principal: Principal, asset_
     asset = await load_for(db_session=db_session, asset_id=asset_id, principal=principal, for_update=True)
     now = utcnow()
     asset.status, asset.deleted_at, asset.updated_at = DELETED, now, now
-    await add_event(db_session, "playback.asset.deleted", {"asset_id": str(asset.id), "deleted_at": now.isoformat()})
+    await add_event(db_session, AssetDeleted(asset_id=asset.id, deleted_at=now))
     count("playback", "assets_deleted")
     return asset
 
@@ -352,9 +351,8 @@ SCRATCH_PREFIX = "transcode-"
 async def _fail(session: AsyncSession, asset: VideoAsset, reason: str) -> None:
     now = utcnow()
     asset.status, asset.failure_reason, asset.updated_at = FAILED, reason[:500], now
-    await add_event(session, "playback.asset.failed", {
-        "asset_id": str(asset.id), "owner_id": str(asset.owner_id), "reason": asset.failure_reason,
-        "failed_at": now.isoformat()})
+    await add_event(session, AssetFailed(
+        asset_id=asset.id, owner_id=asset.owner_id, reason=asset.failure_reason, failed_at=now))
     count("playback", "assets_failed")
     log.warning("asset failed", extra={"asset_id": str(asset.id), "reason": asset.failure_reason})
 
@@ -462,10 +460,10 @@ async def _mark_ready(db: Database, asset_id: uuid.UUID, result: transcoder.Tran
         asset.renditions = [r.as_dict() for r in result.renditions]
         asset.has_thumbnail = result.thumbnail
         asset.ready_at = asset.updated_at = now
-        await add_event(session, "playback.asset.ready", {
-            "asset_id": str(asset.id), "owner_id": str(asset.owner_id),
+        await add_event(session, AssetReady(
+            asset_id=asset.id, owner_id=asset.owner_id,
             # Whole seconds on the wire (catalog's lesson durations are integers).
-            "duration_seconds": max(1, round(result.duration)), "ready_at": now.isoformat()})
+            duration_seconds=max(1, round(result.duration)), ready_at=now))
     count("playback", "assets_ready")
     return True
 
