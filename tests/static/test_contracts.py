@@ -23,7 +23,7 @@ from pydantic import BaseModel
 import auth.api.internal
 import auth.events
 import billing.events
-import catalog.api.routes
+import catalog.api.internal
 import catalog.events
 import playback.api.routes
 import playback.events
@@ -35,7 +35,7 @@ DOC = (ROOT / "docs/contracts.md").read_text()
 SOURCES = {path: path.read_text() for path in sorted(ROOT.glob("services/*/src/**/*.py"))}
 # Where each service answers its internal routes.
 ANSWERING: dict[str, list[APIRouter]] = {"auth": [auth.api.internal.router],
-                                         "catalog": [catalog.api.routes.internal_router],
+                                         "catalog": [catalog.api.internal.internal_router],
                                          "playback": [playback.api.routes.router]}
 HANDLER_MAPS = {"auth": auth.events.HANDLERS, "billing": billing.events.HANDLERS,
                 "catalog": catalog.events.HANDLERS, "playback": playback.events.HANDLERS}

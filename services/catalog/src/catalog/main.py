@@ -12,7 +12,8 @@ from fastapi import FastAPI
 from catalog import demo, events, querycount
 from catalog.api import certificates as certificate_routes
 from catalog.api.examples import EXAMPLES
-from catalog.api.routes import internal_router, router
+from catalog.api.internal import internal_router
+from catalog.api.routes import router
 from catalog.public_cache import PublicCache
 from catalog.settings import CatalogSettings
 from common.app import build_app

@@ -1,6 +1,6 @@
 """Catalog's HTTP API (served under /api/catalog at the gateway).
 
-`router` is the public API; `internal_router` answers other services holding a service token.
+`router` is the public API; `catalog.api.internal` answers other services holding a service token.
 Public reads carry an ETag (If-None-Match -> 304) and Cache-Control: anonymous answers are
 `public, max-age=<public_max_age_seconds>` and come from the response cache; answers to a signed-in
 caller are `private, no-cache`. Both say `Vary: Authorization`.
@@ -21,11 +21,9 @@ from catalog.api.deps import (
     ActorDep,
     AdminDep,
     AuthorDep,
-    BillingOrPlayback,
     OptionalActorDep,
     PageDep,
     PageSizeDep,
-    PlaybackOnly,
     PublicCacheDep,
     RuntimeDep,
     SettingsDep,
@@ -47,12 +45,7 @@ from catalog.schemas import (
     CourseStatus,
     CourseUpdate,
     CurriculumOrder,
-    EnrollmentCheck,
     EnrollmentRead,
-    InternalCourse,
-    InternalCourseLessons,
-    InternalInstructorCourses,
-    InternalLesson,
     LessonCreate,
     LessonUpdate,
     MyEnrollments,
@@ -65,7 +58,6 @@ from common.errors import NotFound
 from common.runtime import Runtime
 
 router = APIRouter(tags=["catalog"])
-internal_router = APIRouter(prefix="/internal", tags=["internal"])
 
 SearchParam = Annotated[str | None, Query(max_length=200, description="full-text search")]
 CategoryParam = Annotated[str | None, Query(max_length=80, pattern=r"^[a-z0-9-]+$", description="category slug")]
@@ -370,40 +362,3 @@ async def enrollment_audit(_admin: AdminDep, runtime: RuntimeDep, course_id: uui
     async with runtime.db.session() as session:
         return await service.enrollment_audit(db_session=session, course_id=course_id, user_id=user_id,
                                               page=page, page_size=page_size)
-
-
-# ---------------------------------------------------------------- internal
-
-
-@internal_router.get("/courses/{course_id}", response_model=InternalCourse)
-async def internal_course(course_id: uuid.UUID, _caller: BillingOrPlayback,
-                          runtime: RuntimeDep) -> InternalCourse:
-    async with runtime.db.session() as session:
-        return await service.internal_course(db_session=session, course_id=course_id)
-
-
-@internal_router.get("/courses/{course_id}/lessons", response_model=InternalCourseLessons)
-async def internal_course_lessons(course_id: uuid.UUID, _caller: BillingOrPlayback,
-                                  runtime: RuntimeDep) -> InternalCourseLessons:
-    async with runtime.db.session() as session:
-        return await service.internal_course_lessons(db_session=session, course_id=course_id)
-
-
-@internal_router.get("/instructors/{user_id}/courses", response_model=InternalInstructorCourses)
-async def internal_instructor_courses(user_id: uuid.UUID, _caller: BillingOrPlayback,
-                                      runtime: RuntimeDep) -> InternalInstructorCourses:
-    async with runtime.db.session() as session:
-        return await service.internal_instructor_courses(db_session=session, user_id=user_id)
-
-
-@internal_router.get("/lessons/{lesson_id}", response_model=InternalLesson)
-async def internal_lesson(lesson_id: uuid.UUID, _caller: PlaybackOnly, runtime: RuntimeDep) -> InternalLesson:
-    async with runtime.db.session() as session:
-        return await service.internal_lesson(db_session=session, lesson_id=lesson_id)
-
-
-@internal_router.get("/enrollments/check", response_model=EnrollmentCheck)
-async def check_enrollment(user_id: uuid.UUID, course_id: uuid.UUID, _caller: BillingOrPlayback,
-                           runtime: RuntimeDep) -> EnrollmentCheck:
-    async with runtime.db.session() as session:
-        return await service.check_enrollment(db_session=session, user_id=user_id, course_id=course_id)
