@@ -25,6 +25,7 @@ import pytest
 from playback import forensic
 from playback.assets import service as asset_service
 from playback.assets import transcoder
+from playback.assets.service.transcode import _variant_namer
 from playback.settings import PlaybackSettings
 
 from .conftest import FakeCatalog, Platform, _lesson, _serve
@@ -48,7 +49,7 @@ def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = root / "source.mp4"
     _ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=160x90:rate=12:duration={SEGMENTS}", "-c:v", "libx264",
             "-preset", "ultrafast", "-crf", "18", str(source))
-    namer = asset_service._variant_namer(PlaybackSettings(), ASSET)
+    namer = _variant_namer(PlaybackSettings(), ASSET)
     result = asyncio.run(transcoder.transcode(source, root / str(ASSET), segment_seconds=1, preset="ultrafast",
                                               variant_namer=namer))
     assert result.forensic_reference is not None
