@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from pydantic import ValidationError
 
-from playback import cdn, hls, service
+from playback import cdn, hls, service, signing
 from playback.settings import DEFAULT_MEDIA_ROOT, PlaybackSettings
 
 from .conftest import PREVIEW_LESSON, _serve, stub_catalog
@@ -101,7 +101,7 @@ async def test_settings_open_the_configured_signer(rsa_key: rsa.RSAPrivateKey) -
     signer = await cdn.open_media_signer(settings)
     assert isinstance(signer, cdn.CloudFrontMediaSigner) and signer.resource(ASSET) == f"{BASE}/{ASSET}/*"
     nginx = await cdn.open_media_signer(PlaybackSettings(secure_link_secret="k"))
-    assert nginx.sign(ASSET, 1000).query == "md5=" + service.signing.media_signature("k", ASSET, 1000) + "&expires=1000"
+    assert nginx.sign(ASSET, 1000).query == "md5=" + signing.media_signature("k", ASSET, 1000) + "&expires=1000"
     with pytest.raises(ValidationError, match="CLOUDFRONT_KEY_PAIR_ID"):
         PlaybackSettings(media_signer="cloudfront")
 
