@@ -8,7 +8,8 @@ from typing import Any
 
 from common.cache import MemoryCache
 from common.events import Envelope
-from common.revocation import REVOKING_EVENTS, Revocations, with_revocations
+from common.revocation import Revocations
+from contracts.events import REVOKING_ACCESS
 
 
 async def test_tokens_issued_before_the_latest_revocation_are_refused() -> None:
@@ -30,8 +31,8 @@ async def test_revoking_events_are_recorded_and_the_services_own_handler_still_r
     async def own(_session: Any, envelope: Envelope) -> None:
         seen.append(envelope.routing_key)
 
-    handlers = with_revocations({"auth.user.deleted.v1": own, "billing.order.paid.v1": own}, revocations)
-    assert set(REVOKING_EVENTS) <= set(handlers) and handlers["billing.order.paid.v1"] is own
+    handlers = revocations.added_to({"auth.user.deleted.v1": own, "billing.order.paid.v1": own}, REVOKING_ACCESS)
+    assert set(REVOKING_ACCESS) <= set(handlers) and handlers["billing.order.paid.v1"] is own
     deleted = Envelope.new("auth.user.deleted", {"user_id": "u9", "deleted_at": "2026-11-23T00:00:00+00:00"})
     await handlers["auth.user.deleted.v1"](None, deleted)  # type: ignore[arg-type]
     assert seen == ["auth.user.deleted.v1"]

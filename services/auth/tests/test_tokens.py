@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth import keys
 from auth.models import SigningKey
+from auth.resources import AuthResources
 from common.db import utcnow
 
 
@@ -59,7 +60,7 @@ async def test_forged_and_misdirected_tokens_are_rejected(auth: Auth) -> None:
 
     # Properly signed by auth's key, but for the wrong audience or issuer, or expired.
     async with auth.runtime.db.session() as session:
-        key = await auth.app.state.runtime.resources["keyring"].signing_key(db_session=session)
+        key = await auth.app.state.runtime.resources_as(AuthResources).keyring.signing_key(db_session=session)
     now = int(time.time())
     assert await _status(auth, keys.sign(key, body)) == 200  # the control: our own re-signing is accepted
     for bad in ({"aud": "catalog"}, {"aud": "some-other-api"}, {"iss": "https://evil.example"},

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from billing_testkit import ADMIN, DEMO_COURSE_ID, FREE_COURSE_ID, Platform, eventually
 
+from billing.resources import BillingResources
 from billing.worker import BillingWorker
 from common.db import utcnow
 from common.mail import Mail
@@ -44,7 +45,7 @@ async def _order_if(platform: Platform, order_id: str, status: str) -> dict[str,
 
 
 def _worker(platform: Platform) -> BillingWorker:
-    worker: BillingWorker = platform.runtime.resources["billing_worker"]
+    worker = platform.runtime.resources_as(BillingResources).worker
     return worker
 
 

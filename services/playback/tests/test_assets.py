@@ -40,6 +40,7 @@ from playback.assets.models import VideoAsset
 from playback.assets.service import expire_uploads
 from playback.main import create_app
 from playback.media import create_media_app
+from playback.resources import PlaybackResources
 from playback.settings import PlaybackSettings
 
 from .conftest import PLAYBACK_CLIENT_SECRET, FakeCatalog, _lesson
@@ -363,7 +364,7 @@ async def test_an_abandoned_upload_expires_and_its_partial_upload_is_removed(ing
     await _backdate(ingest, stale["asset_id"], ingest.settings.upload_expiry_seconds + 1)
     await _backdate(ingest, fresh["asset_id"], ingest.settings.upload_expiry_seconds - 60)
 
-    storage = ingest.runtime.resources["storage"]
+    storage = ingest.runtime.resources_as(PlaybackResources).storage
     assert await expire_uploads(db=ingest.runtime.db, storage=storage, settings=ingest.settings) == 1
     expired = (await ingest.client.get(f"/api/playback/assets/{stale['asset_id']}", headers=instructor)).json()
     assert expired["status"] == "failed" and expired["failure_reason"] == "upload_expired"

@@ -18,6 +18,7 @@ from gateway.distributed import free_port
 from playback.assets.models import VideoAsset
 from playback.assets.service import expire_uploads
 from playback.assets.storage import S3Storage, StorageMediaStore
+from playback.resources import PlaybackResources
 
 from .test_assets import INSTRUCTOR, STUDENT, decodes, local, make_video, preview_lesson, serve_ingest, uris
 
@@ -202,7 +203,7 @@ async def test_an_abandoned_multipart_upload_expires_and_is_aborted(s3_endpoint:
             await session.execute(sa.update(VideoAsset).where(VideoAsset.id == uuid.UUID(created["asset_id"]))
                                   .values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(
                                       seconds=ingest.settings.upload_expiry_seconds + 1)))
-        storage = ingest.runtime.resources["storage"]
+        storage = ingest.runtime.resources_as(PlaybackResources).storage
         assert await expire_uploads(db=ingest.runtime.db, storage=storage, settings=ingest.settings) == 1
         assert not raw.list_multipart_uploads(Bucket=bucket).get("Uploads"), "the multipart upload is aborted"
         assert not raw.list_objects_v2(Bucket=bucket).get("Contents")

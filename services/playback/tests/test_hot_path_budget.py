@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from common.testing import database_work
 from playback.models import AccessLog
+from playback.resources import PlaybackResources
 
 from .conftest import PAID_LESSON, Platform, _serve, stub_catalog
 
@@ -63,7 +64,7 @@ async def test_playlists_are_one_read_no_commit_and_no_peer_call(budget: Platfor
         assert len(work.statements) == 1 and work.commits == 0, work.statements
         assert len(catalog.calls) == calls, catalog.calls[calls:]
     # The grants still reach the access log (in batches): one row per playlist fetched.
-    await budget.runtime.resources["access_records"].flush()
+    await budget.runtime.resources_as(PlaybackResources).access_records.flush()
     async with budget.runtime.db.session() as session:
         granted = await session.scalar(sa.select(sa.func.count()).select_from(AccessLog).where(
             AccessLog.session_id == uuid.UUID(issued["session_id"]), AccessLog.action == "manifest"))

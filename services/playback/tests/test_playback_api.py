@@ -16,6 +16,7 @@ from common.events.consumer import InboxConsumer
 from common.events.envelope import Envelope
 from playback import events, signing
 from playback.models import AccessLog, Entitlement
+from playback.resources import PlaybackResources
 
 from .conftest import (
     ASSET_ID,
@@ -50,7 +51,8 @@ async def _token(platform: Platform, headers: dict[str, str], lesson_id: uuid.UU
 
 
 async def _log_rows(platform: Platform, user_id: uuid.UUID) -> list[AccessLog]:
-    await platform.runtime.resources["access_records"].flush()  # manifest grants are written in batches
+    # Manifest grants are written in batches.
+    await platform.runtime.resources_as(PlaybackResources).access_records.flush()
     async with platform.runtime.db.session() as session:
         return list(await session.scalars(
             sa.select(AccessLog).where(AccessLog.user_id == user_id).order_by(AccessLog.at)))

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from common.events.tables import outbox
 from playback.models import AccessLog, Entitlement, PlaybackSession, WatchProgress, WatermarkIssued
+from playback.resources import PlaybackResources
 
 from .conftest import (
     COURSE_ID,
@@ -272,7 +273,7 @@ async def test_watermark_lookup_and_erasure(refuse: Platform) -> None:
 async def test_a_stream_that_fell_silent_cannot_resume(refuse: Platform) -> None:
     user_id, headers = await _enrolled_user(refuse)
     issued = await _token(refuse, headers)
-    streams = refuse.runtime.resources["streams"]
+    streams = refuse.runtime.resources_as(PlaybackResources).streams
     assert await streams.active(str(user_id), timeout_seconds=120) == [issued["session_id"]]
     # What the idle timeout does in Redis (prune the member), without waiting two minutes.
     await streams.release(str(user_id), issued["session_id"])

@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from common import migrations
-from common.revocation import REVOKING_EVENTS, records_revocations
 from common.runtime import open_bus
 from common.settings import ServiceSettings
 
@@ -15,9 +14,7 @@ from common.settings import ServiceSettings
 def migrate(settings: ServiceSettings, migrations_dir: Path, consumed: Iterable[str]) -> None:
     """Apply the schema migrations, then declare the service's queues so no event is missed."""
     migrations.upgrade(migrations_dir, settings.database_url.get_secret_value(), settings.db_schema)
-    keys = list(consumed)
-    if records_revocations(settings.service_name):
-        keys = list(dict.fromkeys([*keys, *REVOKING_EVENTS]))
+    keys = list(dict.fromkeys(consumed))
     if settings.broker_url and keys:
         asyncio.run(_declare(settings, keys))
 

@@ -70,10 +70,15 @@ class DatabaseTimeouts:
     statement: float = 5.0
 
 
+def is_sqlite_url(url: str) -> bool:
+    """The one place that tells the embedded backend (SQLite) from PostgreSQL by its URL."""
+    return url.startswith("sqlite")
+
+
 def engine_options(url: str, schema: str | None, pool_size: int = 10,
                    timeouts: DatabaseTimeouts | None = None) -> dict[str, Any]:
     """Connection arguments shared by the app engine and the migration engine."""
-    if url.startswith("sqlite"):
+    if is_sqlite_url(url):
         return {"connect_args": {"timeout": 30}}
     options: dict[str, Any] = {"pool_pre_ping": True}
     connect_args: dict[str, Any] = {}
@@ -91,7 +96,7 @@ def engine_options(url: str, schema: str | None, pool_size: int = 10,
         connect_args["options"] = " ".join(server_options)
     if connect_args:
         options["connect_args"] = connect_args
-    if "+psycopg" in url and not url.startswith("sqlite"):
+    if "+psycopg" in url:
         # Every connection up to the ceiling stays open: an overflow connection is closed when it is
         # handed back, and under load that meant a new PostgreSQL backend (a fork) for many requests.
         # Size it so that replicas x pool_size of every service fits max_connections.
@@ -120,7 +125,7 @@ def _sqlite_begin(connection: Any) -> None:
 def ensure_sqlite_dir(url: str) -> None:
     """Create the folder of a SQLite file URL so a fresh checkout just runs."""
     prefix = url.split(":///", 1)
-    if url.startswith("sqlite") and len(prefix) == 2 and prefix[1] not in ("", ":memory:"):
+    if is_sqlite_url(url) and len(prefix) == 2 and prefix[1] not in ("", ":memory:"):
         Path(prefix[1]).parent.mkdir(parents=True, exist_ok=True)
 
 
@@ -131,12 +136,13 @@ class Database:
                  timeouts: DatabaseTimeouts | None = None) -> None:
         ensure_sqlite_dir(url)
         self.url = url
+        self.is_sqlite = is_sqlite_url(url)
         self.schema = schema
         self.timeouts = timeouts or DatabaseTimeouts()
         # Through the module attribute: the OpenTelemetry SQLAlchemy instrumentation wraps that one.
         self.engine: AsyncEngine = sa_asyncio.create_async_engine(
             url, **engine_options(url, schema, pool_size, self.timeouts))
-        if url.startswith("sqlite"):
+        if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -161,7 +167,7 @@ class Database:
         PostgreSQL: a transaction-scoped advisory lock; SQLite: BEGIN IMMEDIATE already serializes.
         """
         async with self.transaction() as session:
-            if not self.url.startswith("sqlite"):
+            if not self.is_sqlite:
                 await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
                                       {"name": f"{self.schema}:{name}"})
             yield session

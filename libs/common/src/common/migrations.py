@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import command, context
 from alembic.config import Config
 
-from common.db import engine_options, ensure_sqlite_dir
+from common.db import engine_options, ensure_sqlite_dir, is_sqlite_url
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def run_env(target_metadata: Any, include_object: IncludeObject | None = None) -
             connection=connection,
             target_metadata=target_metadata,
             version_table_schema=schema,
-            render_as_batch=url.startswith("sqlite"),
+            render_as_batch=is_sqlite_url(url),
             compare_type=True,
             render_item=_render_item,
             include_object=_included(include_object),

@@ -9,20 +9,13 @@ it. An entry only has to outlive the longest access token, so it expires after `
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.cache import Cache
 from common.events import Envelope
 from common.events.consumer import Handler
-
-REVOKING_EVENTS = ("auth.user.disabled.v1", "auth.user.sessions_revoked.v1", "auth.user.deleted.v1")
-
-
-def records_revocations(service: str) -> bool:
-    """Every service but auth, which ends sessions itself (its tokens carry the session id)."""
-    return service != "auth"
 
 
 class Revocations:
@@ -50,18 +43,19 @@ class Revocations:
         # issued just after it: failing safe costs a re-login within that second at worst.
         return revoked is not None and issued_at <= revoked
 
-    async def handle(self, _session: AsyncSession, envelope: Envelope) -> None:
+    async def record(self, _session: AsyncSession, envelope: Envelope) -> None:
+        """A handler: refuse the tokens of the event's `user_id` issued before the event happened."""
         await self.revoke(str(envelope.payload["user_id"]), envelope.occurred_at.timestamp())
 
-
-def with_revocations(handlers: Mapping[str, Handler], revocations: Revocations) -> dict[str, Handler]:
-    """The service's handlers plus revocation recording on auth's revoking events (a service that
-    handles one of them itself keeps its handler, run after the recording)."""
-    combined = dict(handlers)
-    for routing_key in REVOKING_EVENTS:
-        own = handlers.get(routing_key)
-        combined[routing_key] = revocations.handle if own is None else _both(revocations.handle, own)
-    return combined
+    def added_to(self, handlers: Mapping[str, Handler], routing_keys: Iterable[str]) -> dict[str, Handler]:
+        """The service's handlers plus recording on each revoking event (a service that handles one
+        of them itself keeps its handler, run after the recording). Each service's `events.handlers`
+        calls this with the revoking events its contract names."""
+        combined = dict(handlers)
+        for routing_key in routing_keys:
+            own = handlers.get(routing_key)
+            combined[routing_key] = self.record if own is None else _both(self.record, own)
+        return combined
 
 
 def _both(first: Handler, second: Handler) -> Handler:

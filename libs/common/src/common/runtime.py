@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import httpx
 
@@ -22,11 +22,13 @@ from common.http import ServiceClient, ServiceTokenProvider
 from common.mail import Mailer, build_mailer
 from common.observability.logging import configure_logging
 from common.observability.tracing import configure_tracing
-from common.revocation import Revocations, records_revocations, with_revocations
+from common.revocation import Revocations
 from common.security import JWKSVerifier
 from common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+ResourcesT = TypeVar("ResourcesT")
 
 
 @dataclass
@@ -42,8 +44,16 @@ class Runtime:
     mailer: Mailer
     revocations: Revocations
     health_checks: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
-    # Service-specific resources (payment provider, storage...) opened by the service itself.
-    resources: dict[str, Any] = field(default_factory=dict)
+    # The service's own resources (payment provider, storage...): one typed object (a dataclass of
+    # the service's), opened by the service in `service_lifespan` and read with `resources_as`.
+    resources: object = None
+
+    def resources_as(self, kind: type[ResourcesT]) -> ResourcesT:
+        """The service's resources, typed; a wrong class is a wiring error caught at the first request."""
+        if not isinstance(self.resources, kind):
+            raise RuntimeError(f"{self.settings.service_name} holds {type(self.resources).__name__}, "
+                               f"not {kind.__name__}")
+        return self.resources
 
     def client(self, target: str) -> ServiceClient:
         """A client for another service ('catalog', 'billing', ...) with this service's token."""
@@ -63,8 +73,11 @@ def open_bus(settings: ServiceSettings) -> EventBus:
     return InProcessBus()
 
 
+HandlerFactory = Callable[[Revocations], HandlerMap]
+
+
 @asynccontextmanager
-async def open_runtime(settings: ServiceSettings, *, migrations_dir: Path, handlers: HandlerMap,
+async def open_runtime(settings: ServiceSettings, *, migrations_dir: Path, handlers: HandlerMap | HandlerFactory,
                        bus: EventBus | None = None,
                        http_transport: httpx.AsyncBaseTransport | None = None,
                        ) -> AsyncIterator[Runtime]:
@@ -113,10 +126,10 @@ async def open_runtime(settings: ServiceSettings, *, migrations_dir: Path, handl
         runtime = Runtime(settings=settings, db=db, cache=cache, bus=bus, http=http,
                           verifier=verifier, tokens=tokens, relay=relay, mailer=build_mailer(settings),
                           revocations=revocations, health_checks=checks)
-        # Only a process that consumes events records revocations: a helper process of a service (a
-        # worker with no handlers) must not join the service's queue and take its events.
-        if handlers and records_revocations(name):
-            handlers = with_revocations(handlers, revocations)
+        # A service's `events.handlers(revocations)` adds the revocation recording to its own
+        # handlers; a helper process (a worker with no handlers) must not join the service's queue.
+        if callable(handlers):
+            handlers = handlers(revocations)
         if handlers:
             consumer = InboxConsumer(db, name, handlers)
             await bus.subscribe(name, consumer.routing_keys, consumer)

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.db import is_sqlite_url
+
 # Values that only ever belong on a laptop; production refuses to start with any of them.
 PLACEHOLDER_MARKERS = ("change-me", "changeme", "dev-", "placeholder", "insecure", "secret")
 # Connection URLs: secrets because they carry a password; only that password is checked for placeholders.
@@ -89,7 +91,7 @@ class ServiceSettings(BaseSettings):
 
     @property
     def is_sqlite(self) -> bool:
-        return self.database_url.get_secret_value().startswith("sqlite")
+        return is_sqlite_url(self.database_url.get_secret_value())
 
     @property
     def db_schema(self) -> str | None:

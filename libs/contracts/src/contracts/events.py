@@ -220,3 +220,8 @@ EVENTS: dict[str, type[Event]] = {model.routing_key(): model for model in (
     CoursePublished, CourseUpdated, EnrollmentGranted, EnrollmentRevoked,
     AssetReady, AssetFailed, AssetDeleted, LessonCompleted, TranscodeRequested,
 )}
+
+# Auth's events after which access tokens issued earlier must stop working: every service that
+# verifies user tokens records them (`common.revocation.Revocations.added_to`).
+REVOKING_ACCESS: tuple[str, ...] = tuple(model.routing_key()
+                                         for model in (UserDisabled, UserSessionsRevoked, UserDeleted))

@@ -10,16 +10,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from common.bounds import EMAIL_MAX_LENGTH
+from common.schemas import StrictModel
 
 # The body bound only (the policy, with its configurable limits, is checked in service.py).
 Password = Field(min_length=8, max_length=1024)
 Code = Field(min_length=16, max_length=200)
 Role = Literal["student", "instructor", "admin"]
 Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX_LENGTH)]
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class UserCreate(StrictModel):

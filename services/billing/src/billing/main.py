@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -13,15 +11,12 @@ from billing import events
 from billing.api import invoices as invoice_routes
 from billing.api import local_checkout
 from billing.api import revenue as revenue_routes
-from billing.api.deps import PROVIDER_RESOURCE, WORKER_RESOURCE
 from billing.api.examples import EXAMPLES
 from billing.api.routes import router
-from billing.providers import open_provider
+from billing.resources import open_resources
 from billing.settings import BillingSettings
-from billing.worker import BillingWorker
-from common.app import build_app
+from common.app import build_app, service_lifespan
 from common.events import EventBus
-from common.runtime import open_runtime
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -30,22 +25,8 @@ def create_app(settings: BillingSettings | None = None, *, bus: EventBus | None 
                http_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     settings = settings or BillingSettings()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(settings, migrations_dir=MIGRATIONS_DIR, handlers=events.HANDLERS,
-                                bus=bus, http_transport=http_transport) as runtime:
-            provider = open_provider(settings, runtime.http)
-            runtime.resources[PROVIDER_RESOURCE] = provider
-            worker = BillingWorker(runtime, provider, settings)
-            runtime.resources[WORKER_RESOURCE] = worker
-            app.state.runtime = runtime
-            worker.start()
-            try:
-                yield
-            finally:
-                await worker.stop()
-                await provider.close()
-
+    lifespan = service_lifespan(settings, migrations_dir=MIGRATIONS_DIR, handlers=events.handlers, bus=bus,
+                                http_transport=http_transport, open_resources=open_resources(settings))
     routers: list[APIRouter] = [router, invoice_routes.router, revenue_routes.router]
     if settings.payment_provider == "local":
         routers.append(local_checkout.router)

@@ -6,14 +6,11 @@ import datetime as dt
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, Field, StrictInt, model_validator
 
 from billing.models import Coupon, Invoice, Order
 from common.bounds import INT32_MAX
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from common.schemas import StrictModel
 
 
 class CheckoutRequest(StrictModel):

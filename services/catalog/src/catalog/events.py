@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from catalog import certificates, service
 from common.events import Envelope
 from common.events.consumer import HandlerMap
+from common.revocation import Revocations
 from contracts.events import (
+    REVOKING_ACCESS,
     AssetDeleted,
     AssetReady,
     LessonCompleted,
@@ -78,3 +80,13 @@ HANDLERS: HandlerMap = {
     "auth.user.registered.v1": on_user_registered,
     "playback.lesson.completed.v1": on_lesson_completed,
 }
+
+
+def handlers(revocations: Revocations) -> HandlerMap:
+    """Catalog's consumers, plus refusing access tokens on auth's revoking events (every service verifies tokens
+    locally, so each records revocations itself)."""
+    return revocations.added_to(HANDLERS, REVOKING_ACCESS)
+
+
+# The queue's bindings (`python -m catalog migrate` declares them before the service starts).
+ROUTING_KEYS = sorted({*HANDLERS, *REVOKING_ACCESS})

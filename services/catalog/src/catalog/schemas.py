@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
+from common.schemas import StrictModel
+
 CourseStatus = Literal["draft", "in_review", "published", "archived"]
 CourseLevel = Literal["beginner", "intermediate", "advanced", "all"]
 LessonKind = Literal["video", "text"]
@@ -29,10 +31,6 @@ CoverUrl = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_lengt
 Duration = Annotated[int, Field(strict=True, ge=0, le=86_400)]
 LessonBody = Annotated[str, StringConstraints(max_length=100_000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class LessonCreate(StrictModel):

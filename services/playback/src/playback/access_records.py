@@ -67,7 +67,7 @@ class AccessRecorder(CommitWokenLoop):
                 raise
 
     async def _write(self, batch: list[dict[str, Any]]) -> None:
-        postgres = not self.db.url.startswith("sqlite")
+        postgres = not self.db.is_sqlite
         async with self.db.transaction() as session:
             if postgres:
                 await session.execute(sa.text("SET LOCAL synchronous_commit = off"))

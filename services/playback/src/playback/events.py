@@ -11,7 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.events import Envelope
 from common.events.consumer import HandlerMap
-from contracts.events import EnrollmentGranted, EnrollmentRevoked, UserDeleted, UserDisabled, UserSessionsRevoked
+from common.revocation import Revocations
+from contracts.events import (
+    REVOKING_ACCESS,
+    EnrollmentGranted,
+    EnrollmentRevoked,
+    UserDeleted,
+    UserDisabled,
+    UserSessionsRevoked,
+)
 from playback import service
 
 
@@ -55,3 +63,13 @@ HANDLERS: HandlerMap = {
     "auth.user.sessions_revoked.v1": on_user_sessions_revoked,
     "auth.user.deleted.v1": on_user_deleted,
 }
+
+
+def handlers(revocations: Revocations) -> HandlerMap:
+    """Playback's consumers, plus refusing access tokens on auth's revoking events (every service verifies tokens
+    locally, so each records revocations itself)."""
+    return revocations.added_to(HANDLERS, REVOKING_ACCESS)
+
+
+# The queue's bindings (`python -m playback migrate` declares them before the service starts).
+ROUTING_KEYS = sorted({*HANDLERS, *REVOKING_ACCESS})

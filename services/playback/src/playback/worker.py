@@ -17,12 +17,13 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from common.app import build_app
-from common.runtime import open_runtime
+from common.app import build_app, service_lifespan
+from common.runtime import Runtime
 from playback.assets.jobs import RabbitTranscodeConsumer, UploadExpirySweeper
 from playback.assets.service import clear_scratch
 from playback.assets.storage import open_storage
 from playback.main import MIGRATIONS_DIR
+from playback.resources import WorkerResources
 from playback.settings import PlaybackSettings
 
 log = logging.getLogger(__name__)
@@ -34,27 +35,26 @@ def create_worker_app(settings: PlaybackSettings | None = None) -> FastAPI:
         raise SystemExit("the transcode worker needs PLAYBACK_BROKER_URL (embedded mode transcodes in-process)")
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(settings, migrations_dir=MIGRATIONS_DIR, handlers={}) as runtime:
-            storage = open_storage(settings)
-            consumer = RabbitTranscodeConsumer(db=runtime.db, storage=storage, settings=settings,
-                                               concurrency=settings.transcode_concurrency)
-            runtime.resources["storage"] = storage
-            runtime.health_checks["storage"] = storage.ping
-            runtime.health_checks["transcode_queue"] = consumer.ping
-            app.state.runtime = runtime
-            cleared = await asyncio.to_thread(clear_scratch, settings.transcode_work_dir)
-            if cleared:
-                log.info("removed scratch left by an interrupted job", extra={"folders": cleared})
-            await consumer.start()
-            sweeper = UploadExpirySweeper(db=runtime.db, storage=storage, settings=settings)
-            sweeper.start()
-            try:
-                yield
-            finally:
-                await sweeper.stop()
-                await consumer.stop(grace_seconds=settings.worker_stop_grace_seconds)
+    async def open_worker(runtime: Runtime) -> AsyncIterator[WorkerResources]:
+        storage = open_storage(settings)
+        consumer = RabbitTranscodeConsumer(db=runtime.db, storage=storage, settings=settings,
+                                           concurrency=settings.transcode_concurrency)
+        runtime.health_checks["storage"] = storage.ping
+        runtime.health_checks["transcode_queue"] = consumer.ping
+        cleared = await asyncio.to_thread(clear_scratch, settings.transcode_work_dir)
+        if cleared:
+            log.info("removed scratch left by an interrupted job", extra={"folders": cleared})
+        await consumer.start()
+        sweeper = UploadExpirySweeper(db=runtime.db, storage=storage, settings=settings)
+        sweeper.start()
+        try:
+            yield WorkerResources(storage=storage)
+        finally:
+            await sweeper.stop()
+            await consumer.stop(grace_seconds=settings.worker_stop_grace_seconds)
 
+    # No handlers: the worker must not join playback's event queue.
+    lifespan = service_lifespan(settings, migrations_dir=MIGRATIONS_DIR, handlers={}, open_resources=open_worker)
     return build_app(settings, title="Triple Academy playback worker",
                      description="Transcodes uploaded videos to HLS.", lifespan=lifespan, routers=[])
 

@@ -152,7 +152,7 @@ class OutboxRelay(CommitWokenLoop):
         Raises TransportUnavailable (after recording what was sent) when the broker could not be
         asked; no row is charged for it.
         """
-        if self.db.url.startswith("sqlite"):
+        if self.db.is_sqlite:
             # Embedded: one relay per SQLite file, and the in-process bus runs the consumers of other
             # services before publish returns. Holding this database's write lock (BEGIN IMMEDIATE)
             # meanwhile could deadlock with a request of this service that waits on one of them, so

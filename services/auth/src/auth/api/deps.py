@@ -17,8 +17,10 @@ from auth import service
 from auth.audit import RequestContext
 from auth.keys import KeyRing
 from auth.models import User
+from auth.resources import AuthResources
 from auth.settings import AuthSettings
-from common.app import get_runtime, get_settings
+from common.app import RuntimeDep as RuntimeDep
+from common.app import get_settings, resources_dependency
 from common.errors import Forbidden, Unauthorized
 from common.mail import Mail, Mailer
 from common.observability import context as obs_context
@@ -27,13 +29,12 @@ from common.security import CurrentUser, Principal, require_roles
 
 log = logging.getLogger(__name__)
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[AuthSettings, Depends(get_settings)]
+ResourcesDep = Annotated[AuthResources, Depends(resources_dependency(AuthResources))]
 
 
-async def get_keyring(request: Request) -> KeyRing:
-    keyring: KeyRing = request.app.state.runtime.resources["keyring"]
-    return keyring
+async def get_keyring(resources: ResourcesDep) -> KeyRing:
+    return resources.keyring
 
 
 KeyRingDep = Annotated[KeyRing, Depends(get_keyring)]

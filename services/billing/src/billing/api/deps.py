@@ -8,24 +8,19 @@ from typing import Annotated
 from fastapi import Depends, Header
 
 from billing.providers import PaymentProvider
+from billing.resources import BillingResources
 from billing.settings import BillingSettings
-from common.app import get_runtime, get_settings
+from common.app import RuntimeDep as RuntimeDep
+from common.app import get_settings, resources_dependency
 from common.errors import Unauthorized
-from common.runtime import Runtime
 from common.security import Principal
 
-PROVIDER_RESOURCE = "payment_provider"
-WORKER_RESOURCE = "billing_worker"
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-
 SettingsDep = Annotated[BillingSettings, Depends(get_settings)]
+ResourcesDep = Annotated[BillingResources, Depends(resources_dependency(BillingResources))]
 
 
-async def get_provider(runtime: RuntimeDep) -> PaymentProvider:
-    provider: PaymentProvider = runtime.resources[PROVIDER_RESOURCE]
-    return provider
+async def get_provider(resources: ResourcesDep) -> PaymentProvider:
+    return resources.provider
 
 
 ProviderDep = Annotated[PaymentProvider, Depends(get_provider)]

@@ -8,21 +8,21 @@ from typing import Annotated
 from fastapi import Depends
 
 from catalog.public_cache import PublicCache
+from catalog.resources import CatalogResources
 from catalog.service import Actor
 from catalog.settings import CatalogSettings
-from common.app import get_runtime, get_settings
+from common.app import RuntimeDep as RuntimeDep
+from common.app import get_settings, resources_dependency
 from common.bounds import PageNumber, PageSize
 from common.errors import Unauthorized
-from common.runtime import Runtime
 from common.security import CurrentUser, OptionalUser, Principal, require_roles, require_service
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[CatalogSettings, Depends(get_settings)]
+ResourcesDep = Annotated[CatalogResources, Depends(resources_dependency(CatalogResources))]
 
 
-async def public_cache(runtime: RuntimeDep) -> PublicCache:
-    cache: PublicCache = runtime.resources["public_cache"]
-    return cache
+async def public_cache(resources: ResourcesDep) -> PublicCache:
+    return resources.public_cache
 
 
 PublicCacheDep = Annotated[PublicCache, Depends(public_cache)]

@@ -4,37 +4,39 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
-from common.app import get_runtime, get_settings
-from common.runtime import Runtime
+from common.app import RuntimeDep as RuntimeDep
+from common.app import get_settings, resources_dependency
+from playback.access_records import AccessRecorder
 from playback.cdn import MediaSigner
 from playback.media import LocalMediaStore
+from playback.resources import PlaybackResources
 from playback.settings import PlaybackSettings
 from playback.signing import TokenKey
 from playback.streams import StreamRegistry
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+ResourcesDep = Annotated[PlaybackResources, Depends(resources_dependency(PlaybackResources))]
 
 
-async def get_token_key(request: Request) -> TokenKey:
-    key: TokenKey = request.app.state.runtime.resources["token_key"]
-    return key
+async def get_token_key(resources: ResourcesDep) -> TokenKey:
+    return resources.token_key
 
 
-async def get_media_store(request: Request) -> LocalMediaStore:
-    store: LocalMediaStore = request.app.state.runtime.resources["media"]
-    return store
+async def get_media_store(resources: ResourcesDep) -> LocalMediaStore:
+    return resources.media
 
 
-async def get_streams(request: Request) -> StreamRegistry:
-    streams: StreamRegistry = request.app.state.runtime.resources["streams"]
-    return streams
+async def get_streams(resources: ResourcesDep) -> StreamRegistry:
+    return resources.streams
 
 
-async def get_media_signer(request: Request) -> MediaSigner:
-    signer: MediaSigner = request.app.state.runtime.resources["media_signer"]
-    return signer
+async def get_media_signer(resources: ResourcesDep) -> MediaSigner:
+    return resources.media_signer
+
+
+async def get_access_records(resources: ResourcesDep) -> AccessRecorder:
+    return resources.access_records
 
 
 SettingsDep = Annotated[PlaybackSettings, Depends(get_settings)]
@@ -42,3 +44,4 @@ TokenKeyDep = Annotated[TokenKey, Depends(get_token_key)]
 MediaStoreDep = Annotated[LocalMediaStore, Depends(get_media_store)]
 StreamsDep = Annotated[StreamRegistry, Depends(get_streams)]
 MediaSignerDep = Annotated[MediaSigner, Depends(get_media_signer)]
+AccessRecordsDep = Annotated[AccessRecorder, Depends(get_access_records)]

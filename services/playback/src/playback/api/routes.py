@@ -16,7 +16,9 @@ from common.bounds import INT64_MAX
 from common.errors import NotFound, PayloadTooLarge, Unauthorized, Unprocessable, UnsupportedMediaType
 from common.security import AdminUser, CurrentUser, Principal, require_service
 from playback import hls, leaks, service, signing
+from playback.access_records import AccessRecorder
 from playback.api.deps import (
+    AccessRecordsDep,
     MediaSignerDep,
     MediaStoreDep,
     RuntimeDep,
@@ -103,6 +105,7 @@ async def issue_token(body: TokenRequest, user: CurrentUser, runtime: RuntimeDep
 
 
 async def _authorized_session(runtime: RuntimeDep, settings: SettingsDep, key: TokenKeyDep, streams: StreamsDep,
+                              recorder: AccessRecorder,
                               session_id: uuid.UUID, token: str | None) -> service.ManifestSession:
     try:
         claims = signing.verify_playback_token(key, token)
@@ -111,7 +114,7 @@ async def _authorized_session(runtime: RuntimeDep, settings: SettingsDep, key: T
         raise
     outcome = await service.authorize_manifest(
         db=runtime.db, catalog=runtime.client("catalog"), cache=runtime.cache, settings=settings, streams=streams,
-        recorder=runtime.resources["access_records"], claims=claims, session_id=session_id)
+        recorder=recorder, claims=claims, session_id=session_id)
     if isinstance(outcome, service.Refusal):
         outcome.raise_error()
     return outcome
@@ -119,10 +122,10 @@ async def _authorized_session(runtime: RuntimeDep, settings: SettingsDep, key: T
 
 @router.get("/manifests/{session_id}/master.m3u8", response_class=Response, responses=PLAYLIST_RESPONSES)
 async def master_manifest(session_id: uuid.UUID, runtime: RuntimeDep, settings: SettingsDep,
-                          key: TokenKeyDep, streams: StreamsDep, store: MediaStoreDep,
+                          key: TokenKeyDep, streams: StreamsDep, store: MediaStoreDep, recorder: AccessRecordsDep,
                           token: PlaybackToken = None) -> Response:
     """The master playlist; its variants point back here, carrying the same token."""
-    playback_session = await _authorized_session(runtime, settings, key, streams, session_id, token)
+    playback_session = await _authorized_session(runtime, settings, key, streams, recorder, session_id, token)
     assert token is not None  # verified above
     body = await service.master_playlist(store=store, settings=settings, playback_session=playback_session,
                                          token=token)
@@ -133,9 +136,10 @@ async def master_manifest(session_id: uuid.UUID, runtime: RuntimeDep, settings: 
             responses=PLAYLIST_RESPONSES)
 async def variant_manifest(session_id: uuid.UUID, rendition: Rendition, runtime: RuntimeDep,
                            settings: SettingsDep, key: TokenKeyDep, streams: StreamsDep, store: MediaStoreDep,
-                           signer: MediaSignerDep, token: PlaybackToken = None) -> Response:
+                           signer: MediaSignerDep, recorder: AccessRecordsDep,
+                           token: PlaybackToken = None) -> Response:
     """One rendition's playlist with signed, absolute media URLs (or CloudFront signed cookies)."""
-    playback_session = await _authorized_session(runtime, settings, key, streams, session_id, token)
+    playback_session = await _authorized_session(runtime, settings, key, streams, recorder, session_id, token)
     body, cookies = await service.media_playlist(store=store, settings=settings, signer=signer,
                                                  playback_session=playback_session, rendition=rendition)
     response = Response(body, media_type=HLS_PLAYLIST, headers=PLAYLIST_HEADERS)

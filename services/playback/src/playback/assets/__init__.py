@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from common.runtime import Runtime
 from playback.settings import PlaybackSettings
 
+if TYPE_CHECKING:
+    from playback.assets.storage import Storage
+
 
 @asynccontextmanager
-async def open_ingestion(runtime: Runtime, settings: PlaybackSettings) -> AsyncIterator[None]:
-    """Storage for the asset routes and, embedded, the in-process transcoder (the API's lifespan)."""
+async def open_ingestion(runtime: Runtime, settings: PlaybackSettings, storage: Storage) -> AsyncIterator[None]:
+    """Embedded, the in-process transcoder and the upload expiry (the API's lifespan); distributed,
+    the job queues the uploads feed."""
     from playback.assets import jobs
-    from playback.assets.storage import StorageMediaStore, open_storage
 
-    storage = open_storage(settings)
-    runtime.resources["storage"] = storage
-    runtime.health_checks["storage"] = storage.ping
-    if settings.storage_backend != "local":
-        # Playlists live in the bucket; the manifest routes read them from there.
-        runtime.resources["media"] = StorageMediaStore(storage, settings.media_root)
     if settings.broker_url:
         await jobs.declare_transcode_queues(settings)  # before any upload can queue a job
     runner = sweeper = None

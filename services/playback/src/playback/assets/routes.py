@@ -8,11 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from common.app import get_runtime, get_settings
+from common.app import RuntimeDep, get_settings
 from common.bounds import INT64_MAX, PageNumber, PageSize
 from common.errors import NotFound
-from common.runtime import Runtime
 from common.security import Principal, require_roles
+from playback.api.deps import ResourcesDep
 from playback.assets import service
 from playback.assets.schemas import AssetCreate, AssetCreated, AssetList, AssetRead, UploadComplete
 from playback.assets.storage import Storage
@@ -22,14 +22,12 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/assets", tags=["assets"])
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[PlaybackSettings, Depends(get_settings)]
 Author = Annotated[Principal, Depends(require_roles("instructor", "admin"))]
 
 
-async def get_storage(request: Request) -> Storage:
-    storage: Storage = request.app.state.runtime.resources["storage"]
-    return storage
+async def get_storage(resources: ResourcesDep) -> Storage:
+    return resources.storage
 
 
 StorageDep = Annotated[Storage, Depends(get_storage)]
