@@ -1,4 +1,4 @@
-"""Forensic A/B watermarking (issue 19): what it costs at transcode time and how well it traces.
+"""Forensic A/B watermarking: what it costs at transcode time and how well it traces.
 
 1. Cost: the worker's transcode (`playback.assets.transcoder.transcode`, the 360p+720p ladder when
    the source allows) of one generated source, without and with A/B variants: wall time, ffmpeg CPU

@@ -1,4 +1,4 @@
-"""The inputs that crashed routes with a 500 (issue 14), through the gateway in both modes: each is
+"""The inputs that crashed routes with a 500, through the gateway in both modes: each is
 now a clear 4xx problem+json, and the connection stays usable."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The dashboards show the truth (issue 16): Debian's real `prometheus` scrapes the distributed
+"""The dashboards show the truth: Debian's real `prometheus` scrapes the distributed
 platform (every service replica, RabbitMQ's built-in exporter) with the committed rules loaded,
 the core path runs, then every dashboard panel's query and every rule's expression is evaluated
 through Prometheus's HTTP API. Each must parse; each panel must return data, the panels that show

@@ -1,4 +1,4 @@
-"""Dashboards, rules and alerts as code (issue 16): generated files match their generator, every
+"""Dashboards, rules and alerts as code: generated files match their generator, every
 rule file passes `promtool check rules`, every alert has a unit test that fires and one that stays
 silent (`promtool test rules`), a severity Alertmanager routes, a summary and a runbook that exists;
 the kustomize component ships every dashboard as a ConfigMap Grafana's sidecar picks up."""

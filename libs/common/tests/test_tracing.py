@@ -1,4 +1,4 @@
-"""Tracing (issue 16): the OTLP endpoint setting is a base URL like OTEL_EXPORTER_OTLP_ENDPOINT
+"""Tracing: the OTLP endpoint setting is a base URL like OTEL_EXPORTER_OTLP_ENDPOINT
 (`/v1/traces` appended once, never dropped); server spans follow the semantic conventions."""
 
 from __future__ import annotations

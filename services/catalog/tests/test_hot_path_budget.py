@@ -1,4 +1,4 @@
-"""Regression guards of the catalog hot paths (issue 20), in work per request rather than time: SQL
+"""Regression guards of the catalog hot paths, in work per request rather than time: SQL
 statements and commits of the course list and detail, anonymous and signed in. A change that adds a
 query to one of them fails here; bench/hot_paths.py measures what they cost."""
 

@@ -1,4 +1,4 @@
-"""Forensic A/B watermarking end to end, with real ffmpeg (issue 19).
+"""Forensic A/B watermarking end to end, with real ffmpeg.
 
 A tiny generated video (160x90, 24 one-second segments) is transcoded once for the module with A/B
 variants. Learners play it through the real token -> master -> variant playlist -> signed /media

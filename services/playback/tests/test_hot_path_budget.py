@@ -1,4 +1,4 @@
-"""Regression guards of the hot paths (issue 20), in work per request rather than time: SQL
+"""Regression guards of the hot paths, in work per request rather than time: SQL
 statements, commits and calls to catalog for a playback token and both playlists. A change that
 adds a round trip to one of them fails here; bench/hot_paths.py measures what they cost."""
 

@@ -189,7 +189,7 @@ async def test_worker_killed_mid_job_still_ends_with_one_ready_asset(distributed
     for rendition in ("360p", "720p"):
         playlist = (root / rendition / "index.m3u8").read_text()
         listed = sorted(line for line in playlist.splitlines() if line.endswith(".ts"))
-        # Each listed position exists as its A and B variant (issue 19), nothing else.
+        # Each listed position exists as its A and B variant, nothing else.
         variants = [forensic.variant_file(names_key, asset_id, rendition, name, variant)
                     for name in listed for variant in forensic.VARIANTS]
         assert sorted(p.name for p in (root / rendition).iterdir()) == sorted([*variants, "index.m3u8"])

@@ -39,7 +39,7 @@ DEFAULT_PORTS = {"auth": 8101, "catalog": 8102, "billing": 8103, "playback": 810
 # `make up`: the TLS edge, and the plain listener that only redirects to it.
 DEFAULT_TLS_PORT = 8443
 DEFAULT_REDIRECT_PORT = 8081
-# Issue 7 (video ingestion): Nginx serves media from here, and playback's local storage writes here.
+# Video ingestion: Nginx serves media from here, and playback's local storage writes here.
 MEDIA_ROOT = REPO_ROOT / "services" / "playback" / "media"
 
 
@@ -232,7 +232,7 @@ class Topology:
             env["SECURE_LINK_SECRET"] = self.secrets["secure_link_secret"]
             env["MEDIA_BASE_URL"] = f"{self.gateway_url}/media"
             env["TOKEN_PRIVATE_KEY_FILE"] = self.secrets["playback_token_key_file"]
-            # Issue 7: transcoded assets land where Nginx serves /media from (local storage).
+            # Transcoded assets land where Nginx serves /media from (local storage).
             env["STORAGE_BACKEND"] = "local"
             env["MEDIA_ROOT"] = str(MEDIA_ROOT)
         base = {k: v for k, v in os.environ.items() if not k.startswith(tuple(s.upper() + "_" for s in SERVICES))}
@@ -256,7 +256,7 @@ class Topology:
         logs.mkdir(exist_ok=True)
         service, index = name.rsplit("-", 1)
         if service == "playback-worker":
-            # Issue 7: the transcode worker (`python -m playback.worker`), its own process as in k8s.
+            # The transcode worker (`python -m playback.worker`), its own process as in k8s.
             if not self.worker_port:
                 self.worker_port = free_port()
             command = [sys.executable, "-m", "playback.worker"]

@@ -1,4 +1,4 @@
-"""Tracing a leaked recording to the playback session it came from (issue 19).
+"""Tracing a leaked recording to the playback session it came from.
 
 The recording is matched against the A/B reference of each watermarked asset (or the one named),
 its bits decoded against the codewords of the sessions the watermark log holds for that asset, and

@@ -94,7 +94,7 @@ class PlaybackSettings(ServiceSettings):
     transcode_retry_delay_ms: int = 5000
     transcode_segment_seconds: int = 4
     transcode_preset: str = "veryfast"
-    # Issue 19: every segment in A/B variants carrying a forensic mark, chosen per viewer (about
+    # Every segment in A/B variants carrying a forensic mark, chosen per viewer (about
     # twice the storage and encode time); off: one variant, no per-viewer tracing in the pixels.
     forensic_watermark: bool = True
     # Largest recording an admin may upload for tracing (POST /admin/watermarks/identify).

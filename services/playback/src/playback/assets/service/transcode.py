@@ -132,7 +132,7 @@ async def _store_outputs(storage: Storage, asset_id: uuid.UUID, out: Path) -> No
 
 
 def _variant_namer(settings: PlaybackSettings, asset_id: uuid.UUID) -> transcoder.VariantNamer | None:
-    """Issue 19: A/B segment variants named with the forensic key, unless watermarking is off."""
+    """A/B segment variants named with the forensic key, unless watermarking is off."""
     if not settings.forensic_watermark:
         return None
     key = forensic.names_key(settings.secure_link_secret.get_secret_value())
