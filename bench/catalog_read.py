@@ -33,6 +33,7 @@ from loadgen import run
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.distributed import SERVICES, Topology
+from gateway.limits import EdgeLimits
 
 DEMO_ASSET = "20000000-0000-4000-8000-000000000001"
 INSTRUCTOR = {"email": "instructor@triple.academy", "password": "Instructor-Demo-2026!"}
@@ -155,7 +156,7 @@ async def main() -> None:
         with tempfile.TemporaryDirectory(prefix="catalog-bench-") as run_dir:
             topology = BenchTopology.ephemeral(Path(run_dir), replicas={"catalog": 2})
             assert isinstance(topology, BenchTopology)
-            topology.api_rate_limit = "100000r/s"  # lift the per-IP edge limit for the load
+            topology.limits = EdgeLimits(api_rate_limit="100000r/s")  # lift the per-IP edge limit for the load
             topology.catalog_cache_ttl = "60" if mode == "cached" else "0"
             try:
                 await asyncio.to_thread(topology.start)

@@ -27,6 +27,7 @@ from pathlib import Path
 from loadgen import wrk
 
 from gateway.distributed import Topology
+from gateway.limits import EdgeLimits
 
 COURSE = "10000000-0000-4000-8000-000000000001"
 
@@ -34,7 +35,7 @@ COURSE = "10000000-0000-4000-8000-000000000001"
 @contextmanager
 def own_platform() -> Iterator[tuple[str, str]]:
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
-        topology = Topology.ephemeral(Path(tmp), api_rate_limit="100000r/s")
+        topology = Topology.ephemeral(Path(tmp), limits=EdgeLimits(api_rate_limit="100000r/s"))
         try:
             topology.start()
             yield topology.gateway_url, f"http://127.0.0.1:{topology.ports['catalog'][0]}"

@@ -47,6 +47,7 @@ from loadgen import wrk
 
 from gateway import nginx
 from gateway.distributed import MEDIA_ROOT, REPO_ROOT, Topology, free_port
+from gateway.limits import EdgeLimits
 
 PAID_COURSE = "10000000-0000-4000-8000-000000000001"
 PAID_VIDEO_LESSON = "30000000-0000-4000-8000-000000000003"
@@ -54,7 +55,8 @@ DEMO_ASSET = "20000000-0000-4000-8000-000000000001"
 ADMIN = {"email": "admin@triple.academy", "password": "Admin-Demo-2026!"}
 PASSWORD = "bench passphrase 2026"
 SEGMENT_COUNTS = (10, 2000)
-EDGE_LIMITS = {"api_rate_limit": "1000000r/s", "login_rate_limit": "1000000r/s", "login_burst": 1000000}
+EDGE_LIMITS = EdgeLimits(api_rate_limit="1000000r/s", api_burst=1000000, login_rate_limit="1000000r/s",
+                         login_burst=1000000)
 ACCESS_TOKEN_TTL = "7200"
 # PostgreSQL connections per service process: the machine's server (max_connections 100) is shared.
 POOL_SIZE = "8"
@@ -418,7 +420,7 @@ def main() -> None:
     wanted = set(filter(None, args.only.split(","))) or {"catalog", "token", "master", "variant", "login", "storm"}
 
     with tempfile.TemporaryDirectory(prefix="hot-paths-") as tmp, synthetic_renditions() as renditions:
-        topology = BenchTopology.ephemeral(Path(tmp), replicas={"catalog": 2, "playback": 2}, **EDGE_LIMITS)
+        topology = BenchTopology.ephemeral(Path(tmp), replicas={"catalog": 2, "playback": 2}, limits=EDGE_LIMITS)
         try:
             topology.start()
             with hello_world(topology) as (hello_ports, hello_pids):

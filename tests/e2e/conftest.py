@@ -31,6 +31,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from common.testing import RABBITMQ_URL
 from gateway.distributed import REPO_ROOT, SERVICES, Topology, free_port
+from gateway.limits import EdgeLimits
 
 
 async def _delete_broker_objects(topology: Topology) -> None:
@@ -120,7 +121,7 @@ def distributed(tmp_path_factory: pytest.TempPathFactory, otlp_receiver: OtlpRec
     `gateway_url` is the edge's loopback plain-HTTP listener (same config as the TLS one, which is
     at `https_url`; trust `ca_file` for it). Its processes export traces to `otlp_receiver`."""
     topology = Topology.ephemeral(tmp_path_factory.mktemp("distributed"), replicas={"catalog": 2},
-                                  login_rate_limit="1200r/m", login_burst=200)
+                                  limits=EdgeLimits(login_rate_limit="1200r/m", login_burst=200))
     with pytest.MonkeyPatch.context() as env:  # inherited by the processes the topology starts
         env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_receiver.url)
         env.setenv("OTEL_BSP_SCHEDULE_DELAY", "500")

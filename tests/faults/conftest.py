@@ -27,6 +27,7 @@ import pytest
 from common.faultproxy import ThreadedFaultProxy
 from common.testing import PG_ADMIN_DSN, RABBITMQ_URL, REDIS_URL
 from gateway.distributed import SERVICES, Topology
+from gateway.limits import EdgeLimits
 
 from ..e2e.conftest import running
 
@@ -77,7 +78,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
         pg_admin_dsn=pg._replace(netloc=f"{pg_credentials}127.0.0.1:{postgres.port}").geturl(),
         redis_url=f"redis://127.0.0.1:{redis.port}/0",
         broker_url=amqp._replace(netloc=f"{amqp.username}:{amqp.password}@127.0.0.1:{broker.port}").geturl(),
-        login_rate_limit="6000r/m", login_burst=500, api_rate_limit="2000r/s", supervise=True)
+        limits=EdgeLimits(login_rate_limit="6000r/m", login_burst=500, api_rate_limit="2000r/s"), supervise=True)
     try:
         with running(topology):
             yield Faults(topology, postgres, redis, broker)

@@ -21,6 +21,8 @@ import yaml
 
 from gateway import nginx
 from gateway.devcert import ensure_dev_cert
+from gateway.limits import EDGE_LIMITS
+from gateway.settings import GatewaySettings
 
 # --import-mode=importlib does not put test folders on sys.path; the kit has a unique name.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -181,8 +183,25 @@ def nginx_test(main: Path) -> None:
 
 def test_compose_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
     env = {k: interpolate(str(v), env_example()) for k, v in compose()["services"]["gateway"]["environment"].items()}
-    assert env["LOGIN_RATE_LIMIT"] == "5r/m" and env["LOGIN_BURST"] == "4"
     nginx_test(image_prefix(tmp_path, env))
+
+
+def test_every_target_enforces_the_same_edge_limits() -> None:
+    """One definition (gateway.limits): compose, the k8s base, the embedded gateway and the nginx
+    template all carry its values, so a change there cannot leave one target behind."""
+    expected = EDGE_LIMITS.template_values()
+    compose_env = {k: interpolate(str(v), env_example())
+                   for k, v in compose()["services"]["gateway"]["environment"].items()}
+    assert {k: compose_env[k] for k in expected} == expected
+    kustomization = yaml.safe_load((ROOT / "k8s" / "base" / "gateway" / "kustomization.yaml").read_text())
+    literals = dict(item.split("=", 1) for generator in kustomization["configMapGenerator"]
+                    for item in generator.get("literals", []))
+    assert {k: literals[k] for k in expected} == expected
+    embedded = GatewaySettings()
+    assert (embedded.api_rate_limit, embedded.api_burst, embedded.login_rate_limit, embedded.login_burst) == (
+        EDGE_LIMITS.api_rate_limit, EDGE_LIMITS.api_burst, EDGE_LIMITS.login_rate_limit, EDGE_LIMITS.login_burst)
+    template = (ROOT / "infra" / "nginx" / "gateway.conf.template").read_text()
+    assert "burst=200" not in template and "burst=${API_BURST}" in template
 
 
 def test_trusted_proxies_is_a_list_with_one_set_real_ip_from_each(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import pytest
 from gateway import nginx
 from gateway.devcert import ensure_dev_cert
 from gateway.distributed import free_port
+from gateway.limits import EdgeLimits
 
 # --import-mode=importlib does not put test folders on sys.path; the kit has a unique name.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -45,7 +46,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         https_listen=f"127.0.0.1:{ports['https']}", http_listen=f"127.0.0.1:{ports['redirect']}",
         plain_listen=f"127.0.0.1:{ports['plain']}", upstreams=addresses,
         media_root=base / "media", secure_link_secret="edge-test-secret", tls_cert=cert.cert, tls_key=cert.key,
-        api_rate_limit="10r/s", cors_origins=("https://app.example.test",),
+        limits=EdgeLimits(api_rate_limit="10r/s"), cors_origins=("https://app.example.test",),
         trusted_proxies=("127.0.0.2/32", "127.0.0.3"), web_root=web), base / "nginx")
     nginx.check(main)
     nginx.start(main)

@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import dataclasses
 import json
 import os
-import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from common import pgbootstrap, preflight
 from gateway import nginx
 from gateway.devcert import ensure_dev_cert
+from gateway.limits import EDGE_LIMITS, EdgeLimits
+from gateway.processes import alive, free_port, wait_gone
+
+__all__ = ["REPO_ROOT", "Topology", "free_port", "main"]
 
 SERVICES = ("auth", "catalog", "billing", "playback")
 REPO_ROOT = nginx.REPO_ROOT
@@ -41,67 +44,6 @@ DEFAULT_TLS_PORT = 8443
 DEFAULT_REDIRECT_PORT = 8081
 # Video ingestion: Nginx serves media from here, and playback's local storage writes here.
 MEDIA_ROOT = REPO_ROOT / "services" / "playback" / "media"
-
-
-_handed_out: set[int] = set()
-
-
-def free_port() -> int:
-    """A listening port below the kernel's ephemeral range.
-
-    bind(0) hands out ephemeral ports, and those are what every outgoing connection (to
-    PostgreSQL, Redis, RabbitMQ) also takes: a port chosen that way can be gone by the time the
-    service binds it.
-    """
-    try:
-        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        ephemeral_low = 32768
-    rng = random.SystemRandom()
-    for _ in range(200):
-        port = rng.randrange(20000, max(20001, ephemeral_low))
-        if port in _handed_out:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
-    raise RuntimeError("no free port below the ephemeral range")
-
-
-def _alive(pid: int) -> bool:
-    """True while the process runs (a zombie child of ours is reaped and counts as gone)."""
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0]:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(OSError, IndexError):  # a zombie another process has not reaped yet
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    return True
-
-
-def _wait_gone(pid: int, deadline: float) -> bool:
-    """Wait for a process to exit: reap it if it is our child (`make up` then `make down` are two
-    different processes, so often it is not)."""
-    while time.monotonic() < deadline:
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                return True
-        except ChildProcessError:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return True
-        time.sleep(0.1)
-    return False
 
 
 @dataclass
@@ -124,10 +66,8 @@ class Topology:
     redis_url: str = "redis://127.0.0.1:6379/0"
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     seed_demo_data: bool = True
-    api_rate_limit: str = "100r/s"
-    # The strict zone (login, register, password): 5 a minute per client IP.
-    login_rate_limit: str = "5r/m"
-    login_burst: int = 4
+    # The edge limits (gateway.limits); `make up` and benchmarks may raise them.
+    limits: EdgeLimits = EDGE_LIMITS
     secrets: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     # `make up` says what it is doing (migrations, waiting for services); tests keep it quiet.
@@ -140,7 +80,7 @@ class Topology:
     @classmethod
     def ephemeral(cls, run_dir: Path, replicas: dict[str, int] | None = None, **settings: Any) -> Topology:
         """A throw-away topology on free ports with unique names (tests); `settings` are fields
-        such as login_rate_limit."""
+        such as `limits=EdgeLimits(...)`."""
         replicas = replicas or {}
         from common.testing import PG_ADMIN_DSN, RABBITMQ_URL, REDIS_URL  # TEST_* variables: tests' infrastructure
 
@@ -284,8 +224,7 @@ class Topology:
             plain_listen=f"127.0.0.1:{self.gateway_port}", tls_cert=cert.cert, tls_key=cert.key,
             upstreams={s: [f"127.0.0.1:{p}" for p in self.ports[s]] for s in SERVICES},
             media_root=MEDIA_ROOT,
-            secure_link_secret=self.secrets["secure_link_secret"], api_rate_limit=self.api_rate_limit,
-            login_rate_limit=self.login_rate_limit, login_burst=self.login_burst),
+            secure_link_secret=self.secrets["secure_link_secret"], limits=self.limits),
             self.run_dir / "nginx")
         nginx.check(main_conf)
         nginx.start(main_conf)
@@ -316,7 +255,7 @@ class Topology:
         while not stopping:
             now = time.monotonic()
             for name, pid in list(self.pids.items()):
-                if _alive(pid):
+                if alive(pid):
                     if now - started.get(name, now) >= healthy_after:
                         backoff.pop(name, None)
                     continue
@@ -363,7 +302,7 @@ class Topology:
         if self.supervisor_pid:  # first, or it would restart what is being stopped
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.supervisor_pid, signal.SIGTERM)
-            _wait_gone(self.supervisor_pid, time.monotonic() + 5)
+            wait_gone(self.supervisor_pid, time.monotonic() + 5)
             self.supervisor_pid = 0
             saved = Topology.load(self.run_dir)
             if saved is not None:
@@ -376,7 +315,7 @@ class Topology:
                 continue
         deadline = time.monotonic() + 10
         for pid in self.pids.values():
-            if not _wait_gone(pid, deadline):
+            if not wait_gone(pid, deadline):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
         self.pids.clear()
@@ -400,6 +339,7 @@ class Topology:
         data = json.loads(state.read_text())
         data["run_dir"] = Path(data["run_dir"])
         data["cert_dir"] = Path(data.get("cert_dir", REPO_ROOT / "var" / "dev-certs"))
+        data["limits"] = EdgeLimits(**data.get("limits", {}))
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -411,9 +351,9 @@ def main() -> None:
                         help=argparse.SUPPRESS)
     parser.add_argument("--replicas", action="append", default=[], metavar="SERVICE=N",
                         help="run N processes of a service behind the gateway (least_conn)")
-    parser.add_argument("--api-rate-limit", default="100r/s",
+    parser.add_argument("--api-rate-limit", default=EDGE_LIMITS.api_rate_limit,
                         help="nginx limit_req rate per client IP on /api (benchmarks raise it)")
-    parser.add_argument("--login-rate-limit", default="5r/m",
+    parser.add_argument("--login-rate-limit", default=EDGE_LIMITS.login_rate_limit,
                         help="the strict zone (login, register, password) per client IP (load tests raise it)")
     parser.add_argument("--pg-admin-dsn", default=Topology.pg_admin_dsn,
                         help="a PostgreSQL superuser DSN: the database, roles and schemas are created through it")
@@ -449,8 +389,9 @@ def main() -> None:
         return
     if existing is not None:
         existing.stop()
-    topology = Topology(run_dir=run_dir, api_rate_limit=args.api_rate_limit,
-                        login_rate_limit=args.login_rate_limit, verbose=True, supervise=True, **infrastructure)
+    limits = dataclasses.replace(EDGE_LIMITS, api_rate_limit=args.api_rate_limit,
+                                 login_rate_limit=args.login_rate_limit)
+    topology = Topology(run_dir=run_dir, limits=limits, verbose=True, supervise=True, **infrastructure)
     for spec in args.replicas:
         service, count = spec.split("=", 1)
         first = DEFAULT_PORTS[service]

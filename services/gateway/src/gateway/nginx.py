@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.limits import EDGE_LIMITS, EdgeLimits
+
 REPO_ROOT = Path(__file__).resolve().parents[4]
 NGINX_DIR = REPO_ROOT / "infra" / "nginx"
 TEMPLATE = NGINX_DIR / "gateway.conf.template"
@@ -71,9 +73,7 @@ class GatewayConfig:
     tls_cert: Path
     tls_key: Path
     plain_listen: str | None = None
-    api_rate_limit: str = "100r/s"
-    login_rate_limit: str = "5r/m"
-    login_burst: int = 4
+    limits: EdgeLimits = EDGE_LIMITS
     cors_origins: tuple[str, ...] = ("http://localhost:3000",)
     # The load balancers in front whose X-Forwarded-For is believed (loopback stand-in for tests).
     trusted_proxies: tuple[str, ...] = ("127.0.0.2/32",)
@@ -134,9 +134,7 @@ def template_values(config: GatewayConfig, prefix: Path) -> dict[str, str]:
         "MEDIA_ROOT": str(config.media_root.resolve()),
         "WEB_ROOT": str(config.web_root.resolve()),
         "SECURE_LINK_SECRET": config.secure_link_secret,
-        "API_RATE_LIMIT": config.api_rate_limit,
-        "LOGIN_RATE_LIMIT": config.login_rate_limit,
-        "LOGIN_BURST": str(config.login_burst),
+        **config.limits.template_values(),
     })
     return values
 

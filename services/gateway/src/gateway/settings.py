@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.limits import EDGE_LIMITS
+
 
 class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
@@ -22,10 +24,10 @@ class GatewaySettings(BaseSettings):
     # The edge, as the Nginx gateway does it (infra/nginx): browser origins allowed by CORS, and the
     # per-client-IP limits (`<n>r/s` or `<n>r/m` plus a burst; login = login, register, password).
     cors_origins: list[str] = ["http://localhost:3000"]
-    api_rate_limit: str = "100r/s"
-    api_burst: int = 200
-    login_rate_limit: str = "5r/m"
-    login_burst: int = 4
+    api_rate_limit: str = EDGE_LIMITS.api_rate_limit
+    api_burst: int = EDGE_LIMITS.api_burst
+    login_rate_limit: str = EDGE_LIMITS.login_rate_limit
+    login_burst: int = EDGE_LIMITS.login_burst
     # Proxies whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips); none by
     # default, so a client cannot pick its own rate-limit key.
     forwarded_allow_ips: str | None = None
