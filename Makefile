@@ -3,12 +3,13 @@ SHELL := /bin/bash
 UV = $(shell command -v uv 2>/dev/null || (test -x .tools/bin/uv && echo .tools/bin/uv) || echo "python3 -m uv")
 PACKAGES := -p common -p contracts -p auth -p catalog -p billing -p playback -p gateway
 
-.PHONY: help bootstrap sync run test test-faults test-fast lint format up down migrate bench bench-gateway bench-hot dev-cert clean \
+.PHONY: help bootstrap sync run test test-unit test-integration test-e2e test-faults test-fast lint format up down migrate bench bench-gateway bench-hot dev-cert clean \
 	web web-deps web-ensure web-client web-lint
 
 help:
 	@echo "make run      the whole platform embedded on http://127.0.0.1:8000 (demo data)"
 	@echo "make test     unit, integration and e2e tests (needs PostgreSQL, Redis, RabbitMQ, nginx)"
+	@echo "make test-unit / test-integration / test-e2e  one tier of make test"
 	@echo "make test-faults  the fault-injection scenarios on the distributed topology (slow)"
 	@echo "make lint     ruff + mypy"
 	@echo "make up       distributed mode as local processes behind nginx on http://127.0.0.1:8080"
@@ -44,6 +45,16 @@ test-faults: bootstrap
 
 test-fast: bootstrap web-ensure
 	$(UV) run pytest --ignore=tests/e2e
+
+# The tiers of `make test` (markers set by path in conftest.py).
+test-unit: bootstrap
+	$(UV) run pytest -m unit
+
+test-integration: bootstrap
+	$(UV) run pytest -m integration
+
+test-e2e: bootstrap web-ensure
+	$(UV) run pytest -m e2e
 
 lint: bootstrap web-lint
 	$(UV) run ruff check .

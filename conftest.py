@@ -13,15 +13,41 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent
-# Tests that read files only (rendered manifests, compose, Dockerfiles): no infrastructure needed.
-INFRASTRUCTURE_FREE = (ROOT / "tests" / "static",)
+# Tiers (`make test-unit`, `test-integration`, `test-e2e`). Unit: no PostgreSQL, Redis, RabbitMQ or
+# gateway process (files, parsers, SQLite, in-process apps): tests/static and the files listed here,
+# each checked by running it with every server unreachable. E2E: through the gateway of a running
+# platform (tests/e2e, the browser and the fault scenarios). Everything else is integration.
+UNIT_FILES = frozenset({
+    "libs/common/tests/test_http_models.py", "libs/common/tests/test_http_retries.py",
+    "libs/common/tests/test_input_parsers.py", "libs/common/tests/test_mail.py",
+    "libs/common/tests/test_revocation.py", "libs/common/tests/test_settings.py",
+    "libs/common/tests/test_tracing.py", "libs/contracts/tests/test_contracts.py",
+    "services/auth/tests/test_settings.py", "services/billing/tests/test_invoice_pdf.py",
+    "services/billing/tests/test_tax_rules.py", "services/billing/tests/test_webhook_signature_parsing.py",
+    "services/catalog/tests/test_embedded_sqlite.py", "services/gateway/tests/test_embedded_edge.py",
+    "services/gateway/tests/test_web.py", "services/playback/tests/test_signature_parsing.py",
+    "services/playback/tests/test_signing_and_hls.py",
+})
+UNIT_FOLDERS = ("tests/static/",)
+E2E_FOLDERS = ("tests/e2e/", "tests/web/", "tests/faults/")
+
+
+def tier(path: Path) -> str:
+    relative = path.resolve().relative_to(ROOT).as_posix()
+    if relative in UNIT_FILES or relative.startswith(UNIT_FOLDERS):
+        return "unit"
+    return "e2e" if relative.startswith(E2E_FOLDERS) else "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(getattr(pytest.mark, tier(Path(str(item.path)))))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     if os.environ.get("TEST_PREFLIGHT") == "0" or session.config.option.collectonly:
         return
-    paths = {Path(str(item.path)) for item in session.items}
-    if all(any(path.is_relative_to(free) for free in INFRASTRUCTURE_FREE) for path in paths):
+    if all(tier(Path(str(item.path))) == "unit" for item in session.items):
         return
     from common import preflight
     from common.testing import PG_ADMIN_DSN, RABBITMQ_URL, REDIS_URL
