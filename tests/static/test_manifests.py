@@ -10,7 +10,6 @@ from __future__ import annotations
 import fnmatch
 import functools
 import itertools
-import json
 import re
 import shutil
 import subprocess
@@ -164,8 +163,11 @@ def test_dockerignore_keeps_local_state_out_but_build_inputs_in() -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_python_dockerfile(service: str) -> None:
-    path = ROOT / "services" / service / "Dockerfile"
-    instrs = instructions(path)
+    """One recipe for every Python service, parametrised by SERVICE; compose builds each from it."""
+    path = ROOT / "services" / "Dockerfile"
+    build = compose()["services"][service]["build"]
+    assert build["dockerfile"] == "services/Dockerfile" and build["args"]["SERVICE"] == service
+    instrs = [(word, args.replace("${SERVICE}", service)) for word, args in instructions(path)]
     froms = [args for word, args in instrs if word == "FROM"]
     assert any(re.match(r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+ ", f) for f in froms), "uv image, pinned"
     assert "ARG PYTHON_IMAGE=python:3.11-slim" in path.read_text() or any("python:3.11-slim" in f for f in froms)
@@ -193,11 +195,14 @@ def test_python_dockerfile(service: str) -> None:
     assert ("EXPOSE", "8000") in final
     healthchecks = [args for word, args in final if word == "HEALTHCHECK"]
     assert healthchecks and "/health/live" in healthchecks[-1] and "urllib" in healthchecks[-1]
-    cmd = json.loads(next(args for word, args in reversed(final) if word == "CMD"))
+    # Shell form (for SERVICE) with exec, so uvicorn is PID 1 and receives SIGTERM.
+    cmd = next(args for word, args in reversed(final) if word == "CMD").replace('"', "").split()
     # All interfaces inside the container: the port is only reachable through its network.
-    assert cmd == ["uvicorn", f"{service}.main:create_app", "--factory", "--host", "0.0.0.0",  # noqa: S104
+    assert cmd == ["exec", "uvicorn", f"{service}.main:create_app", "--factory", "--host", "0.0.0.0",  # noqa: S104
                    "--port", "8000", "--proxy-headers", "--no-server-header",
                    "--no-access-log"]  # tokens travel in query strings: no raw access log
+    env = " ".join(args for word, args in final if word == "ENV").split()
+    assert f"SERVICE={service}" in env and f"UVICORN_ROOT_PATH=/api/{service}" in env
     # main.py finds migrations at parents[2]: the service folder must keep its layout in the image.
     assert any(word == "COPY" and args.split()[-1].rstrip("/") == f"/app/services/{service}"
                for word, args in final), "the service folder (with migrations/) is not in the image"
