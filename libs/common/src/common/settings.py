@@ -58,11 +58,10 @@ class ServiceSettings(BaseSettings):
     broker_max_attempts: int = 5
     broker_retry_delay_ms: int = 2000
 
-    # Where this service finds the others (gateway prefixes in both modes).
+    # The identity provider every service verifies tokens against (JWKS) and takes its service token
+    # from. The other peers a service calls are fields of its own settings (`<peer>_url`, read by
+    # `Runtime.client(peer)`).
     auth_url: str = "http://127.0.0.1:8000/api/auth"
-    catalog_url: str = "http://127.0.0.1:8000/api/catalog"
-    billing_url: str = "http://127.0.0.1:8000/api/billing"
-    playback_url: str = "http://127.0.0.1:8000/api/playback"
     public_base_url: str = "http://127.0.0.1:8000"
 
     jwt_issuer: str = "triple-academy-auth"

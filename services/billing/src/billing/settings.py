@@ -14,6 +14,11 @@ class BillingSettings(ServiceSettings):
     service_name: ClassVar[str] = "billing"
     model_config = SettingsConfigDict(env_prefix="BILLING_", extra="ignore")
 
+    # The peers it calls, and its own URL (the local provider posts webhooks there).
+    catalog_url: str = "http://127.0.0.1:8000/api/catalog"
+    billing_url: str = "http://127.0.0.1:8000/api/billing"
+    playback_url: str = "http://127.0.0.1:8000/api/playback"
+
     database_url: SecretStr = SecretStr("sqlite+aiosqlite:///var/data/billing.db")
     service_client_secret: SecretStr | None = SecretStr("dev-billing-client-secret")
 

@@ -18,6 +18,9 @@ class PlaybackSettings(ServiceSettings):
     service_name: ClassVar[str] = "playback"
     model_config = SettingsConfigDict(env_prefix="PLAYBACK_", extra="ignore")
 
+    # The peers it calls (gateway prefixes in both modes; direct service URLs in distributed mode).
+    catalog_url: str = "http://127.0.0.1:8000/api/catalog"
+
     database_url: SecretStr = SecretStr("sqlite+aiosqlite:///var/data/playback.db")
     service_client_secret: SecretStr | None = SecretStr("dev-playback-client-secret")
 
