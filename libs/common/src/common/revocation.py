@@ -10,6 +10,7 @@ it. An entry only has to outlive the longest access token, so it expires after `
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,6 +57,23 @@ class Revocations:
             own = handlers.get(routing_key)
             combined[routing_key] = self.record if own is None else _both(self.record, own)
         return combined
+
+
+@dataclass(frozen=True)
+class WithRevocations:
+    """A service's handler map plus revocation recording on the revoking events its contract names:
+    called with the runtime's `Revocations` when the consumer starts; `routing_keys` are the queue's
+    bindings (`python -m <service> migrate` declares them before the service starts)."""
+
+    own: Mapping[str, Handler]
+    revoking: tuple[str, ...]
+
+    def __call__(self, revocations: Revocations) -> dict[str, Handler]:
+        return revocations.added_to(self.own, self.revoking)
+
+    @property
+    def routing_keys(self) -> list[str]:
+        return sorted({*self.own, *self.revoking})
 
 
 def _both(first: Handler, second: Handler) -> Handler:

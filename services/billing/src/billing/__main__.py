@@ -19,7 +19,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = BillingSettings()
     if args.command == "migrate":
-        cli.migrate(settings, MIGRATIONS_DIR, events.ROUTING_KEYS)
+        cli.migrate(settings, MIGRATIONS_DIR, events.handlers.routing_keys)
     elif args.command == "events":
         tooling.run(settings, args)
 

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing import service
 from common.events.consumer import HandlerMap
 from common.events.envelope import Envelope
-from common.revocation import Revocations
+from common.revocation import WithRevocations
 from contracts.events import REVOKING_ACCESS, UserDeleted
 
 
@@ -20,11 +20,5 @@ async def on_user_deleted(session: AsyncSession, envelope: Envelope) -> None:
 HANDLERS: HandlerMap = {"auth.user.deleted.v1": on_user_deleted}
 
 
-def handlers(revocations: Revocations) -> HandlerMap:
-    """Billing's consumers, plus refusing access tokens on auth's revoking events (every service verifies tokens
-    locally, so each records revocations itself)."""
-    return revocations.added_to(HANDLERS, REVOKING_ACCESS)
-
-
-# The queue's bindings (`python -m billing migrate` declares them before the service starts).
-ROUTING_KEYS = sorted({*HANDLERS, *REVOKING_ACCESS})
+# Every service verifies user tokens locally, so each records auth's revocations itself.
+handlers = WithRevocations(HANDLERS, REVOKING_ACCESS)

@@ -18,7 +18,7 @@ def main() -> None:
     tooling.add_parser(sub)
     args = parser.parse_args()
     if args.command == "migrate":
-        cli.migrate(CatalogSettings(), MIGRATIONS_DIR, events.ROUTING_KEYS)
+        cli.migrate(CatalogSettings(), MIGRATIONS_DIR, events.handlers.routing_keys)
     elif args.command == "events":
         tooling.run(CatalogSettings(), args)
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from catalog import certificates, service
 from common.events import Envelope
 from common.events.consumer import HandlerMap
-from common.revocation import Revocations
+from common.revocation import WithRevocations
 from contracts.events import (
     REVOKING_ACCESS,
     AssetDeleted,
@@ -82,11 +82,5 @@ HANDLERS: HandlerMap = {
 }
 
 
-def handlers(revocations: Revocations) -> HandlerMap:
-    """Catalog's consumers, plus refusing access tokens on auth's revoking events (every service verifies tokens
-    locally, so each records revocations itself)."""
-    return revocations.added_to(HANDLERS, REVOKING_ACCESS)
-
-
-# The queue's bindings (`python -m catalog migrate` declares them before the service starts).
-ROUTING_KEYS = sorted({*HANDLERS, *REVOKING_ACCESS})
+# Every service verifies user tokens locally, so each records auth's revocations itself.
+handlers = WithRevocations(HANDLERS, REVOKING_ACCESS)

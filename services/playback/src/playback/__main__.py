@@ -63,7 +63,7 @@ def main() -> None:
         tooling.run(PlaybackSettings(), args)
     elif args.command == "migrate":
         settings = PlaybackSettings()
-        cli.migrate(settings, MIGRATIONS_DIR, events.ROUTING_KEYS)
+        cli.migrate(settings, MIGRATIONS_DIR, events.handlers.routing_keys)
         if settings.broker_url:
             # The job queues exist before the API or a worker starts, so no transcode job is unroutable.
             asyncio.run(declare_transcode_queues(settings))
