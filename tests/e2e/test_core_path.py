@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import httpx
+
+from common.testing import eventually as eventually
 
 DEMO_ADMIN = ("admin@triple.academy", "Admin-Demo-2026!")
 DEMO_INSTRUCTOR = ("instructor@triple.academy", "Instructor-Demo-2026!")
@@ -19,18 +19,6 @@ def login(client: httpx.Client, email: str, password: str) -> dict[str, str]:
     response = client.post("/api/auth/login", json={"email": email, "password": password})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
-    """Events cross services asynchronously; wait for their effect, bounded."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def media_uris(playlist: str) -> list[str]:

@@ -139,17 +139,17 @@ def test_erasure_reaches_every_service(client: httpx.Client) -> None:
     # The other services, eventually.
     eventually(lambda: user_id not in _course_learners(client, admin, FREE_COURSE)
                and user_id not in _course_learners(client, admin, PAID_COURSE),
-               timeout=ERASURE_DEADLINE, what="catalog enrollments erased")
+               within=ERASURE_DEADLINE, what="catalog enrollments erased")
     eventually(lambda: all(o["anonymized"] for o in _orders(client, admin, user_id)),
-               timeout=ERASURE_DEADLINE, what="billing orders anonymised")
+               within=ERASURE_DEADLINE, what="billing orders anonymised")
     [kept] = _orders(client, admin, user_id)  # the books keep the sale, without the person
     assert (kept["order_id"], kept["status"], kept["amount"]) == (order["order_id"], "paid", order["amount"])
     eventually(lambda: [s["user_id"] for s in _watermark(client, admin, token["watermark"])] == [None],
-               timeout=ERASURE_DEADLINE, what="playback watermark log anonymised")
+               within=ERASURE_DEADLINE, what="playback watermark log anonymised")
     # The learner's access token has not expired, but every service learnt of the erasure
     # (auth.user.deleted.v1) and refuses it, so nothing can recreate the learner's data with it.
     # (That playback erased the progress itself is tested in playback's own suite.)
     eventually(lambda: _leftover_token_statuses(client, learner) == [401, 401, 401],
-               timeout=ERASURE_DEADLINE, what="leftover token refused everywhere")
+               within=ERASURE_DEADLINE, what="leftover token refused everywhere")
     audit = client.get("/api/catalog/admin/enrollments/audit", headers=admin, params={"user_id": user_id})
     assert audit.status_code == 200 and audit.json()["total"] == 0

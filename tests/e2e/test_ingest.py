@@ -39,7 +39,7 @@ def _final(client: httpx.Client, instructor: dict[str, str], asset_id: str, time
         body: dict = client.get(f"/api/playback/assets/{asset_id}", headers=instructor).json()
         return body if body["status"] in ("ready", "failed") else None
 
-    result: dict = eventually(final, timeout=timeout, what=f"asset {asset_id} to finish")
+    result: dict = eventually(final, within=timeout, what=f"asset {asset_id} to finish")
     return result
 
 
@@ -68,7 +68,7 @@ def test_upload_transcode_publish_and_play(base_url: str, tmp_path: Path) -> Non
             # Catalog publishes once it has heard playback.asset.ready.v1 for the lesson's asset.
             eventually(lambda: client.post(f"/api/catalog/courses/{course_id}/publish",
                                            headers=instructor).status_code == 200,
-                       timeout=30, what="catalog to accept the uploaded asset")
+                       within=30, what="catalog to accept the uploaded asset")
             lesson_id = next(lesson["id"] for section in client.get(f"/api/catalog/courses/{course_id}").json()
                              ["sections"] for lesson in section["lessons"])
 

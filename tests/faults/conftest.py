@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +25,7 @@ import pytest
 
 from common.faultproxy import ThreadedFaultProxy
 from common.testing import PG_ADMIN_DSN, RABBITMQ_URL, REDIS_URL
+from common.testing import eventually as eventually
 from gateway.distributed import SERVICES, Topology
 from gateway.limits import EdgeLimits
 
@@ -94,16 +94,6 @@ def healed(faults: Faults) -> Iterator[Faults]:
     faults.topology.wait_ready(timeout=60)
     yield faults
     faults.heal()
-
-
-def eventually(check: Callable[[], Any], within: float, what: str) -> float:
-    """Poll until `check()` is truthy; returns how long it took."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > within:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        time.sleep(0.3)
-    return time.monotonic() - started
 
 
 @dataclass

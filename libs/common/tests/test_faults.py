@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -24,17 +24,10 @@ from common.events.rabbitmq import RabbitMQBus
 from common.events.tables import inbox, metadata, outbox
 from common.events.tooling import DeadLetterQueue, outbox_retry, outbox_stuck
 from common.faultproxy import FaultProxy
-from common.testing import PG_ADMIN_DSN, RABBITMQ_URL, unique_name
+from common.testing import PG_ADMIN_DSN, RABBITMQ_URL, eventually_async, unique_name
 
 effects = sa.Table("fault_effects", metadata, sa.Column("event_id", sa.Uuid, primary_key=True),
                    sa.Column("value", sa.Integer))
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 60) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.2)
 
 
 @pytest.fixture
@@ -94,7 +87,7 @@ async def test_broker_cut_charges_no_row_and_drains_in_order_on_return(pg: tuple
                 return True
             return False
 
-        await eventually(not_ready, within=10)  # readiness sees a reconnecting connection
+        await eventually_async(not_ready, within=10, interval=0.2)  # readiness sees a reconnecting connection
         sent = 40
         for n in range(sent):  # more commits than max_attempts: each used to wake the relay
             async with db.transaction() as session:
@@ -109,7 +102,7 @@ async def test_broker_cut_charges_no_row_and_drains_in_order_on_return(pg: tuple
         async def all_received() -> bool:
             return len(received) >= sent
 
-        await eventually(all_received)
+        await eventually_async(all_received, within=60, interval=0.2)
         print(f"\nbroker cut: sent={sent} received={len(received)} duplicated={len(received) - len(set(received))} "
               f"dead=0 recovery={time.monotonic() - started:.1f}s")
         assert received == list(range(sent)), "drained in commit order, exactly once"
@@ -117,7 +110,7 @@ async def test_broker_cut_charges_no_row_and_drains_in_order_on_return(pg: tuple
         async def all_marked_sent() -> bool:  # the relay commits just after the broker confirmed
             return await _counts(db) == (sent, 0, 0)
 
-        await eventually(all_marked_sent, within=20)
+        await eventually_async(all_marked_sent, within=20, interval=0.2)
         await producer.ping()
     finally:
         await relay.stop()
@@ -175,7 +168,7 @@ async def test_consumer_waits_out_a_database_outage_without_spending_attempts(pg
                 return await session.scalar(sa.select(effects.c.value).where(
                     effects.c.event_id == event.event_id)) == 5
 
-        await eventually(applied)
+        await eventually_async(applied, within=60, interval=0.2)
         async with db.session() as session:
             assert await session.scalar(sa.select(sa.func.count()).select_from(inbox)) == 1
         _, _, dlq = bus.queue_names("c")
@@ -225,7 +218,7 @@ async def test_database_down_answers_503_with_retry_after_within_the_timeouts(
             async def recovered() -> bool:
                 return (await client.get("/count")).status_code == 200
 
-            await eventually(recovered, within=30)
+            await eventually_async(recovered, within=30, interval=0.2)
     finally:
         await db.dispose()
         await proxy.close()
@@ -256,7 +249,7 @@ async def test_poisoned_message_is_listed_shown_fixed_and_replayed_to_one_effect
         async def dead_lettered() -> bool:
             return [e["message_id"] for e in await dlq.entries()] == [str(event.event_id)]
 
-        await eventually(dead_lettered)
+        await eventually_async(dead_lettered, within=60, interval=0.2)
         shown = await dlq.show(str(event.event_id))
         assert shown is not None and "course 42 is unknown" in shown["last_error"]
         assert shown["body"]["payload"] == {"n": 9}
@@ -271,7 +264,7 @@ async def test_poisoned_message_is_listed_shown_fixed_and_replayed_to_one_effect
                 return await session.scalar(sa.select(sa.func.count()).select_from(effects).where(
                     effects.c.event_id == event.event_id)) == 1
 
-        await eventually(applied)
+        await eventually_async(applied, within=60, interval=0.2)
         await bus.publish(event)  # a replay done twice: the inbox absorbs it
         await asyncio.sleep(1)
         assert await applied() and await dlq.entries() == []

@@ -46,6 +46,7 @@ from common.runtime import Runtime
 from common.testing import (
     RABBITMQ_URL,
     MailCatcher,
+    eventually_async,
     in_process_settings,
     postgres_database,
     serve_in_process,
@@ -68,15 +69,8 @@ DEMO_ASSET_ID = uuid.UUID("20000000-0000-4000-8000-000000000001")
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], what: str) -> Any:
-    """Poll an async check until it is truthy (work done after a commit, by the worker or a consumer)."""
-    deadline = time.monotonic() + 5
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+    """Billing's work after a commit (worker, consumers) lands within seconds."""
+    return await eventually_async(check, within=5, what=what)
 
 
 # --- peer outage switch ------------------------------------------------------------------------

@@ -6,15 +6,13 @@ and revocations need no invalidation."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from common.testing import REDIS_URL
+from common.testing import REDIS_URL, eventually_async
 
 from .conftest import ASSET, Platform, create_course, set_status
 
@@ -38,15 +36,6 @@ async def public_detail(p: Platform, course_id: str) -> dict[str, Any] | None:
         return None
     assert response.status_code == 200
     return dict(response.json())
-
-
-async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
-    """Event handlers invalidate right after their commit, in the background: allow a moment."""
-    for _ in range(50):
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("not invalidated")
 
 
 async def published_course(p: Platform, title: str, **overrides: Any) -> dict[str, Any]:
@@ -169,7 +158,7 @@ async def test_curriculum_and_asset_changes_are_seen_at_once(platform: Platform)
         item = await listed(platform, course_id) or {}
         return detail.get("duration_seconds") == 45 and item.get("duration_seconds") == 45
 
-    await eventually(remeasured)
+    await eventually_async(remeasured, within=1, interval=0.02, what="the cache invalidated")
 
     # Back to draft, add a lesson, publish again: the public sees the new curriculum.
     assert (await set_status(platform, course_id, "draft")).status_code == 200
@@ -194,7 +183,7 @@ async def test_erased_instructor_disappears_from_cached_answers(platform: Platfo
         detail = await public_detail(platform, course["id"]) or {}
         return detail.get("instructor_ids") == [platform.user_id("instructor")]
 
-    await eventually(forgotten)
+    await eventually_async(forgotten, within=1, interval=0.02, what="the cache invalidated")
 
 
 async def listing_ids(p: Platform, **params: str) -> list[str]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import httpx
 import sqlalchemy as sa
@@ -29,6 +30,8 @@ from starlette.applications import Starlette
 from common import pgbootstrap
 from common.http import LazyASGITransport
 from common.settings import composed_urls
+
+T = TypeVar("T")
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -202,3 +205,30 @@ def assert_migrations_sound(migrations_dir: Path, url: str, schema: str | None, 
         engine.dispose()
     assert not left, f"{migrations_dir}: downgrade to base leaves {sorted(left)}"
     command.upgrade(cfg, "heads")
+
+
+def eventually(check: Callable[[], T], *, within: float = 20.0, interval: float = 0.2,
+               what: str = "condition") -> T:
+    """Poll `check()` until it is truthy and return its value: events cross services
+    asynchronously, so tests wait for their effect, bounded."""
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        time.sleep(interval)
+
+
+async def eventually_async(check: Callable[[], Awaitable[T]], *, within: float = 5.0, interval: float = 0.05,
+                           what: str = "condition") -> T:
+    """`eventually` for an async check (work done after a commit, by a worker or a consumer)."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(interval)
