@@ -42,10 +42,10 @@ from common.events.bus import InProcessBus
 from common.events.envelope import Envelope
 from common.events.tables import outbox
 from common.http import LazyASGITransport
-from common.runtime import Runtime
 from common.testing import (
     RABBITMQ_URL,
     MailCatcher,
+    ServicePlatform,
     eventually_async,
     in_process_settings,
     postgres_database,
@@ -239,22 +239,19 @@ async def serve_on_free_port(app: FastAPI) -> AsyncIterator[str]:
 
 
 @dataclass
-class Platform:
-    client: httpx.AsyncClient
+class Platform(ServicePlatform):
     billing_db: Database
     catalog_outage: Outage
     playback_outage: Outage
     settings: BillingSettings
     mailbox: MailCatcher
-    billing_app: FastAPI
     playback_db: Database
     bus: InProcessBus | None
     tokens: dict[str, str] = field(default_factory=dict)
 
     @property
-    def runtime(self) -> Runtime:
-        runtime: Runtime = self.billing_app.state.runtime
-        return runtime
+    def billing_app(self) -> FastAPI:
+        return self.app
 
     async def publish(self, event_type: str, payload: dict[str, Any]) -> None:
         """An event from another service (in-process bus platforms only)."""
@@ -263,19 +260,14 @@ class Platform:
 
     async def login(self, email: str, password: str) -> str:
         if email not in self.tokens:
-            response = await self.client.post("/api/auth/login", json={"email": email, "password": password})
-            assert response.status_code == 200, response.text
-            self.tokens[email] = response.json()["access_token"]
+            self.tokens[email] = await self.access_token(email, password)
         return self.tokens[email]
 
     async def auth(self, who: tuple[str, str]) -> dict[str, str]:
         return {"Authorization": f"Bearer {await self.login(*who)}"}
 
     async def new_user(self, full_name: str = "Another Buyer") -> tuple[str, str]:
-        email, password = f"buyer-{uuid.uuid4().hex[:10]}@example.com", "correct horse battery"
-        response = await self.client.post("/api/auth/register", json={
-            "email": email, "password": password, "full_name": full_name})
-        assert response.status_code == 201, response.text
+        _, email, password = await self.register(full_name=full_name, prefix="buyer")
         return email, password
 
     async def user_id(self, who: tuple[str, str]) -> str:
@@ -454,9 +446,9 @@ async def open_platform(*, broker: str | None = None, **billing_overrides: Any) 
         playback_db = Database(playback_settings.database_url.get_secret_value(), playback_settings.db_schema)
         try:
             async with serve_in_process(platform_app, transport) as client:
-                yield Platform(client=client, billing_db=billing_db, catalog_outage=outage,
+                yield Platform(client=client, app=billing_app, billing_db=billing_db, catalog_outage=outage,
                                playback_outage=playback_outage, settings=settings, mailbox=mailbox,
-                               billing_app=billing_app, playback_db=playback_db, bus=bus)
+                               playback_db=playback_db, bus=bus)
         finally:
             await billing_db.dispose()
             await playback_db.dispose()

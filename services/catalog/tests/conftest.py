@@ -30,10 +30,16 @@ from common.app import compose_services
 sys.path.insert(0, str(Path(__file__).parent))
 from common.events import Envelope
 from common.events.bus import InProcessBus
-from common.events.consumer import InboxConsumer
 from common.events.tables import outbox
 from common.http import LazyASGITransport
-from common.testing import REDIS_URL, in_process_settings, postgres_database, serve_in_process, unique_name
+from common.testing import (
+    REDIS_URL,
+    ServicePlatform,
+    in_process_settings,
+    postgres_database,
+    serve_in_process,
+    unique_name,
+)
 
 BILLING_SECRET = "billing-test-secret-123456"
 PLAYBACK_SECRET = "playback-test-secret-12345"
@@ -46,12 +52,14 @@ OTHER_INSTRUCTOR = ("other.instructor@example.com", "Other-Instructor-2026!")
 
 
 @dataclass
-class Platform:
-    client: httpx.AsyncClient
+class Platform(ServicePlatform):
     auth_app: FastAPI
-    catalog_app: FastAPI
     bus: InProcessBus
     tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def catalog_app(self) -> FastAPI:
+        return self.app
 
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -65,9 +73,7 @@ class Platform:
         envelope = Envelope.new(event_type, payload)
         if event_id is not None:
             envelope = envelope.model_copy(update={"event_id": event_id})
-        consumer = InboxConsumer(self.catalog_app.state.runtime.db, "catalog", HANDLERS)
-        await consumer(envelope)
-        return envelope
+        return await self.consume(envelope, HANDLERS)
 
     async def outbox_events(self, routing_key: str, **payload_match: str) -> list[dict[str, Any]]:
         async with self.catalog_app.state.runtime.db.session() as session:
@@ -108,12 +114,6 @@ async def set_status(p: Platform, course_id: str, status: str, who: str = "instr
                                headers=p.auth(who))
 
 
-async def _login(client: httpx.AsyncClient, email: str, password: str) -> str:
-    response = await client.post("/api/auth/login", json={"email": email, "password": password})
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
-
-
 async def _service_token(client: httpx.AsyncClient, client_id: str, secret: str) -> str:
     response = await client.post("/api/auth/oauth/token", data={
         "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret,
@@ -142,10 +142,10 @@ async def platform() -> AsyncIterator[Platform]:
                 await auth_service.register(db_session=session, email=OTHER_INSTRUCTOR[0],
                                             password=OTHER_INSTRUCTOR[1], full_name="Otto Other",
                                             roles=["instructor"])
-            platform = Platform(client=client, auth_app=auth_app, catalog_app=catalog_app, bus=bus)
+            platform = Platform(client=client, app=catalog_app, auth_app=auth_app, bus=bus)
             for who, (email, password) in DEMO_PASSWORDS.items():
-                platform.tokens[who] = await _login(client, email, password)
-            platform.tokens["other_instructor"] = await _login(client, *OTHER_INSTRUCTOR)
+                platform.tokens[who] = await platform.access_token(email, password)
+            platform.tokens["other_instructor"] = await platform.access_token(*OTHER_INSTRUCTOR)
             platform.tokens["billing"] = await _service_token(client, "billing", BILLING_SECRET)
             platform.tokens["playback"] = await _service_token(client, "playback", PLAYBACK_SECRET)
             try:

@@ -27,11 +27,12 @@ def test_a_missing_dependency_is_one_line_without_its_password() -> None:
 
 
 def test_pytest_session_stops_with_one_line_per_missing_service() -> None:
+    """An integration test file needs the servers: the session stops before any test (unit-only runs skip this)."""
     down = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "TEST_PG_ADMIN_DSN": f"postgresql://postgres@{down}/postgres",
            "TEST_REDIS_URL": f"redis://{down}/0"}
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             "libs/common/tests/test_settings.py"], cwd=REPO_ROOT, env=env,
+                             "libs/common/tests/test_infrastructure.py"], cwd=REPO_ROOT, env=env,
                             capture_output=True, text=True, timeout=120, check=False)
     output = result.stdout + result.stderr
     assert result.returncode == 4, output

@@ -15,7 +15,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 from fastapi import FastAPI, Request
@@ -29,11 +28,16 @@ from catalog.settings import CatalogSettings
 from common.app import compose_services
 from common.db import Database
 from common.events.bus import InProcessBus
-from common.events.consumer import InboxConsumer
 from common.events.envelope import Envelope
 from common.http import LazyASGITransport
-from common.runtime import Runtime
-from common.testing import REDIS_URL, in_process_settings, postgres_database, serve_in_process, unique_name
+from common.testing import (
+    REDIS_URL,
+    ServicePlatform,
+    in_process_settings,
+    postgres_database,
+    serve_in_process,
+    unique_name,
+)
 from playback import events, signing
 from playback.main import create_app
 from playback.media import create_media_app
@@ -132,18 +136,15 @@ def _lesson(lesson_id: uuid.UUID, *, course_id: uuid.UUID = COURSE_ID, asset_id:
 
 
 @dataclass
-class Platform:
-    client: httpx.AsyncClient
-    playback_app: FastAPI
+class Platform(ServicePlatform):
     settings: PlaybackSettings
     key: signing.TokenKey
     bus: InProcessBus
     fake_catalog: FakeCatalog | None = None
 
     @property
-    def runtime(self) -> Runtime:
-        runtime: Runtime = self.playback_app.state.runtime
-        return runtime
+    def playback_app(self) -> FastAPI:
+        return self.app
 
     async def deliver(self, kind: str, user_id: uuid.UUID, version: int,
                       course_id: uuid.UUID = COURSE_ID) -> Envelope:
@@ -152,26 +153,18 @@ class Platform:
                    "version": version, "occurred_at": "2026-01-01T00:00:00Z"}
         payload.update({"source": "order", "order_id": str(uuid.uuid4())} if kind == "granted"
                        else {"reason": "refund"})
-        envelope = Envelope.new(f"catalog.enrollment.{kind}", payload)
-        await InboxConsumer(self.runtime.db, "playback", events.HANDLERS)(envelope)
-        return envelope
+        return await self.consume(Envelope.new(f"catalog.enrollment.{kind}", payload), events.HANDLERS)
 
     async def deliver_user_event(self, kind: str, user_id: uuid.UUID, **payload: Any) -> None:
         """Hand an auth.user.<kind> event to playback's inbox consumer."""
-        envelope = Envelope.new(f"auth.user.{kind}", {"user_id": str(user_id), **payload})
-        await InboxConsumer(self.runtime.db, "playback", events.HANDLERS)(envelope)
+        await self.consume(Envelope.new(f"auth.user.{kind}", {"user_id": str(user_id), **payload}), events.HANDLERS)
 
     async def new_user(self) -> tuple[uuid.UUID, dict[str, str]]:
-        email = f"learner-{uuid.uuid4().hex[:10]}@example.com"
-        created = await self.client.post("/api/auth/register", json={
-            "email": email, "password": "correct horse battery", "full_name": "Test Learner"})
-        assert created.status_code == 201, created.text
-        return uuid.UUID(created.json()["id"]), await self.login(email, "correct horse battery")
+        user_id, email, password = await self.register()
+        return uuid.UUID(user_id), await self.login(email, password)
 
     async def login(self, email: str, password: str) -> dict[str, str]:
-        response = await self.client.post("/api/auth/login", json={"email": email, "password": password})
-        assert response.status_code == 200, response.text
-        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+        return {"Authorization": f"Bearer {await self.access_token(email, password)}"}
 
 
 @asynccontextmanager
@@ -194,7 +187,7 @@ async def _serve(catalog: FakeCatalog | None = None, **overrides: Any) -> AsyncI
         app = compose_services({"auth": auth_app, "catalog": catalog_app, "playback": playback_app},
                                bus=bus, extra_routes=[Mount("/media", app=create_media_app(settings))])
         async with serve_in_process(app, transport) as client:
-            yield Platform(client=client, playback_app=playback_app, settings=settings,
+            yield Platform(client=client, app=playback_app, settings=settings,
                            key=signing.token_key_from_pem(pem.encode()), bus=bus, fake_catalog=catalog)
 
 

@@ -23,15 +23,21 @@ from typing import Any, TypeVar, cast
 
 import httpx
 import sqlalchemy as sa
+from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from common import pgbootstrap
+from common.events import Envelope
+from common.events.consumer import HandlerMap, InboxConsumer
 from common.http import LazyASGITransport
+from common.runtime import Runtime
 from common.settings import composed_urls
 
 T = TypeVar("T")
+# The password of the accounts test suites create (long enough for the password policy).
+TEST_PASSWORD = "correct horse battery"
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -232,3 +238,37 @@ async def eventually_async(check: Callable[[], Awaitable[T]], *, within: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+@dataclass
+class ServicePlatform:
+    """One service under test, served in process beside auth (and the peers it needs) behind a
+    composed gateway: the harness every service suite shares; each suite's `Platform` adds its
+    service's own helpers."""
+
+    client: httpx.AsyncClient
+    app: FastAPI  # the service under test
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.app.state.runtime
+        return runtime
+
+    async def consume(self, envelope: Envelope, handlers: HandlerMap) -> Envelope:
+        """Hand an event to the service's inbox consumer, as the transport would."""
+        await InboxConsumer(self.runtime.db, self.runtime.settings.service_name, handlers)(envelope)
+        return envelope
+
+    async def register(self, *, full_name: str = "Test Learner", prefix: str = "learner",
+                       password: str = TEST_PASSWORD) -> tuple[str, str, str]:
+        """A new account through the public API: (user id, email, password)."""
+        email = f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+        response = await self.client.post("/api/auth/register", json={
+            "email": email, "password": password, "full_name": full_name})
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"]), email, password
+
+    async def access_token(self, email: str, password: str) -> str:
+        response = await self.client.post("/api/auth/login", json={"email": email, "password": password})
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
