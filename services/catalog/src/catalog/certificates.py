@@ -39,6 +39,26 @@ async def record_user_name(*, db_session: AsyncSession, user_id: uuid.UUID, full
                              .on_conflict_do_update(index_elements=["user_id"], set_={"full_name": full_name}))
 
 
+async def backfill_names(*, db_session: AsyncSession, names: dict[uuid.UUID, str | None]) -> int:
+    """Names of accounts that registered before catalog listened: stored where none is known yet,
+    and given to their certificates issued without one (never to an erased learner's). Returns how
+    many names were new."""
+    erased = set(await db_session.scalars(sa.select(ErasedUser.user_id).where(ErasedUser.user_id.in_(names))))
+    known = set(await db_session.scalars(sa.select(UserName.user_id).where(UserName.user_id.in_(names))))
+    fresh = {user_id: name for user_id, name in names.items() if user_id not in erased | known and name}
+    for user_id, name in fresh.items():
+        await db_session.execute(upsert_insert(db_session, UserName).values(user_id=user_id, full_name=name)
+                                 .on_conflict_do_nothing(index_elements=["user_id"]))
+        await db_session.execute(sa.update(Certificate).where(
+            Certificate.user_id == user_id, Certificate.learner_name.is_(None),
+            Certificate.learner_erased_at.is_(None)).values(learner_name=name))
+        await db_session.execute(sa.update(Certificate).where(
+            Certificate.instructor_name.is_(None),
+            Certificate.course_id.in_(sa.select(Course.id).where(Course.instructor_id == user_id)))
+            .values(instructor_name=name))
+    return len(fresh)
+
+
 async def record_lesson_completed(*, db_session: AsyncSession, user_id: uuid.UUID, course_id: uuid.UUID,
                                   lesson_id: uuid.UUID, completed_at: dt.datetime) -> Certificate | None:
     """Store the completion, then issue the course's certificate if this was the last video lesson;

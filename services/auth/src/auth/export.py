@@ -1,0 +1,88 @@
+"""A learner's whole footprint as one zip: auth's own part plus what every other service holds
+about them, each asked through its internal export route (no service reads another's tables).
+
+Synchronous, because every part is bounded by the person, not by the platform: enrollments,
+certificates and orders grow with courses bought, playback sessions are capped by playback, and
+billing renders at most `MAX_INVOICE_PDFS` documents. The peers are asked concurrently, each
+within the service client's timeout and retries, so the answer takes about the slowest peer.
+
+A peer that does not answer does not fail the export: its part is missing and `manifest.json` says
+so (`complete: false`, `missing: [...]`); the learner can ask again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import json
+import logging
+import re
+import uuid
+import zipfile
+from typing import Any
+
+import httpx
+
+from common.db import utcnow
+from common.errors import UpstreamUnavailable
+from common.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+PEERS = ("catalog", "billing", "playback")
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+async def _part(runtime: Runtime, peer: str, user_id: uuid.UUID) -> dict[str, Any] | None:
+    """The peer's export of the user, or None when it cannot give it now."""
+    try:
+        response = await runtime.client(peer).get(f"/internal/users/{user_id}/export")
+    except (UpstreamUnavailable, httpx.HTTPError) as exc:
+        log.warning("export part missing", extra={"peer": peer, "error": repr(exc)})
+        return None
+    if response.status_code != 200:
+        log.warning("export part refused", extra={"peer": peer, "status": response.status_code})
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _take_pdfs(billing: dict[str, Any]) -> dict[str, bytes]:
+    """Billing sends each document's PDF inline (base64); the archive keeps them as files."""
+    files: dict[str, bytes] = {}
+    for document in billing.get("invoices", []):
+        encoded = document.pop("pdf_base64", None)
+        if not isinstance(encoded, str):
+            continue
+        try:
+            content = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        name = f"invoices/{_SAFE_NAME.sub('_', str(document.get('invoice_number', 'document')))}.pdf"
+        files[name] = content
+        document["pdf_file"] = name
+    return files
+
+
+async def archive(runtime: Runtime, user_id: uuid.UUID, own: dict[str, Any]) -> bytes:
+    """The zip: manifest.json, one JSON file per service, invoices/*.pdf."""
+    answers = await asyncio.gather(*(_part(runtime, peer, user_id) for peer in PEERS))
+    parts: dict[str, dict[str, Any]] = {"auth": own}
+    parts.update({peer: answer for peer, answer in zip(PEERS, answers, strict=True) if answer is not None})
+    pdfs = _take_pdfs(parts["billing"]) if "billing" in parts else {}
+    missing = [peer for peer, answer in zip(PEERS, answers, strict=True) if answer is None]
+    manifest = {"user_id": str(user_id), "exported_at": utcnow().isoformat(), "complete": not missing,
+                "missing": missing, "files": sorted([f"{name}.json" for name in parts] + list(pdfs))}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive_file:
+        archive_file.writestr("manifest.json", json.dumps(manifest, indent=2))
+        for name, part in parts.items():
+            archive_file.writestr(f"{name}.json", json.dumps(part, indent=2, ensure_ascii=False))
+        for name, content in pdfs.items():
+            archive_file.writestr(name, content)
+    return buffer.getvalue()

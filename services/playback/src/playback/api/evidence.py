@@ -1,0 +1,37 @@
+"""Playback's internal answers for the evidence trail (billing) and the data export (auth)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from common.security import Principal, require_service
+from playback import evidence
+from playback.access_records import AccessRecorder
+from playback.api.deps import RuntimeDep
+
+router = APIRouter(prefix="/internal", tags=["internal"])
+
+BillingOnly = Annotated[Principal, Depends(require_service("billing"))]
+AuthOnly = Annotated[Principal, Depends(require_service("auth"))]
+TrailLimit = Annotated[int, Query(ge=1, le=1000, description="at most this many entries of each kind")]
+
+
+@router.get("/users/{user_id}/evidence")
+async def internal_user_evidence(user_id: uuid.UUID, _caller: BillingOnly, runtime: RuntimeDep,
+                                 course_id: uuid.UUID | None = None, limit: TrailLimit = 200) -> dict[str, Any]:
+    recorder: AccessRecorder | None = runtime.resources.get("access_records")
+    if recorder is not None:
+        await recorder.flush()  # manifests served in the last moments are part of the story
+    async with runtime.db.session() as session:
+        entries, truncated = await evidence.trail(db_session=session, user_id=user_id, course_id=course_id,
+                                                  limit=limit)
+    return {"entries": entries, "truncated": truncated}
+
+
+@router.get("/users/{user_id}/export")
+async def internal_user_export(user_id: uuid.UUID, _caller: AuthOnly, runtime: RuntimeDep) -> dict[str, Any]:
+    async with runtime.db.session() as session:
+        return await evidence.export(db_session=session, user_id=user_id)
