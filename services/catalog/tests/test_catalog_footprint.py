@@ -3,10 +3,14 @@ name backfill from auth, and catalog's parts of the evidence trail and the data 
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import uuid
 
 import sqlalchemy as sa
+from pypdf import PdfReader
 
+from catalog import certificates
 from catalog.models import Certificate, UserName
 
 from .conftest import Platform, create_course, set_status
@@ -107,3 +111,10 @@ async def test_export_and_trail_parts_are_the_users_own_and_for_their_caller_onl
     assert other not in trail.text
     too_many = await platform.client.get(trail_url, params={"limit": 5000}, headers=platform.auth("billing"))
     assert too_many.status_code == 422
+
+
+def test_certificate_pdfs_print_names_in_other_scripts() -> None:
+    certificate = Certificate(code="A" * 22, course_title="Ψηφιακό βίντεο", learner_name="Ελένη Иванова Łukasz",
+                              instructor_name="Zoë", issued_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(certificates.render_pdf(certificate))).pages)
+    assert "Ελένη Иванова Łukasz" in text and "Ψηφιακό βίντεο" in text and "taught by Zoë" in text

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import unicodedata
 import uuid
 from collections.abc import Sequence
 
@@ -22,6 +21,7 @@ from catalog.models import Certificate, Course, Enrollment, ErasedUser, Lesson, 
 from common.db import upsert_insert, utcnow
 from common.errors import NotFound
 from common.observability.metrics import count
+from common.pdftext import PdfText
 
 # secrets.token_urlsafe(16): 128 random bits, 22 URL-safe characters.
 CODE_PATTERN = r"^[A-Za-z0-9_-]{22}$"
@@ -125,14 +125,6 @@ async def by_code(*, db_session: AsyncSession, code: str) -> Certificate:
     return certificate
 
 
-def _pdf_text(text: str) -> str:
-    """Core PDF fonts are Latin-1: strip accents that do not fit, replace the rest."""
-    if text.isascii():
-        return text
-    folded = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return folded.encode("latin-1", "replace").decode("latin-1")
-
-
 ERASED_LEARNER = "(erased learner)"
 
 
@@ -142,11 +134,12 @@ def render_pdf(certificate: Certificate) -> bytes:
     pdf.set_title(f"Certificate of completion {certificate.code}")
     pdf.set_creator("Triple Academy")
     pdf.set_creation_date(certificate.issued_at)
+    fonts = PdfText(pdf)
     pdf.add_page()
 
     def centred(text: str, size: int, style: str = "", height: float = 12) -> None:
-        pdf.set_font("Helvetica", style, size)
-        pdf.multi_cell(0, height, _pdf_text(text), align="C", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(fonts.family, style, size)
+        pdf.multi_cell(0, height, fonts.text(text), align="C", new_x="LMARGIN", new_y="NEXT")
 
     pdf.ln(20)
     centred("Certificate of completion", 30, "B", 16)
