@@ -247,7 +247,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Export Me */
+        /**
+         * Export Me
+         * @description Everything the platform holds about the caller, one zip: a JSON file per service and the
+         *     invoice PDFs (`manifest.json` lists them and any service that could not answer).
+         */
         get: operations["export_me"];
         put?: never;
         post?: never;
@@ -2021,7 +2025,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/zip": unknown;
                 };
             };
             /** @description Invalid input */

@@ -4,6 +4,27 @@
  */
 
 export interface paths {
+    "/admin/certificates/backfill-names": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Backfill Learner Names
+         * @description Names of accounts registered before certificates existed (no `auth.user.registered` seen),
+         *     read page by page from auth; certificates issued without a name get it. Idempotent.
+         */
+        post: operations["backfill_learner_names"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/enrollments/audit": {
         parameters: {
             query?: never;
@@ -1035,6 +1056,13 @@ export interface components {
             /** Total */
             total: number;
         };
+        /** NameBackfill */
+        NameBackfill: {
+            /** Names Stored */
+            names_stored: number;
+            /** Users Read */
+            users_read: number;
+        };
         /**
          * Problem
          * @description RFC 9457 problem details; `code` is the stable machine-readable reason.
@@ -1120,6 +1148,80 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    backfill_learner_names: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NameBackfill"];
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable (retry after `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     enrollment_audit: {
         parameters: {
             query?: {
