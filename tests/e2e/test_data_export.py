@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import uuid
 import zipfile
 from typing import Any
 
@@ -16,6 +15,7 @@ import httpx
 from gateway.distributed import Topology
 
 from .test_auth_tokens import new_account
+from .test_certificates import _buy as buy
 from .test_core_path import eventually, login
 
 PAID_COURSE = "10000000-0000-4000-8000-000000000001"
@@ -27,11 +27,7 @@ PASSWORD = "a data export e2e passphrase"
 
 
 def _buy(client: httpx.Client, learner: dict[str, str]) -> str:
-    checkout = client.post("/api/billing/checkout", json={"course_id": PAID_COURSE},
-                           headers={**learner, "Idempotency-Key": uuid.uuid4().hex})
-    assert checkout.status_code == 201, checkout.text
-    assert client.post(checkout.json()["checkout_url"] + "/pay").status_code == 200
-    order_id: str = checkout.json()["order_id"]
+    order_id = buy(client, learner).rsplit("/", 1)[-1]
     eventually(lambda: client.get(f"/api/billing/orders/{order_id}/invoices", headers=learner).json(),
                what="invoice issued")
     return order_id

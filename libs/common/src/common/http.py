@@ -165,3 +165,18 @@ class LazyASGITransport(httpx.AsyncBaseTransport):
         if self._transport is None:
             raise httpx.ConnectError("in-process transport not bound yet", request=request)
         return await self._transport.handle_async_request(request)
+
+
+async def optional_answer(client: ServiceClient, path: str, **kwargs: Any) -> httpx.Response | None:
+    """The peer's 200 answer, or None (logged) when it is down, refuses, or cannot even be asked
+    (no service token): for the parts of an answer that must not fail because one peer did."""
+    try:
+        response = await client.get(path, **kwargs)
+    except (UpstreamUnavailable, httpx.HTTPError) as exc:
+        log.warning("optional peer answer missing", extra={"target": client.audience, "error": repr(exc)})
+        return None
+    if response.status_code != 200:
+        log.warning("optional peer answer refused", extra={"target": client.audience,
+                                                           "status": response.status_code})
+        return None
+    return response

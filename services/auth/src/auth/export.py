@@ -18,20 +18,14 @@ import base64
 import binascii
 import io
 import json
-import logging
 import re
 import uuid
 import zipfile
 from typing import Any
 
-import httpx
-
 from common.db import utcnow
-from common.errors import UpstreamUnavailable
-from common.http import ServiceClient
+from common.http import ServiceClient, optional_answer
 from common.runtime import Runtime
-
-log = logging.getLogger(__name__)
 
 PEERS = ("catalog", "billing", "playback")
 # Longer than the usual call timeout: billing renders the invoice PDFs while auth waits. No retry:
@@ -42,15 +36,10 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 async def _part(runtime: Runtime, peer: str, user_id: uuid.UUID) -> dict[str, Any] | None:
     """The peer's export of the user, or None when it cannot give it now."""
-    try:
-        client = ServiceClient(runtime.http, getattr(runtime.settings, f"{peer}_url"), peer, runtime.tokens,
-                               timeout=PART_TIMEOUT_SECONDS, retries=0)
-        response = await client.get(f"/internal/users/{user_id}/export")
-    except (UpstreamUnavailable, httpx.HTTPError) as exc:
-        log.warning("export part missing", extra={"peer": peer, "error": repr(exc)})
-        return None
-    if response.status_code != 200:
-        log.warning("export part refused", extra={"peer": peer, "status": response.status_code})
+    client = ServiceClient(runtime.http, getattr(runtime.settings, f"{peer}_url"), peer, runtime.tokens,
+                           timeout=PART_TIMEOUT_SECONDS, retries=0)
+    response = await optional_answer(client, f"/internal/users/{user_id}/export")
+    if response is None:
         return None
     try:
         body = response.json()

@@ -17,13 +17,13 @@ import logging
 import uuid
 from typing import Any, Literal
 
-import httpx
 import sqlalchemy as sa
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.models import AuditEntry, DeferredProviderEvent, Invoice, Order, Refund
-from common.errors import NotFound, UpstreamUnavailable
+from common.errors import NotFound
+from common.http import optional_answer
 from common.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -107,13 +107,8 @@ class _PeerPart(BaseModel):
 
 async def _peer(runtime: Runtime, peer: str, path: str, params: dict[str, Any]) -> _PeerPart | None:
     """The peer's entries, or None when it cannot give them now (down, refusing, off contract)."""
-    try:
-        response = await runtime.client(peer).get(path, params=params)
-    except (UpstreamUnavailable, httpx.HTTPError) as exc:
-        log.warning("evidence part missing", extra={"peer": peer, "error": repr(exc)})
-        return None
-    if response.status_code != 200:
-        log.warning("evidence part refused", extra={"peer": peer, "status": response.status_code})
+    response = await optional_answer(runtime.client(peer), path, params=params)
+    if response is None:
         return None
     try:
         return _PeerPart.model_validate_json(response.content)
