@@ -5,6 +5,7 @@ Revises: 1b49572f0c08
 Create Date: 2026-12-04 19:18:07.482246
 """
 
+import uuid
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -37,6 +38,23 @@ def upgrade() -> None:
 
     with op.batch_alter_table('enrollment_audit', schema=None) as batch_op:
         batch_op.add_column(sa.Column('request_id', sa.String(length=128), nullable=True))
+    # Enrollments from before the history: their current state as its one known step (its cause
+    # unknown), so a trail shows the access these learners hold or lost.
+    enrollments = sa.table('enrollments', sa.column('id', sa.Uuid()), sa.column('user_id', sa.Uuid()),
+                           sa.column('course_id', sa.Uuid()), sa.column('status', sa.String()),
+                           sa.column('source', sa.String()), sa.column('order_id', sa.Uuid()),
+                           sa.column('version', sa.Integer()), sa.column('updated_at', common.db.UTCDateTime()))
+    history = sa.table('enrollment_history', sa.column('id', sa.Uuid()), sa.column('enrollment_id', sa.Uuid()),
+                       sa.column('user_id', sa.Uuid()), sa.column('course_id', sa.Uuid()),
+                       sa.column('action', sa.String()), sa.column('source', sa.String()),
+                       sa.column('order_id', sa.Uuid()), sa.column('version', sa.Integer()),
+                       sa.column('at', common.db.UTCDateTime()))
+    rows = op.get_bind().execute(sa.select(enrollments)).all()
+    if rows:
+        op.bulk_insert(history, [{
+            'id': uuid.uuid4(), 'enrollment_id': row.id, 'user_id': row.user_id, 'course_id': row.course_id,
+            'action': 'granted' if row.status == 'active' else 'revoked', 'source': row.source[:32],
+            'order_id': row.order_id, 'version': row.version, 'at': row.updated_at} for row in rows])
 
 
 
