@@ -38,7 +38,9 @@ def _watch(client: httpx.Client, learner: dict[str, str]) -> str:
         response = client.post("/api/playback/token", headers=learner, json={"lesson_id": PAID_LESSON})
         return response.json() if response.status_code == 200 else None
 
-    session_id = str(eventually(token, what="playback entitlement")["session_id"])
+    issued = eventually(token, what="playback entitlement")
+    session_id = str(issued["session_id"])
+    assert client.get(issued["manifest_url"]).status_code == 200
     beat = client.post(f"/api/playback/sessions/{session_id}/heartbeat", headers=learner,
                        json={"position_seconds": 1.0})
     assert beat.status_code == 200, beat.text
@@ -114,7 +116,8 @@ def test_the_export_holds_every_services_part_and_nobody_elses(distributed: Topo
         body = trail.json()
         assert body["partial"] is False
         kinds = [entry["kind"] for entry in body["entries"]]
-        assert {"order.checkout", "order.paid", "enrollment.granted", "playback.session_started"} <= set(kinds)
+        assert {"order.checkout", "order.paid", "enrollment.granted", "playback.session_started",
+                "playback.token_granted", "playback.manifest_granted"} <= set(kinds)
         started = [e for e in body["entries"] if e["kind"] == "playback.session_started"]
         assert {e["detail"]["session_id"] for e in started} == {session_id}
         assert all(e["request_id"] for e in body["entries"] if e["kind"] in ("order.checkout",
