@@ -84,6 +84,10 @@ async def test_an_orders_trail_spans_services_in_time_order_with_request_ids(pla
     assert started["detail"]["session_id"] == session["session_id"] and started["detail"]["watermark"]
     assert _first(trail, "playback.token_granted")["request_id"] == token_rid["X-Request-ID"]
     assert _first(trail, "refund.requested")["request_id"] == refund_rid["X-Request-ID"]
+    assert [e["detail"]["to_status"] for e in trail["entries"] if e["kind"].startswith("order.")
+            and e["kind"] not in ("order.placed", "order.checkout")] == ["paid", "paid", "refunded"]
+    assert [e["kind"] for e in trail["entries"] if e["kind"] in ("order.paid", "order.noted")] == [
+        "order.paid", "order.noted"]  # the refund's progress is noted, not a second payment
     assert _first(trail, "invoice.issued")["detail"]["invoice_number"].startswith("INV-")
     # The refund's request id travels through billing's event to catalog, then to playback.
     revoked = _first(trail, "enrollment.revoked")

@@ -67,8 +67,11 @@ async def _own_entries(db_session: AsyncSession, orders: list[Order]) -> list[di
     entries: list[dict[str, Any]] = []
     audits = await db_session.scalars(sa.select(AuditEntry).where(AuditEntry.order_id.in_(order_ids)))
     for row in audits:
+        # A row that keeps the status records something else that happened to the order (a refund's progress).
+        kind = ("order.checkout" if row.from_status is None else
+                "order.noted" if row.from_status == row.to_status else f"order.{row.to_status}")
         entries.append({
-            "at": _iso(row.at), "kind": "order.checkout" if row.from_status is None else f"order.{row.to_status}",
+            "at": _iso(row.at), "kind": kind,
             "request_id": row.request_id,
             "detail": {"order_id": str(row.order_id), "from_status": row.from_status, "to_status": row.to_status,
                        "actor": row.actor, "provider_event_id": row.provider_event_id, "detail": row.detail}})
