@@ -167,16 +167,14 @@ class LazyASGITransport(httpx.AsyncBaseTransport):
         return await self._transport.handle_async_request(request)
 
 
-async def optional_answer(client: ServiceClient, path: str, **kwargs: Any) -> httpx.Response | None:
-    """The peer's 200 answer, or None (logged) when it is down, refuses, or cannot even be asked
-    (no service token): for the parts of an answer that must not fail because one peer did."""
+
+async def optional_model(client: ServiceClient, path: str, model: type[M], *,
+                         params: dict[str, Any] | None = None) -> M | None:
+    """`client.get_model`, or None (logged) when the peer is down, refuses, answers outside the
+    model, or cannot even be asked (no service token): for the parts of an answer that must not
+    fail because one peer did."""
     try:
-        response = await client.get(path, **kwargs)
+        return await client.get_model(path, model, params=params)
     except (UpstreamUnavailable, httpx.HTTPError) as exc:
         log.warning("optional peer answer missing", extra={"target": client.audience, "error": repr(exc)})
         return None
-    if response.status_code != 200:
-        log.warning("optional peer answer refused", extra={"target": client.audience,
-                                                           "status": response.status_code})
-        return None
-    return response

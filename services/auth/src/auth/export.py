@@ -24,10 +24,12 @@ import zipfile
 from typing import Any
 
 from common.db import utcnow
-from common.http import ServiceClient, optional_answer
+from common.http import ServiceClient, optional_model
 from common.runtime import Runtime
+from contracts.peers import BillingExport, CatalogExport, PlaybackExport
 
-PEERS = ("catalog", "billing", "playback")
+PEERS: dict[str, type[CatalogExport | BillingExport | PlaybackExport]] = {
+    "catalog": CatalogExport, "billing": BillingExport, "playback": PlaybackExport}
 # Longer than the usual call timeout: billing renders the invoice PDFs while auth waits. No retry:
 # a part that timed out once would only be rendered again.
 PART_TIMEOUT_SECONDS = 30.0
@@ -38,14 +40,8 @@ async def _part(runtime: Runtime, peer: str, user_id: uuid.UUID) -> dict[str, An
     """The peer's export of the user, or None when it cannot give it now."""
     client = ServiceClient(runtime.http, getattr(runtime.settings, f"{peer}_url"), peer, runtime.tokens,
                            timeout=PART_TIMEOUT_SECONDS, retries=0)
-    response = await optional_answer(client, f"/internal/users/{user_id}/export")
-    if response is None:
-        return None
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
+    answer = await optional_model(client, f"/internal/users/{user_id}/export", PEERS[peer])
+    return answer.model_dump(mode="json") if answer is not None else None
 
 
 def _take_pdfs(billing: dict[str, Any]) -> dict[str, bytes]:

@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import uuid
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.models import AuditEntry, DeferredProviderEvent, Invoice, Order, Refund
 from common.errors import NotFound
-from common.http import optional_answer
+from common.http import optional_model
 from common.runtime import Runtime
-
-log = logging.getLogger(__name__)
+from contracts import peers as contracts
 
 
 class EvidenceEntry(BaseModel):
@@ -103,23 +101,6 @@ async def _own_entries(db_session: AsyncSession, orders: list[Order]) -> list[di
     return entries
 
 
-class _PeerPart(BaseModel):
-    entries: list[EvidenceEntry]
-    truncated: bool = False
-
-
-async def _peer(runtime: Runtime, peer: str, path: str, params: dict[str, Any]) -> _PeerPart | None:
-    """The peer's entries, or None when it cannot give them now (down, refusing, off contract)."""
-    response = await optional_answer(runtime.client(peer), path, params=params)
-    if response is None:
-        return None
-    try:
-        return _PeerPart.model_validate_json(response.content)
-    except ValidationError:
-        log.error("evidence part outside the contract", extra={"peer": peer})
-        return None
-
-
 async def trail(runtime: Runtime, *, order_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None,
                 limit: int) -> EvidenceTrail:
     """The trail of one order (its learner and course across services) or of one user (everything)."""
@@ -139,12 +120,15 @@ async def trail(runtime: Runtime, *, order_id: uuid.UUID | None = None, user_id:
     params: dict[str, Any] = {"limit": limit}
     if course_id is not None:
         params["course_id"] = str(course_id)
-    peers = {"catalog": f"/internal/users/{user_id}/evidence", "playback": f"/internal/users/{user_id}/evidence"}
+    path = f"/internal/users/{user_id}/evidence"
+    peers: dict[str, type[contracts.CatalogEvidence | contracts.PlaybackEvidence | contracts.AccountEvidence]] = {
+        "catalog": contracts.CatalogEvidence, "playback": contracts.PlaybackEvidence}
     if order_id is None:
-        peers["auth"] = f"/internal/users/{user_id}/evidence"
+        peers["auth"] = contracts.AccountEvidence
     names = list(peers)
     answers = await asyncio.gather(*(
-        _peer(runtime, name, peers[name], params if name != "auth" else {"limit": limit}) for name in names))
+        optional_model(runtime.client(name), path, peers[name], params=params if name != "auth" else {"limit": limit})
+        for name in names))
 
     entries = [EvidenceEntry.model_validate({**entry, "service": "billing"}) for entry in own]
     parts = [EvidencePart(service="billing", status="ok", entries=len(own))]
@@ -152,7 +136,7 @@ async def trail(runtime: Runtime, *, order_id: uuid.UUID | None = None, user_id:
         if answer is None:
             parts.append(EvidencePart(service=name, status="missing", entries=0))
             continue
-        entries += [entry.model_copy(update={"service": name}) for entry in answer.entries]
+        entries += [EvidenceEntry(service=name, **entry.model_dump()) for entry in answer.entries]
         parts.append(EvidencePart(service=name, status="truncated" if answer.truncated else "ok",
                                   entries=len(answer.entries)))
     entries.sort(key=lambda entry: (entry.at, entry.service, entry.kind))

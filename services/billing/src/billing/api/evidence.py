@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
@@ -11,6 +11,7 @@ from billing import evidence, export
 from billing.api.deps import RuntimeDep, SettingsDep
 from billing.api.invoices import buyer_of
 from common.security import AdminUser, Principal, require_service
+from contracts.peers import BillingExport
 
 router = APIRouter(tags=["evidence"])
 internal_router = APIRouter(prefix="/internal", tags=["internal"])
@@ -34,11 +35,11 @@ async def user_evidence(user_id: uuid.UUID, _admin: AdminUser, runtime: RuntimeD
     return await evidence.trail(runtime, user_id=user_id, limit=limit)
 
 
-@internal_router.get("/users/{user_id}/export")
+@internal_router.get("/users/{user_id}/export", response_model=BillingExport)
 async def internal_user_export(user_id: uuid.UUID, _caller: AuthOnly, runtime: RuntimeDep,
-                               settings: SettingsDep) -> dict[str, Any]:
+                               settings: SettingsDep) -> BillingExport:
     async with runtime.db.session() as session:
         data, documents = await export.rows(session, user_id)
-    if not documents:
-        return data
-    return await export.with_pdfs(data, documents, await buyer_of(runtime, user_id), settings)
+    if documents:
+        data = await export.with_pdfs(data, documents, await buyer_of(runtime, user_id), settings)
+    return BillingExport.model_validate(data)
