@@ -165,24 +165,28 @@ class EvidenceEntry(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
-class _Evidence(PeerAnswer):
-    entries: list[EvidenceEntry]
-    truncated: bool = False  # the peer gave only the newest `limit` of some kind
+# Each answer: `entries`, and `truncated` when the peer gave only the newest `limit` of some kind.
 
 
-class CatalogEvidence(_Evidence):
+class CatalogEvidence(PeerAnswer):
     service = "catalog"
     route = "GET /internal/users/{user_id}/evidence"
+    entries: list[EvidenceEntry]
+    truncated: bool = False
 
 
-class PlaybackEvidence(_Evidence):
+class PlaybackEvidence(PeerAnswer):
     service = "playback"
     route = "GET /internal/users/{user_id}/evidence"
+    entries: list[EvidenceEntry]
+    truncated: bool = False
 
 
-class AccountEvidence(_Evidence):
+class AccountEvidence(PeerAnswer):
     service = "auth"
     route = "GET /internal/users/{user_id}/evidence"
+    entries: list[EvidenceEntry]
+    truncated: bool = False
 
 
 # --- the data export (auth asks) -----------------------------------------------------------------
