@@ -397,6 +397,30 @@ export interface components {
              */
             user_id: string;
         };
+        /** BillingExport */
+        BillingExport: {
+            /**
+             * Invoice Pdfs Truncated
+             * @default false
+             */
+            invoice_pdfs_truncated?: boolean;
+            /** Invoices */
+            invoices: {
+                [key: string]: unknown;
+            }[];
+            /** Order History */
+            order_history: {
+                [key: string]: unknown;
+            }[];
+            /** Orders */
+            orders: {
+                [key: string]: unknown;
+            }[];
+            /** Refunds */
+            refunds: {
+                [key: string]: unknown;
+            }[];
+        };
         /**
          * CheckoutRead
          * @example {

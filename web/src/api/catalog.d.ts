@@ -469,6 +469,39 @@ export interface components {
             /** Total */
             total: number;
         };
+        /** CatalogEvidence */
+        CatalogEvidence: {
+            /** Entries */
+            entries: components["schemas"]["EvidenceEntry"][];
+            /**
+             * Truncated
+             * @default false
+             */
+            truncated?: boolean;
+        };
+        /** CatalogExport */
+        CatalogExport: {
+            /** Certificates */
+            certificates: {
+                [key: string]: unknown;
+            }[];
+            /** Completed Lessons */
+            completed_lessons: {
+                [key: string]: unknown;
+            }[];
+            /** Courses Taught */
+            courses_taught: {
+                [key: string]: unknown;
+            }[];
+            /** Enrollment History */
+            enrollment_history: {
+                [key: string]: unknown;
+            }[];
+            /** Enrollments */
+            enrollments: {
+                [key: string]: unknown;
+            }[];
+        };
         /** CategoryCreate */
         CategoryCreate: {
             /** Name */
@@ -828,6 +861,26 @@ export interface components {
             user_id: string;
             /** Version */
             version: number;
+        };
+        /**
+         * EvidenceEntry
+         * @description One record of the peer: when, what, the request (or event correlation) id that caused it,
+         *     and the record's ids.
+         */
+        EvidenceEntry: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Detail */
+            detail?: {
+                [key: string]: unknown;
+            };
+            /** Kind */
+            kind: string;
+            /** Request Id */
+            request_id?: string | null;
         };
         /** InternalCourse */
         InternalCourse: {
