@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from pypdf import PdfReader
 
 from catalog import certificates
-from catalog.models import Certificate, UserName
+from catalog.models import Certificate, EnrollmentHistory, UserName
 
 from .conftest import Platform, create_course, set_status
 from .test_catalog_certificates import COMPLETED, certificates_of, completed, published_course
@@ -78,6 +78,11 @@ async def test_names_are_backfilled_from_auth_but_never_for_an_erased_learner(pl
             Certificate.course_id == uuid.UUID(course_id), Certificate.user_id.is_(None))))
         assert [c.learner_name for c in erased_certificates] == [None]
         assert await session.get(UserName, uuid.UUID(erased)) is None
+        # Erasure keeps the access history's steps, not the person.
+        steps = list(await session.scalars(sa.select(EnrollmentHistory).where(
+            EnrollmentHistory.course_id == uuid.UUID(course_id))))
+        assert sorted(step.action for step in steps) == ["granted", "granted", "revoked"]  # two grants, one erasure
+        assert str(erased) not in {str(step.user_id) for step in steps}
     again = await platform.client.post("/api/catalog/admin/certificates/backfill-names", headers=platform.auth("admin"))
     assert again.json()["names_stored"] == 0  # idempotent
 
