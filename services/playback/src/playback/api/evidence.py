@@ -10,8 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from common.security import Principal, require_service
 from contracts.peers import PlaybackEvidence, PlaybackExport
 from playback import evidence
-from playback.access_records import AccessRecorder
-from playback.api.deps import RuntimeDep
+from playback.api.deps import ResourcesDep, RuntimeDep
 
 router = APIRouter(prefix="/internal", tags=["internal"])
 
@@ -22,10 +21,9 @@ TrailLimit = Annotated[int, Query(ge=1, le=1000, description="at most this many 
 
 @router.get("/users/{user_id}/evidence", response_model=PlaybackEvidence)
 async def internal_user_evidence(user_id: uuid.UUID, _caller: BillingOnly, runtime: RuntimeDep,
-                                 course_id: uuid.UUID | None = None, limit: TrailLimit = 200) -> PlaybackEvidence:
-    recorder: AccessRecorder | None = runtime.resources.get("access_records")
-    if recorder is not None:
-        await recorder.flush()  # manifests served in the last moments are part of the story
+                                 resources: ResourcesDep, course_id: uuid.UUID | None = None,
+                                 limit: TrailLimit = 200) -> PlaybackEvidence:
+    await resources.access_records.flush()  # manifests served in the last moments are part of the story
     async with runtime.db.session() as session:
         entries, truncated = await evidence.trail(db_session=session, user_id=user_id, course_id=course_id,
                                                   limit=limit)
