@@ -1,4 +1,4 @@
-"""The learner's whole footprint through the gateway, on the distributed platform: one zip from
+"""The learner's whole footprint through the gateway, distributed and embedded: one zip from
 `GET /api/auth/me/export` with every service's part (auth's account, catalog's enrollments, billing's
 orders and invoice PDFs, playback's progress and sessions, an instructor's uploads), and nobody
 else's data in it. The admin's evidence trail of the same order spans the services too."""
@@ -11,8 +11,6 @@ import zipfile
 from typing import Any
 
 import httpx
-
-from gateway.distributed import Topology
 
 from .test_auth_tokens import new_account
 from .test_certificates import _buy as buy
@@ -60,8 +58,8 @@ def _json(archive: zipfile.ZipFile, name: str) -> dict[str, Any]:
     return body
 
 
-def test_the_export_holds_every_services_part_and_nobody_elses(distributed: Topology) -> None:
-    with httpx.Client(base_url=distributed.gateway_url, timeout=20) as client:
+def test_the_export_holds_every_services_part_and_nobody_elses(base_url: str) -> None:
+    with httpx.Client(base_url=base_url, timeout=20) as client:
         email, user_id, access = new_account(client, "exported", PASSWORD)
         learner = {"Authorization": f"Bearer {access}"}
         other_email, other_id, other_access = new_account(client, "bystander", PASSWORD)
