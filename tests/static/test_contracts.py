@@ -22,9 +22,12 @@ from pydantic import BaseModel
 
 import auth.api.internal
 import auth.events
+import billing.api.evidence
 import billing.events
+import catalog.api.evidence
 import catalog.api.internal
 import catalog.events
+import playback.api.evidence
 import playback.api.routes
 import playback.events
 from contracts.events import EVENTS
@@ -35,8 +38,10 @@ DOC = (ROOT / "docs/contracts.md").read_text()
 SOURCES = {path: path.read_text() for path in sorted(ROOT.glob("services/*/src/**/*.py"))}
 # Where each service answers its internal routes.
 ANSWERING: dict[str, list[APIRouter]] = {"auth": [auth.api.internal.router],
-                                         "catalog": [catalog.api.internal.internal_router],
-                                         "playback": [playback.api.routes.router]}
+                                         "catalog": [catalog.api.internal.internal_router,
+                                                     catalog.api.evidence.internal_router],
+                                         "playback": [playback.api.routes.router, playback.api.evidence.router],
+                                         "billing": [billing.api.evidence.internal_router]}
 HANDLER_MAPS = {"auth": auth.events.HANDLERS, "billing": billing.events.HANDLERS,
                 "catalog": catalog.events.HANDLERS, "playback": playback.events.HANDLERS}
 

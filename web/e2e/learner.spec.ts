@@ -110,7 +110,7 @@ test('a learner registers, buys, watches, and loses access after a refund', asyn
   await expect(page.getByText(/last used/).first()).toBeVisible();
   const download = page.waitForEvent('download');
   await page.getByRole('button', { name: 'Download my data' }).click();
-  expect((await download).suggestedFilename()).toBe('triple-academy-export.json');
+  expect((await download).suggestedFilename()).toBe('triple-academy-export.zip');
   await shot(page, '10-account');
 
   // An admin refunds the order in the console; the learner's player is refused from then on.
@@ -126,6 +126,15 @@ test('a learner registers, buys, watches, and loses access after a refund', asyn
   await order.getByLabel('Reason').fill('browser test refund');
   await order.getByRole('button', { name: 'Refund' }).click();
   await expect(admin.getByRole('status').filter({ hasText: `order ${orderId}) sent to the provider` })).toBeVisible();
+
+  // The order's evidence trail: checkout to refund across the services, each step with its request id.
+  await admin.getByRole('tab', { name: 'Evidence' }).click();
+  await admin.getByLabel('Id', { exact: true }).fill(orderId);
+  await admin.getByRole('button', { name: 'Show' }).click();
+  await expect(admin.getByText('order.checkout')).toBeVisible();
+  await expect(admin.getByText('enrollment.granted')).toBeVisible();
+  await expect(admin.getByText('refund.requested')).toBeVisible();
+  await shot(admin, '11b-admin-evidence');
   await adminContext.close();
 
   await expect

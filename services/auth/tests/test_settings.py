@@ -11,7 +11,8 @@ from auth.settings import AuthSettings
 
 PRODUCTION = {
     "environment": "production", "database_url": "postgresql+psycopg://auth:Vq7Lm2Xr9Tz4Wp8Kd1@db/triple",
-    "service_clients": "billing:Zq8x7Lw2Rt5Yb9Nc4Vm1", "smtp_host": "smtp.internal",
+    "service_clients": "billing:Zq8x7Lw2Rt5Yb9Nc4Vm1", "service_client_secret": "Hn4Kd8Wq2Lx6Rb9Tz3Vc",
+    "smtp_host": "smtp.internal",
     "signing_key_encryption_keys": "kR3v8Qm1Zt6Wn2Yp5Lc9Hd4Fg7Js0Xb3Ua8Ne1Ti6Oq",
 }
 

@@ -1,4 +1,5 @@
-"""The invoice PDF on its own: any buyer name renders (the built-in fonts are Latin-1), credit notes
+"""The invoice PDF on its own: any buyer name renders (DejaVu Sans where installed, else the Latin-1
+core font with the name folded), credit notes
 show negative amounts, a reverse charge says so (no platform needed)."""
 
 from __future__ import annotations
@@ -6,7 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import io
 import uuid
+from pathlib import Path
 
+import pytest
 from pypdf import PdfReader
 
 from billing import invoices
@@ -30,11 +33,18 @@ def _document(**overrides: object) -> Invoice:
     return Invoice(**fields)
 
 
-def test_names_outside_latin1_render_and_the_totals_are_there() -> None:
-    text = _text(invoices.render_pdf(_document(), invoices.Buyer("Łukasz Żółw 王"), BillingSettings()))
-    assert "ukasz Zo" in text and "INV-2026-000007" in text and "2026-03-01" in text
+def test_names_outside_latin1_render_as_written_and_the_totals_are_there() -> None:
+    text = _text(invoices.render_pdf(_document(), invoices.Buyer("Łukasz Żółw Ελένη Иван"), BillingSettings()))
+    assert "Łukasz Żółw Ελένη Иван" in text and "INV-2026-000007" in text and "2026-03-01" in text
     for expected in ("49.00 EUR", "-4.90 EUR", "36.75 EUR", "VAT 20 %", "7.35 EUR", "44.10 EUR", "Country: FR"):
         assert expected in text, expected
+
+
+def test_without_the_unicode_font_names_are_folded_to_latin1(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    monkeypatch.setenv("PDF_FONT_DIR", str(tmp_path))  # no DejaVu there: the core font, Latin-1
+    text = _text(invoices.render_pdf(_document(), invoices.Buyer("Łukasz Żółw 王 Zoë"), BillingSettings()))
+    assert "?ukasz Zo?w ? Zoe" in text and "44.10 EUR" in text
 
 
 def test_credit_notes_are_negative_and_reverse_charge_is_stated() -> None:

@@ -43,6 +43,8 @@ from common.testing import (
 
 BILLING_SECRET = "billing-test-secret-123456"
 PLAYBACK_SECRET = "playback-test-secret-12345"
+CATALOG_SECRET = "catalog-test-secret-123456"
+AUTH_SECRET = "auth-test-secret-1234567890"
 DEMO_PASSWORDS = {
     "admin": ("admin@triple.academy", "Admin-Demo-2026!"),
     "instructor": ("instructor@triple.academy", "Instructor-Demo-2026!"),
@@ -129,12 +131,13 @@ async def platform() -> AsyncIterator[Platform]:
         bus = InProcessBus()
         auth_app = create_auth_app(AuthSettings(
             **in_process_settings(urls["auth"]), seed_demo_data=True,
-            service_clients=f"billing:{BILLING_SECRET},playback:{PLAYBACK_SECRET}",
+            service_clients=f"billing:{BILLING_SECRET},playback:{PLAYBACK_SECRET},catalog:{CATALOG_SECRET},"
+                            f"auth:{AUTH_SECRET}",
         ), bus=bus, http_transport=transport)
         key_prefix = f"{unique_name('catalog')}:"
         catalog_app = create_app(CatalogSettings(
             **in_process_settings(urls["catalog"]), seed_demo_data=True, redis_url=REDIS_URL,
-            redis_key_prefix=key_prefix,
+            redis_key_prefix=key_prefix, service_client_secret=CATALOG_SECRET,
         ), bus=bus, http_transport=transport)
         app = compose_services({"auth": auth_app, "catalog": catalog_app}, bus=bus)
         async with serve_in_process(app, transport) as client:
@@ -148,6 +151,7 @@ async def platform() -> AsyncIterator[Platform]:
             platform.tokens["other_instructor"] = await platform.access_token(*OTHER_INSTRUCTOR)
             platform.tokens["billing"] = await _service_token(client, "billing", BILLING_SECRET)
             platform.tokens["playback"] = await _service_token(client, "playback", PLAYBACK_SECRET)
+            platform.tokens["auth"] = await _service_token(client, "auth", AUTH_SECRET)
             try:
                 yield platform
             finally:

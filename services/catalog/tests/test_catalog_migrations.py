@@ -64,3 +64,33 @@ def test_sqlite_schema_matches_the_models(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/catalog.db"
     upgrade(MIGRATIONS_DIR, url, None)
     check(url, None)
+
+
+BEFORE_HISTORY = "1b49572f0c08"
+
+
+def test_enrollments_from_before_the_history_get_their_current_state_as_a_step() -> None:
+    with postgres_database(["catalog"]) as urls:
+        url, schema = urls["catalog"], "catalog"
+        upgrade(MIGRATIONS_DIR, url, schema, BEFORE_HISTORY)
+        engine = sa.create_engine(sync_url(url), connect_args={"options": f"-csearch_path={schema}"})
+        course_id, active, revoked = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        try:
+            with engine.begin() as connection:
+                connection.execute(sa.text(
+                    "INSERT INTO courses (id, slug, title, subtitle, description, instructor_id, price_amount, "
+                    "currency, status, created_at, updated_at) VALUES (:id, 'h', 'History', '', '', :id, 0, 'EUR', "
+                    "'published', now(), now())"), {"id": course_id})
+                for user_id, status, version in ((active, "active", 1), (revoked, "revoked", 2)):
+                    connection.execute(sa.text(
+                        "INSERT INTO enrollments (id, user_id, course_id, status, source, version, created_at, "
+                        "updated_at) VALUES (:id, :user, :course, :status, 'free', :version, now(), now())"),
+                        {"id": uuid.uuid4(), "user": user_id, "course": course_id, "status": status,
+                         "version": version})
+            upgrade(MIGRATIONS_DIR, url, schema)
+            with engine.connect() as connection:
+                steps = connection.execute(sa.text(
+                    "SELECT user_id, action, version, request_id FROM enrollment_history ORDER BY version")).all()
+            assert [tuple(step) for step in steps] == [(active, "granted", 1, None), (revoked, "revoked", 2, None)]
+        finally:
+            engine.dispose()

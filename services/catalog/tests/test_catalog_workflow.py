@@ -136,7 +136,7 @@ COURSE_WRITES: dict[tuple[str, str], Any] = {
 # Course-scoped routes that are not edits, and the write routes that are not course-scoped.
 NOT_EDITS = {("POST", "/courses/{course_id}/enroll"): "a learner enrolling (only published free courses)"}
 OTHER_WRITES = {("POST", "/courses"): 201, ("POST", "/categories"): 403,
-                ("POST", "/admin/enrollments/{action}"): 403}
+                ("POST", "/admin/enrollments/{action}"): 403, ("POST", "/admin/certificates/backfill-names"): 403}
 PRIVATE_READS = {("GET", "/courses/{course_id}/enrollments")}
 
 

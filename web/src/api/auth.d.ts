@@ -247,7 +247,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Export Me */
+        /**
+         * Export Me
+         * @description Everything the platform holds about the caller, one zip: a JSON file per service and the
+         *     invoice PDFs (`manifest.json` lists them and any service that could not answer).
+         */
         get: operations["export_me"];
         put?: never;
         post?: never;
@@ -460,6 +464,16 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AccountEvidence */
+        AccountEvidence: {
+            /** Entries */
+            entries: components["schemas"]["EvidenceEntry"][];
+            /**
+             * Truncated
+             * @default false
+             */
+            truncated?: boolean;
+        };
         /** AdminUserRead */
         AdminUserRead: {
             /**
@@ -563,6 +577,26 @@ export interface components {
             new_email: string;
             /** Password */
             password: string;
+        };
+        /**
+         * EvidenceEntry
+         * @description One record of the peer: when, what, the request (or event correlation) id that caused it,
+         *     and the record's ids.
+         */
+        EvidenceEntry: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Detail */
+            detail?: {
+                [key: string]: unknown;
+            };
+            /** Kind */
+            kind: string;
+            /** Request Id */
+            request_id?: string | null;
         };
         /** InternalUser */
         InternalUser: {
@@ -754,6 +788,24 @@ export interface components {
             full_name: string;
             /** Password */
             password: string;
+        };
+        /** UserName */
+        UserName: {
+            /** Full Name */
+            full_name: string;
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
+        };
+        /**
+         * UserNames
+         * @description Every account's name, a page at a time by id (catalog: names on certificates).
+         */
+        UserNames: {
+            /** Items */
+            items: components["schemas"]["UserName"][];
         };
         /** UserPage */
         UserPage: {
@@ -2021,7 +2073,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/zip": unknown;
                 };
             };
             /** @description Invalid input */

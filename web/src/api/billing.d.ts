@@ -39,6 +39,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/evidence/orders/{order_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Order Evidence
+         * @description The order's whole story across services, oldest first: checkout, provider events, payment,
+         *     enrollment, playback sessions and manifests, refund, revocation; each with its request id.
+         */
+        get: operations["order_evidence"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/evidence/users/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * User Evidence
+         * @description Everything the platform recorded about one user (all orders and courses, and the account).
+         */
+        get: operations["user_evidence"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/orders": {
         parameters: {
             query?: never;
@@ -356,6 +397,30 @@ export interface components {
              */
             user_id: string;
         };
+        /** BillingExport */
+        BillingExport: {
+            /**
+             * Invoice Pdfs Truncated
+             * @default false
+             */
+            invoice_pdfs_truncated?: boolean;
+            /** Invoices */
+            invoices: {
+                [key: string]: unknown;
+            }[];
+            /** Order History */
+            order_history: {
+                [key: string]: unknown;
+            }[];
+            /** Orders */
+            orders: {
+                [key: string]: unknown;
+            }[];
+            /** Refunds */
+            refunds: {
+                [key: string]: unknown;
+            }[];
+        };
         /**
          * CheckoutRead
          * @example {
@@ -509,6 +574,68 @@ export interface components {
             refunded_amount: number;
             /** Tax Amount */
             tax_amount: number;
+        };
+        /**
+         * EvidenceEntry
+         * @description One thing that happened, in the service that recorded it, with the request (or event
+         *     correlation id) that caused it; `detail` holds that record's ids (order, refund, session,
+         *     watermark, provider event...).
+         */
+        EvidenceEntry: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /**
+             * Detail
+             * @default {}
+             */
+            detail?: {
+                [key: string]: unknown;
+            };
+            /** Kind */
+            kind: string;
+            /** Request Id */
+            request_id?: string | null;
+            /**
+             * Service
+             * @default
+             */
+            service?: string;
+        };
+        /** EvidencePart */
+        EvidencePart: {
+            /** Entries */
+            entries: number;
+            /** Service */
+            service: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "ok" | "truncated" | "missing";
+        };
+        /**
+         * EvidenceTrail
+         * @description `partial` when a service did not answer (its part says `missing`) or capped its entries.
+         */
+        EvidenceTrail: {
+            /** Course Id */
+            course_id: string | null;
+            /** Entries */
+            entries: components["schemas"]["EvidenceEntry"][];
+            /** Order Id */
+            order_id: string | null;
+            /** Partial */
+            partial: boolean;
+            /** Parts */
+            parts: components["schemas"]["EvidencePart"][];
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
         };
         /**
          * InvoiceRead
@@ -955,6 +1082,182 @@ export interface operations {
             };
             /** @description Conflict */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationProblem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable (retry after `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    order_evidence: {
+        parameters: {
+            query?: {
+                /** @description at most this many entries per service and kind */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                order_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvidenceTrail"];
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationProblem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable (retry after `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    user_evidence: {
+        parameters: {
+            query?: {
+                /** @description at most this many entries per service and kind */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvidenceTrail"];
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

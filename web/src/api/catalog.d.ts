@@ -4,6 +4,27 @@
  */
 
 export interface paths {
+    "/admin/certificates/backfill-names": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Backfill Learner Names
+         * @description Names of accounts registered before certificates existed (no `auth.user.registered` seen),
+         *     read page by page from auth; certificates issued without a name get it. Idempotent.
+         */
+        post: operations["backfill_learner_names"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/enrollments/audit": {
         parameters: {
             query?: never;
@@ -448,6 +469,39 @@ export interface components {
             /** Total */
             total: number;
         };
+        /** CatalogEvidence */
+        CatalogEvidence: {
+            /** Entries */
+            entries: components["schemas"]["EvidenceEntry"][];
+            /**
+             * Truncated
+             * @default false
+             */
+            truncated?: boolean;
+        };
+        /** CatalogExport */
+        CatalogExport: {
+            /** Certificates */
+            certificates: {
+                [key: string]: unknown;
+            }[];
+            /** Completed Lessons */
+            completed_lessons: {
+                [key: string]: unknown;
+            }[];
+            /** Courses Taught */
+            courses_taught: {
+                [key: string]: unknown;
+            }[];
+            /** Enrollment History */
+            enrollment_history: {
+                [key: string]: unknown;
+            }[];
+            /** Enrollments */
+            enrollments: {
+                [key: string]: unknown;
+            }[];
+        };
         /** CategoryCreate */
         CategoryCreate: {
             /** Name */
@@ -808,6 +862,26 @@ export interface components {
             /** Version */
             version: number;
         };
+        /**
+         * EvidenceEntry
+         * @description One record of the peer: when, what, the request (or event correlation) id that caused it,
+         *     and the record's ids.
+         */
+        EvidenceEntry: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Detail */
+            detail?: {
+                [key: string]: unknown;
+            };
+            /** Kind */
+            kind: string;
+            /** Request Id */
+            request_id?: string | null;
+        };
         /** InternalCourse */
         InternalCourse: {
             /**
@@ -1035,6 +1109,13 @@ export interface components {
             /** Total */
             total: number;
         };
+        /** NameBackfill */
+        NameBackfill: {
+            /** Names Stored */
+            names_stored: number;
+            /** Users Read */
+            users_read: number;
+        };
         /**
          * Problem
          * @description RFC 9457 problem details; `code` is the stable machine-readable reason.
@@ -1120,6 +1201,80 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    backfill_learner_names: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NameBackfill"];
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable (retry after `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     enrollment_audit: {
         parameters: {
             query?: {

@@ -430,6 +430,26 @@ export interface components {
             watched_seconds: number;
         };
         /**
+         * EvidenceEntry
+         * @description One record of the peer: when, what, the request (or event correlation) id that caused it,
+         *     and the record's ids.
+         */
+        EvidenceEntry: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Detail */
+            detail?: {
+                [key: string]: unknown;
+            };
+            /** Kind */
+            kind: string;
+            /** Request Id */
+            request_id?: string | null;
+        };
+        /**
          * HeartbeatRequest
          * @example {
          *       "position_seconds": 42.5
@@ -470,6 +490,36 @@ export interface components {
             position_seconds: number;
             /** Watched Seconds */
             watched_seconds: number;
+        };
+        /** PlaybackEvidence */
+        PlaybackEvidence: {
+            /** Entries */
+            entries: components["schemas"]["EvidenceEntry"][];
+            /**
+             * Truncated
+             * @default false
+             */
+            truncated?: boolean;
+        };
+        /** PlaybackExport */
+        PlaybackExport: {
+            /** Playback Sessions */
+            playback_sessions: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Playback Sessions Truncated
+             * @default false
+             */
+            playback_sessions_truncated?: boolean;
+            /** Uploaded Assets */
+            uploaded_assets: {
+                [key: string]: unknown;
+            }[];
+            /** Watch Progress */
+            watch_progress: {
+                [key: string]: unknown;
+            }[];
         };
         /**
          * Problem

@@ -5,9 +5,9 @@ import { ErrorBox, Field, Loading, Notice, Page } from '../components';
 import { formatDate } from '../lib/format';
 import { useAction, useLoad, useSession } from '../lib/hooks';
 
-/** The export as a file the browser downloads (no server round trip for the file itself). */
-function download(name: string, body: unknown): void {
-  const url = URL.createObjectURL(new Blob([JSON.stringify(body, null, 2)], { type: 'application/json' }));
+/** The export (a zip the server built) as a file the browser downloads. */
+function download(name: string, body: Blob): void {
+  const url = URL.createObjectURL(body);
   const link = document.createElement('a');
   link.href = url;
   link.download = name;
@@ -102,7 +102,7 @@ export function AccountPage() {
           disabled={exportAction.busy}
           onClick={() =>
             exportAction.run(async () => {
-              download('triple-academy-export.json', await data(authApi.GET('/me/export')));
+              download('triple-academy-export.zip', await data(authApi.GET('/me/export', { parseAs: 'blob' })));
               return 'Export downloaded.';
             })
           }

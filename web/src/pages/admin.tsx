@@ -5,7 +5,7 @@ import { Empty, ErrorBox, Field, Loading, Notice, Page, Pager } from '../compone
 import { formatDate, formatMoney, parseAmount } from '../lib/format';
 import { useAction, useLoad } from '../lib/hooks';
 
-const TABS = ['Review', 'Users', 'Orders', 'Coupons', 'Enrollments', 'Audit', 'Watermarks'] as const;
+const TABS = ['Review', 'Users', 'Orders', 'Coupons', 'Enrollments', 'Audit', 'Watermarks', 'Evidence'] as const;
 type Tab = (typeof TABS)[number];
 type AdminOrder = BillingComponents['schemas']['AdminOrderRead'];
 type OrderStatus = NonNullable<NonNullable<BillingPaths['/admin/orders']['get']['parameters']['query']>['status']>;
@@ -366,7 +366,56 @@ function Watermarks() {
   );
 }
 
-const PANELS: Record<Tab, () => preact.JSX.Element> = { Review, Users, Orders, Coupons, Enrollments, Audit, Watermarks };
+/** One order's or user's story across the services, oldest first, each step with its request id. */
+function Evidence() {
+  const [subject, setSubject] = useState<'orders' | 'users'>('orders');
+  const [id, setId] = useState('');
+  const [trail, setTrail] = useState<Awaited<ReturnType<typeof load>> | null>(null);
+  const action = useAction();
+  const load = (kind: 'orders' | 'users', value: string) =>
+    kind === 'orders'
+      ? data(billingApi.GET('/admin/evidence/orders/{order_id}', { params: { path: { order_id: value } } }))
+      : data(billingApi.GET('/admin/evidence/users/{user_id}', { params: { path: { user_id: value } } }));
+  return (
+    <>
+      <form
+        class="search"
+        role="search"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void action.run(async () => setTrail(await load(subject, id.trim())));
+        }}
+      >
+        <label for="evidence-subject">Trail of</label>
+        <select id="evidence-subject" value={subject} onChange={(e) => setSubject((e.target as HTMLSelectElement).value as 'orders' | 'users')}>
+          <option value="orders">an order</option>
+          <option value="users">a user</option>
+        </select>
+        <label for="evidence-id">Id</label>
+        <input id="evidence-id" value={id} onInput={(e) => setId((e.target as HTMLInputElement).value)} required />
+        <button type="submit">Show</button>
+      </form>
+      <ErrorBox message={action.error} />
+      {trail && (
+        <p>
+          {trail.parts.map((p) => `${p.service}: ${p.status} (${p.entries})`).join(' · ')}
+          {trail.partial && <strong> · partial</strong>}
+        </p>
+      )}
+      {trail && trail.entries.length === 0 && <Empty>Nothing recorded.</Empty>}
+      <ol class="plain">
+        {(trail?.entries ?? []).map((e, i) => (
+          <li key={i}>
+            <time dateTime={e.at}>{e.at}</time> · {e.service} · <strong>{e.kind}</strong> · request {e.request_id ?? '-'} ·{' '}
+            <code>{JSON.stringify(e.detail)}</code>
+          </li>
+        ))}
+      </ol>
+    </>
+  );
+}
+
+const PANELS: Record<Tab, () => preact.JSX.Element> = { Review, Users, Orders, Coupons, Enrollments, Audit, Watermarks, Evidence };
 
 export function AdminPage() {
   const [tab, setTab] = useState<Tab>('Review');

@@ -16,6 +16,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext import asyncio as sa_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from common.observability import context as obs_context
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
@@ -184,3 +187,13 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def request_id_column() -> Mapped[str | None]:
+    """The id of the request (or, in a consumer, the correlation id of the event) whose transaction
+    writes the row: what an evidence trail needs to tie a record to what caused it."""
+    return mapped_column(sa.String(128), nullable=True, default=_current_request_id)
+
+
+def _current_request_id() -> str | None:
+    return obs_context.request_id.get()

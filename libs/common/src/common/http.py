@@ -165,3 +165,16 @@ class LazyASGITransport(httpx.AsyncBaseTransport):
         if self._transport is None:
             raise httpx.ConnectError("in-process transport not bound yet", request=request)
         return await self._transport.handle_async_request(request)
+
+
+
+async def optional_model(client: ServiceClient, path: str, model: type[M], *,
+                         params: dict[str, Any] | None = None) -> M | None:
+    """`client.get_model`, or None (logged) when the peer is down, refuses, answers outside the
+    model, or cannot even be asked (no service token): for the parts of an answer that must not
+    fail because one peer did."""
+    try:
+        return await client.get_model(path, model, params=params)
+    except (UpstreamUnavailable, httpx.HTTPError) as exc:
+        log.warning("optional peer answer missing", extra={"target": client.audience, "error": repr(exc)})
+        return None

@@ -7,8 +7,9 @@ service may add fields; each model names its `service` and `route` (docs/contrac
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -133,5 +134,99 @@ class WatchProgress(PeerAnswer):
     watched_ratio: float = Field(ge=0, le=1)
 
 
+class UserName(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    user_id: uuid.UUID
+    full_name: str
+
+
+class UserNames(PeerAnswer):
+    """Every account's name, a page at a time by id (catalog: names on certificates)."""
+
+    service = "auth"
+    route = "GET /internal/user-names"
+
+    items: list[UserName]
+
+
+# --- the evidence trail (billing asks) -----------------------------------------------------------
+
+
+class EvidenceEntry(BaseModel):
+    """One record of the peer: when, what, the request (or event correlation) id that caused it,
+    and the record's ids."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    at: dt.datetime
+    kind: str
+    request_id: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+# Each answer: `entries`, and `truncated` when the peer gave only the newest `limit` of some kind.
+
+
+class CatalogEvidence(PeerAnswer):
+    service = "catalog"
+    route = "GET /internal/users/{user_id}/evidence"
+    entries: list[EvidenceEntry]
+    truncated: bool = False
+
+
+class PlaybackEvidence(PeerAnswer):
+    service = "playback"
+    route = "GET /internal/users/{user_id}/evidence"
+    entries: list[EvidenceEntry]
+    truncated: bool = False
+
+
+class AccountEvidence(PeerAnswer):
+    service = "auth"
+    route = "GET /internal/users/{user_id}/evidence"
+    entries: list[EvidenceEntry]
+    truncated: bool = False
+
+
+# --- the data export (auth asks) -----------------------------------------------------------------
+# Records as the owning service presents them to the person: the archive's JSON, not read by code.
+
+Records = list[dict[str, Any]]
+
+
+class CatalogExport(PeerAnswer):
+    service = "catalog"
+    route = "GET /internal/users/{user_id}/export"
+
+    enrollments: Records
+    enrollment_history: Records
+    certificates: Records
+    completed_lessons: Records
+    courses_taught: Records
+
+
+class BillingExport(PeerAnswer):
+    service = "billing"
+    route = "GET /internal/users/{user_id}/export"
+
+    orders: Records
+    refunds: Records
+    order_history: Records
+    invoices: Records  # each with `pdf_base64` (the newest ones), which auth writes out as a file
+    invoice_pdfs_truncated: bool = False
+
+
+class PlaybackExport(PeerAnswer):
+    service = "playback"
+    route = "GET /internal/users/{user_id}/export"
+
+    watch_progress: Records
+    playback_sessions: Records
+    playback_sessions_truncated: bool = False
+    uploaded_assets: Records
+
+
 PEER_ANSWERS: tuple[type[PeerAnswer], ...] = (
-    CatalogCourse, InstructorCourses, CatalogLesson, EnrollmentCheck, CourseLessons, AuthUser, WatchProgress)
+    CatalogCourse, InstructorCourses, CatalogLesson, EnrollmentCheck, CourseLessons, AuthUser, WatchProgress,
+    UserNames, CatalogEvidence, PlaybackEvidence, AccountEvidence, CatalogExport, BillingExport, PlaybackExport)

@@ -47,11 +47,17 @@ class AuthSettings(ServiceSettings):
     signing_key_encryption_keys: SecretStr | None = None
     signing_key_cache_seconds: float = 30.0
 
-    # "client:secret,client:secret" — the services allowed to use client credentials.
+    # "client:secret,client:secret" — the services allowed to use client credentials (auth too:
+    # it asks the others for their parts of a learner's data export).
     service_clients: SecretStr = SecretStr(
         "catalog:dev-catalog-client-secret,billing:dev-billing-client-secret,"
-        "playback:dev-playback-client-secret"
+        "playback:dev-playback-client-secret,auth:dev-auth-client-secret"
     )
+    service_client_secret: SecretStr | None = SecretStr("dev-auth-client-secret")
+    # The peers auth asks for their parts of a learner's data export.
+    catalog_url: str = "http://127.0.0.1:8000/api/catalog"
+    billing_url: str = "http://127.0.0.1:8000/api/billing"
+    playback_url: str = "http://127.0.0.1:8000/api/playback"
 
     # Passwords: argon2id, OWASP Password Storage Cheat Sheet (m=19 MiB, t=2, p=1). Changing them
     # rehashes each account at its next successful login.

@@ -14,7 +14,6 @@ as auth knows it now, so an erasure leaves no name behind in billing.
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from billing.models import Invoice, InvoiceCounter, InvoiceKind, Order, Refund, 
 from billing.settings import BillingSettings
 from common.db import upsert_insert, utcnow
 from common.errors import NotFound
+from common.pdftext import PdfText
 
 SERIES_PREFIX = {InvoiceKind.INVOICE: "INV", InvoiceKind.CREDIT_NOTE: "CN"}
 NO_REFUND = "-"
@@ -179,14 +179,6 @@ class Buyer:
     email: str | None = None
 
 
-def _latin1(text: str) -> str:
-    """The PDF's built-in fonts cover Latin-1 only: accents are kept where they fit, dropped where not."""
-    if all(ord(c) < 256 for c in text):
-        return text
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).encode("latin-1", "replace").decode("latin-1")
-
-
 def render_pdf(invoice: Invoice, buyer: Buyer, settings: BillingSettings) -> bytes:
     """The document as a PDF (fpdf2; CPU only, so callers run it in a thread)."""
     credit = invoice.kind == InvoiceKind.CREDIT_NOTE
@@ -196,14 +188,15 @@ def render_pdf(invoice: Invoice, buyer: Buyer, settings: BillingSettings) -> byt
     pdf.set_title(f"{'Credit note' if credit else 'Invoice'} {invoice.invoice_number}")
     pdf.set_creator(settings.seller_name)
     pdf.set_creation_date(invoice.issued_at)
+    fonts = PdfText(pdf)
     pdf.add_page()
-    pdf.set_font("Helvetica", "B", 18)
+    pdf.set_font(fonts.family, "B", 18)
     pdf.cell(0, 10, "Credit note" if credit else "Invoice", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", size=10)
+    pdf.set_font(fonts.family, size=10)
 
     def line(text: str, *, bold: bool = False) -> None:
-        pdf.set_font("Helvetica", "B" if bold else "", 10)
-        pdf.multi_cell(0, 5, _latin1(text), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(fonts.family, "B" if bold else "", 10)
+        pdf.multi_cell(0, 5, fonts.text(text), new_x="LMARGIN", new_y="NEXT")
 
     line(f"Number: {invoice.invoice_number}", bold=True)
     line(f"Date of issue: {invoice.issued_at:%Y-%m-%d}")
@@ -224,8 +217,8 @@ def render_pdf(invoice: Invoice, buyer: Buyer, settings: BillingSettings) -> byt
     pdf.ln(4)
 
     def row(label: str, amount: int, *, bold: bool = False) -> None:
-        pdf.set_font("Helvetica", "B" if bold else "", 10)
-        pdf.cell(120, 6, _latin1(label))
+        pdf.set_font(fonts.family, "B" if bold else "", 10)
+        pdf.cell(120, 6, fonts.text(label))
         pdf.cell(0, 6, format_money(sign * amount, currency), align="R", new_x="LMARGIN", new_y="NEXT")
 
     title = f"Online course: {invoice.course_title}"

@@ -8,6 +8,7 @@ import httpx
 from fastapi import APIRouter, FastAPI
 
 from billing import events
+from billing.api import evidence as evidence_routes
 from billing.api import invoices as invoice_routes
 from billing.api import local_checkout
 from billing.api import revenue as revenue_routes
@@ -27,7 +28,8 @@ def create_app(settings: BillingSettings | None = None, *, bus: EventBus | None 
 
     lifespan = service_lifespan(settings, migrations_dir=MIGRATIONS_DIR, handlers=events.handlers, bus=bus,
                                 http_transport=http_transport, open_resources=open_resources(settings))
-    routers: list[APIRouter] = [router, invoice_routes.router, revenue_routes.router]
+    routers: list[APIRouter] = [router, invoice_routes.router, revenue_routes.router, evidence_routes.router,
+                               evidence_routes.internal_router]
     if settings.payment_provider == "local":
         routers.append(local_checkout.router)
     return build_app(settings, title="Triple Academy billing",

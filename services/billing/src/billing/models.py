@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from common.db import JSONType, UTCDateTime, utcnow
+from common.db import JSONType, UTCDateTime, request_id_column, utcnow
 
 
 class Base(DeclarativeBase):
@@ -220,6 +220,7 @@ class Refund(Base):
     failure: Mapped[str | None] = mapped_column(sa.String(300), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    request_id: Mapped[str | None] = request_id_column()  # the request (or event) that asked for it
 
 
 class Receipt(Base):
@@ -254,6 +255,7 @@ class AuditEntry(Base):
     provider_event_id: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
     detail: Mapped[str | None] = mapped_column(sa.String(300), nullable=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    request_id: Mapped[str | None] = request_id_column()
 
 
 class InvoiceCounter(Base):

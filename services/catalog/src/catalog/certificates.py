@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import unicodedata
 import uuid
 from collections.abc import Sequence
 
@@ -22,6 +21,7 @@ from catalog.models import Certificate, Course, Enrollment, ErasedUser, Lesson, 
 from common.db import upsert_insert, utcnow
 from common.errors import NotFound
 from common.observability.metrics import count
+from common.pdftext import PdfText
 
 # secrets.token_urlsafe(16): 128 random bits, 22 URL-safe characters.
 CODE_PATTERN = r"^[A-Za-z0-9_-]{22}$"
@@ -37,6 +37,26 @@ async def record_user_name(*, db_session: AsyncSession, user_id: uuid.UUID, full
         return
     await db_session.execute(upsert_insert(db_session, UserName).values(user_id=user_id, full_name=full_name)
                              .on_conflict_do_update(index_elements=["user_id"], set_={"full_name": full_name}))
+
+
+async def backfill_names(*, db_session: AsyncSession, names: dict[uuid.UUID, str | None]) -> int:
+    """Names of accounts that registered before catalog listened: stored where none is known yet,
+    and given to their certificates issued without one (never to an erased learner's). Returns how
+    many names were new."""
+    erased = set(await db_session.scalars(sa.select(ErasedUser.user_id).where(ErasedUser.user_id.in_(names))))
+    known = set(await db_session.scalars(sa.select(UserName.user_id).where(UserName.user_id.in_(names))))
+    fresh = {user_id: name for user_id, name in names.items() if user_id not in erased | known and name}
+    for user_id, name in fresh.items():
+        await db_session.execute(upsert_insert(db_session, UserName).values(user_id=user_id, full_name=name)
+                                 .on_conflict_do_nothing(index_elements=["user_id"]))
+        await db_session.execute(sa.update(Certificate).where(
+            Certificate.user_id == user_id, Certificate.learner_name.is_(None),
+            Certificate.learner_erased_at.is_(None)).values(learner_name=name))
+        await db_session.execute(sa.update(Certificate).where(
+            Certificate.instructor_name.is_(None),
+            Certificate.course_id.in_(sa.select(Course.id).where(Course.instructor_id == user_id)))
+            .values(instructor_name=name))
+    return len(fresh)
 
 
 async def record_lesson_completed(*, db_session: AsyncSession, user_id: uuid.UUID, course_id: uuid.UUID,
@@ -105,14 +125,6 @@ async def by_code(*, db_session: AsyncSession, code: str) -> Certificate:
     return certificate
 
 
-def _pdf_text(text: str) -> str:
-    """Core PDF fonts are Latin-1: strip accents that do not fit, replace the rest."""
-    if text.isascii():
-        return text
-    folded = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return folded.encode("latin-1", "replace").decode("latin-1")
-
-
 ERASED_LEARNER = "(erased learner)"
 
 
@@ -122,11 +134,12 @@ def render_pdf(certificate: Certificate) -> bytes:
     pdf.set_title(f"Certificate of completion {certificate.code}")
     pdf.set_creator("Triple Academy")
     pdf.set_creation_date(certificate.issued_at)
+    fonts = PdfText(pdf)
     pdf.add_page()
 
     def centred(text: str, size: int, style: str = "", height: float = 12) -> None:
-        pdf.set_font("Helvetica", style, size)
-        pdf.multi_cell(0, height, _pdf_text(text), align="C", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(fonts.family, style, size)
+        pdf.multi_cell(0, height, fonts.text(text), align="C", new_x="LMARGIN", new_y="NEXT")
 
     pdf.ln(20)
     centred("Certificate of completion", 30, "B", 16)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog import certificates, service
+from catalog import certificates, evidence, service
 from common.events import Envelope
 from common.events.consumer import HandlerMap
 from common.revocation import WithRevocations
@@ -30,8 +30,6 @@ async def on_order_paid(session: AsyncSession, envelope: Envelope) -> None:
     event = OrderPaid.model_validate(envelope.payload)
     await service.record_order_paid(db_session=session, order_id=event.order_id, user_id=event.user_id,
                                     course_id=event.course_id, paid_at=event.paid_at)
-    # A learner who completed every lesson before (then lost access) is certified on re-purchase.
-    await certificates.issue_if_complete(db_session=session, user_id=event.user_id, course_id=event.course_id)
 
 
 async def on_order_refunded(session: AsyncSession, envelope: Envelope) -> None:
@@ -57,6 +55,7 @@ async def on_user_deleted(session: AsyncSession, envelope: Envelope) -> None:
     erased_at = event.deleted_at or envelope.occurred_at
     await service.erase_user(db_session=session, user_id=event.user_id, erased_at=erased_at)
     await certificates.erase_user(db_session=session, user_id=event.user_id, erased_at=erased_at)
+    await evidence.erase_user(db_session=session, user_id=event.user_id)
 
 
 async def on_user_registered(session: AsyncSession, envelope: Envelope) -> None:

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from catalog import events, querycount
 from catalog.api import certificates as certificate_routes
+from catalog.api import evidence as evidence_routes
 from catalog.api.examples import EXAMPLES
 from catalog.api.internal import internal_router
 from catalog.api.routes import router
@@ -27,7 +28,8 @@ def create_app(settings: CatalogSettings | None = None, *, bus: EventBus | None 
                                 http_transport=http_transport, open_resources=open_resources(settings))
     app = build_app(settings, title="Triple Academy catalog",
                     description="Courses, curriculum, publication and enrollments.",
-                    lifespan=lifespan, routers=[router, certificate_routes.router, internal_router],
+                    lifespan=lifespan, routers=[router, certificate_routes.router, internal_router,
+                                                evidence_routes.router, evidence_routes.internal_router],
                     examples=EXAMPLES)
     app.add_middleware(querycount.QueryCountMiddleware, service=settings.service_name)
     return app

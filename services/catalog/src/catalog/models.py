@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from common.db import UTCDateTime, utcnow
+from common.db import UTCDateTime, request_id_column, utcnow
 
 COURSE_STATUSES = ("draft", "in_review", "published", "archived")
 COURSE_LEVELS = ("beginner", "intermediate", "advanced", "all")
@@ -206,6 +206,27 @@ class EnrollmentAudit(Base):
     course_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
     reason: Mapped[str] = mapped_column(sa.String(500))
     changed: Mapped[bool] = mapped_column(sa.Boolean)
+    request_id: Mapped[str | None] = request_id_column()
+
+
+class EnrollmentHistory(Base):
+    """Every change of an enrollment's access (granted, revoked), with what caused it: the
+    enrollment row keeps only its current state, an evidence trail needs each step."""
+
+    __tablename__ = "enrollment_history"
+    __table_args__ = (sa.Index("ix_enrollment_history_user_course", "user_id", "course_id", "at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    enrollment_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    # NULL once the user is erased: the step stays, the person does not.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
+    course_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    action: Mapped[str] = mapped_column(sa.String(16))  # granted, revoked
+    source: Mapped[str] = mapped_column(sa.String(32))  # purchase, free, admin; the reason of a revocation
+    order_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
+    version: Mapped[int] = mapped_column(sa.Integer)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    request_id: Mapped[str | None] = request_id_column()
 
 
 class ErasedUser(Base):

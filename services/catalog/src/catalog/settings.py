@@ -11,12 +11,13 @@ from common.settings import ServiceSettings
 
 
 class CatalogSettings(ServiceSettings):
-    """Catalog calls no other service, so `service_client_secret` stays None (no token provider)."""
+    """Catalog calls auth only for the admin's backfill of learner names (`service_client_secret`)."""
 
     service_name: ClassVar[str] = "catalog"
     model_config = SettingsConfigDict(env_prefix="CATALOG_", extra="ignore")
 
     database_url: SecretStr = SecretStr("sqlite+aiosqlite:///var/data/catalog.db")
+    service_client_secret: SecretStr | None = SecretStr("dev-catalog-client-secret")
     seed_demo_data: bool = False
     # When true, instructors submit courses for review and only admins publish them.
     require_review: bool = False

@@ -25,6 +25,7 @@ from prometheus_client import Counter
 
 from common.background import CommitWokenLoop
 from common.db import Database, utcnow
+from common.observability import context as obs_context
 from playback.models import GRANTED, AccessLog, PlaybackSession
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class AccessRecorder(CommitWokenLoop):
             return
         self._rows.append({"id": uuid.uuid4(), "user_id": user_id, "lesson_id": lesson_id, "asset_id": asset_id,
                            "session_id": session_id, "decision": GRANTED, "reason": reason, "action": action,
-                           "at": utcnow()})
+                           "at": utcnow(), "request_id": obs_context.request_id.get()})
         if len(self._rows) >= self.max_batch:
             self._wake.set()
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from common.app import build_app, service_lifespan
 from common.events import EventBus
 from playback import events
+from playback.api import evidence as evidence_routes
 from playback.api.examples import EXAMPLES
 from playback.api.routes import router
 from playback.assets.routes import router as assets_router
@@ -27,4 +28,4 @@ def create_app(settings: PlaybackSettings | None = None, *, bus: EventBus | None
                                 http_transport=http_transport, open_resources=open_resources(settings))
     return build_app(settings, title="Triple Academy playback",
                      description="Playback tokens, entitlements and signed HLS manifests.",
-                     lifespan=lifespan, routers=[router, assets_router], examples=EXAMPLES)
+                     lifespan=lifespan, routers=[router, assets_router, evidence_routes.router], examples=EXAMPLES)

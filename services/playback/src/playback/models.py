@@ -9,7 +9,7 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from common.db import UTCDateTime, utcnow
+from common.db import UTCDateTime, request_id_column, utcnow
 
 GRANTED = "granted"
 REFUSED = "refused"
@@ -54,6 +54,9 @@ class PlaybackSession(Base):
     duration_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
     last_position: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
     last_heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The token request that opened the session, and the request or event that ended it.
+    request_id: Mapped[str | None] = request_id_column()
+    ended_request_id: Mapped[str | None] = mapped_column(sa.String(128), nullable=True)
 
 
 class AccessLog(Base):
@@ -73,6 +76,7 @@ class AccessLog(Base):
     # token, manifest, heartbeat (NULL on rows written before the column existed).
     action: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    request_id: Mapped[str | None] = request_id_column()
 
 
 class WatermarkIssued(Base):

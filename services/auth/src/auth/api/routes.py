@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Form, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from auth import audit, keys, service, sessions
+from auth import audit, export, keys, service, sessions
 from auth.api.deps import (
     Account,
     ContextDep,
@@ -164,12 +164,15 @@ async def erase_me(body: PasswordConfirmation, account: CurrentAccount, request:
     return response
 
 
-@router.get("/me/export")
-async def export_me(account: CurrentAccount, runtime: RuntimeDep) -> JSONResponse:
+@router.get("/me/export", response_class=Response, responses={200: {"content": {"application/zip": {}}}})
+async def export_me(account: CurrentAccount, runtime: RuntimeDep) -> Response:
+    """Everything the platform holds about the caller, one zip: a JSON file per service and the
+    invoice PDFs (`manifest.json` lists them and any service that could not answer)."""
     async with runtime.db.transaction() as session:
         data = await service.export(db_session=session, user_id=account.user.id, ctx=account.ctx)
-    return JSONResponse(data, headers={"Content-Disposition": 'attachment; filename="triple-academy-account.json"',
-                                       "Cache-Control": "no-store"})
+    content = await export.archive(runtime, account.user.id, data)
+    return Response(content, media_type="application/zip", headers={
+        "Content-Disposition": 'attachment; filename="triple-academy-export.zip"', "Cache-Control": "no-store"})
 
 
 @router.get("/me/sessions", response_model=list[SessionRead])

@@ -49,14 +49,14 @@ async def _pdf(runtime: Runtime, settings: SettingsDep, order_id: uuid.UUID, num
         order = await service.get_order(db_session=session, order_id=order_id, user_id=user_id_of(user),
                                         is_admin=user.has_any_role("admin"))
         document = await invoices.document(session, order_id, number)
-    buyer = await _buyer(runtime, order.user_id)
+    buyer = await buyer_of(runtime, order.user_id)
     pdf = await asyncio.to_thread(invoices.render_pdf, document, buyer, settings)
     return Response(pdf, media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{invoices.pdf_filename(document)}"',
         "Cache-Control": "private, no-store"})
 
 
-async def _buyer(runtime: Runtime, user_id: uuid.UUID) -> invoices.Buyer:
+async def buyer_of(runtime: Runtime, user_id: uuid.UUID) -> invoices.Buyer:
     """The buyer's name as auth knows it now (an erased account has none)."""
     user = await receipts.account(runtime.client("auth"), user_id)
     if user is None:

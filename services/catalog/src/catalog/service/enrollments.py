@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from catalog import certificates, evidence
 from catalog.models import (
     Base,
     Course,
@@ -86,7 +87,10 @@ async def grant_enrollment(*, db_session: AsyncSession, user_id: uuid.UUID, cour
     await add_event(db_session, EnrollmentGranted(
         enrollment_id=enrollment.id, user_id=user_id, course_id=course_id, source=source, order_id=order_id,
         version=enrollment.version, occurred_at=now))
+    await evidence.record_step(db_session, enrollment, "granted", source)
     count("catalog", "enrollments_granted")
+    # Lessons completed before (a free course, an admin grant, a re-purchase) certify at once.
+    await certificates.issue_if_complete(db_session=db_session, user_id=user_id, course_id=course_id)
     return enrollment, True
 
 
@@ -98,6 +102,7 @@ async def revoke_enrollment(*, db_session: AsyncSession, enrollment: Enrollment,
     await add_event(db_session, EnrollmentRevoked(
         enrollment_id=enrollment.id, user_id=enrollment.user_id, course_id=enrollment.course_id, reason=reason,
         version=enrollment.version, occurred_at=now))
+    await evidence.record_step(db_session, enrollment, "revoked", reason)
     count("catalog", "enrollments_revoked")
 
 

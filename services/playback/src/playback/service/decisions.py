@@ -16,6 +16,7 @@ from common.db import Database, upsert_insert, utcnow
 from common.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from common.events import add_event
 from common.http import ServiceClient
+from common.observability import context as obs_context
 from common.observability.metrics import count
 from contracts.events import LessonCompleted
 from contracts.peers import CatalogLesson
@@ -132,7 +133,8 @@ async def start_playback(*, db_session: AsyncSession, settings: PlaybackSettings
             sa.update(PlaybackSession)
             .where(PlaybackSession.id.in_([uuid.UUID(s) for s in admission.ended]),
                    PlaybackSession.ended_at.is_(None))
-            .values(ended_at=utcnow(), end_reason=REPLACED).execution_options(synchronize_session=False))
+            .values(ended_at=utcnow(), end_reason=REPLACED, ended_request_id=obs_context.request_id.get())
+            .execution_options(synchronize_session=False))
         SESSIONS_ENDED.labels(REPLACED).inc(len(admission.ended))
 
     resume = resume_position
@@ -174,6 +176,7 @@ async def _still_streaming(db_session: AsyncSession, streams: StreamRegistry, se
     if await streams.touch(str(row.user_id), str(row.id), timeout_seconds=settings.stream_idle_timeout_seconds):
         return True
     row.ended_at, row.end_reason = utcnow(), TIMED_OUT
+    row.ended_request_id = obs_context.request_id.get()
     SESSIONS_ENDED.labels(TIMED_OUT).inc()
     return False
 
@@ -195,7 +198,8 @@ async def authorize_manifest(*, db: Database, catalog: ServiceClient, cache: Cac
                 await session.execute(
                     sa.update(PlaybackSession)
                     .where(PlaybackSession.id == known_session, PlaybackSession.ended_at.is_(None))
-                    .values(ended_at=utcnow(), end_reason=TIMED_OUT).execution_options(synchronize_session=False))
+                    .values(ended_at=utcnow(), end_reason=TIMED_OUT, ended_request_id=obs_context.request_id.get())
+                    .execution_options(synchronize_session=False))
             _refuse(session, refusal, action="manifest", user_id=claims.user_id, lesson_id=claims.lesson_id,
                     asset_id=claims.asset_id, session_id=known_session)
         return refusal
@@ -286,5 +290,6 @@ async def stop(*, db_session: AsyncSession, streams: StreamRegistry, user_id: uu
         if position is not None:
             await _record_position(db_session, row, position)
         row.ended_at, row.end_reason = utcnow(), STOPPED
+        row.ended_request_id = obs_context.request_id.get()
         SESSIONS_ENDED.labels(STOPPED).inc()
     await streams.release(str(user_id), str(session_id))

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db import utcnow
+from common.observability import context as obs_context
 from common.observability.metrics import count
 from playback.models import (
     AccessLog,
@@ -37,7 +38,8 @@ async def end_sessions(*, db_session: AsyncSession, user_id: uuid.UUID, reason: 
     if created_before is not None:
         conditions.append(PlaybackSession.created_at < created_before)
     result = await db_session.execute(
-        sa.update(PlaybackSession).where(*conditions).values(ended_at=utcnow(), end_reason=reason)
+        sa.update(PlaybackSession).where(*conditions).values(ended_at=utcnow(), end_reason=reason,
+                                                        ended_request_id=obs_context.request_id.get())
         .execution_options(synchronize_session=False))
     ended = int(getattr(result, "rowcount", 0) or 0)
     if ended:
