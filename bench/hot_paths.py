@@ -264,10 +264,14 @@ FRAMEWORK_BUCKETS = (
 )
 
 
+# A thread-pool worker (argon2, file reads) waiting for work: py-spy samples it as a Python frame.
+IDLE_WORKER_FRAME = "_worker (concurrent/futures/thread.py"
+
+
 def _bucket(frames: list[str]) -> str:
     if not frames or not frames[-1]:
         return "native (no Python frame)"
-    if frames[-1].startswith(IDLE_FRAME):
+    if frames[-1].startswith(IDLE_FRAME) or frames[-1].startswith(IDLE_WORKER_FRAME):
         return "idle"
     for frame in reversed(frames):
         for name, needles in LIBRARY_BUCKETS:

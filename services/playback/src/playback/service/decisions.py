@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -105,7 +105,8 @@ def _insert(table: sa.Table, prefix: str, columns: tuple[str, ...]) -> sa.Insert
                                     for name in columns})
 
 
-_SESSIONS, _WATERMARKS, _ACCESS_LOG = PlaybackSession.__table__, WatermarkIssued.__table__, AccessLog.__table__
+_SESSIONS, _WATERMARKS, _ACCESS_LOG = (cast(sa.Table, model.__table__)
+                                      for model in (PlaybackSession, WatermarkIssued, AccessLog))
 _SESSION_COLUMNS = ("id", "user_id", "lesson_id", "course_id", "asset_id", "is_preview", "watermark", "created_at",
                     "expires_at", "duration_seconds", "last_position", "last_heartbeat_at")
 _WATERMARK_COLUMNS = ("session_id", "watermark", "user_id", "asset_id", "lesson_id", "course_id", "issued_at")
