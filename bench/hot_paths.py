@@ -264,10 +264,14 @@ FRAMEWORK_BUCKETS = (
 )
 
 
+# A thread-pool worker (argon2, file reads) waiting for work: py-spy samples it as a Python frame.
+IDLE_WORKER_FRAME = "_worker (concurrent/futures/thread.py"
+
+
 def _bucket(frames: list[str]) -> str:
     if not frames or not frames[-1]:
         return "native (no Python frame)"
-    if frames[-1].startswith(IDLE_FRAME):
+    if frames[-1].startswith(IDLE_FRAME) or frames[-1].startswith(IDLE_WORKER_FRAME):
         return "idle"
     for frame in reversed(frames):
         for name, needles in LIBRARY_BUCKETS:
@@ -422,7 +426,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hot-paths-") as tmp, synthetic_renditions() as renditions:
         topology = BenchTopology.ephemeral(Path(tmp), replicas={"catalog": 2, "playback": 2}, limits=EDGE_LIMITS)
         try:
-            topology.start()
+            try:
+                topology.start()
+            except RuntimeError:
+                for log_file in sorted((topology.run_dir / "logs").glob("*.log")):
+                    print(f"--- {log_file.name}\n" + "\n".join(log_file.read_text().splitlines()[-15:]))
+                raise
             with hello_world(topology) as (hello_ports, hello_pids):
                 add_hello_to_edge(topology, hello_ports)
                 topology.pids.update({f"hello-{i}": pid for i, pid in enumerate(hello_pids)})
@@ -434,6 +443,8 @@ def main() -> None:
                                     if '"level": "WARNING"' in entry or '"level": "ERROR"' in entry]
                         for entry in problems[-3:]:
                             print(f"{log_file.name}: {entry[:400]}")
+                        if problems:  # the cause sits at the end of a traceback
+                            print(f"{log_file.name} (last, end): {problems[-1][-1500:]}")
                     raise
         finally:
             topology.stop(drop_database=True)

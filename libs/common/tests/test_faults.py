@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common import db as common_db
 from common import pgbootstrap
 from common.db import Database
 from common.errors import install_error_handlers
@@ -305,3 +306,32 @@ async def test_dead_outbox_row_is_listed_and_retried_to_one_effect(pg: tuple[str
         assert await outbox_retry(db, "producer", None) == []
     finally:
         await db.dispose()
+
+
+async def test_a_pooled_connection_cut_while_idle_is_replaced_before_use(
+        pg: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Busy connections skip the ping; one that sat idle is pinged, and a dead one is replaced, so
+    the first request after a cut link is answered (reads on autocommit connections included)."""
+    name, credentials = pg
+    proxy = FaultProxy("127.0.0.1", 5432)
+    await proxy.start()
+    db = Database(f"postgresql+psycopg://{credentials}@127.0.0.1:{proxy.port}/{name}", "svc", pool_size=2)
+
+    async def read(*, autocommit: bool) -> int:
+        async with db.session() as session:
+            if autocommit:
+                await common_db.autocommit(session)
+            return int(await session.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0)
+
+    try:
+        assert await read(autocommit=True) == 0 and await read(autocommit=False) == 0
+        await proxy.set_mode("cut")  # drops the pooled connection
+        await proxy.set_mode("up")
+        monkeypatch.setattr(common_db, "PING_AFTER_IDLE_SECONDS", 0.0)  # the connection counts as idle
+        assert await read(autocommit=True) == 0
+        async with db.transaction() as session:
+            await session.execute(sa.select(1))
+        assert await read(autocommit=False) == 0
+    finally:
+        await db.dispose()
+        await proxy.close()

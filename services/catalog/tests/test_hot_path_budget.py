@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from common.testing import database_work
 
 from .conftest import Platform, create_course, set_status
@@ -25,11 +27,24 @@ def _assets(detail: dict[str, Any]) -> list[str | None]:
             if lesson["kind"] == "video"]
 
 
-async def test_cached_list_costs_no_query_anonymous_or_signed_in(platform: Platform) -> None:
+async def test_cached_list_costs_no_query_anonymous_or_signed_in(
+        platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
     await platform.client.get(LIST)  # the first ask fills the cache
+    cache = platform.catalog_app.state.runtime.cache
+    public_reads: list[str] = []
+    for name in ("get", "get_versioned", "set"):
+        def spy(key: str, *args: Any, _original: Any = getattr(cache, name)) -> Any:
+            if key.startswith(("gen:", "pub:")):
+                public_reads.append(key)
+            return _original(key, *args)
+
+        monkeypatch.setattr(cache, name, spy)
     for headers in (None, platform.auth("student")):
+        public_reads.clear()
         _, statements, commits = await _counted(platform, LIST, headers)
         assert (statements, commits) == (0, 0)
+        # The generation and the entry in one cache round trip.
+        assert public_reads == ["gen:list"], public_reads
 
 
 async def test_signed_in_detail_is_one_lookup_over_the_cached_answer(platform: Platform) -> None:

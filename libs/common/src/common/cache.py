@@ -20,6 +20,11 @@ class Cache(Protocol):
         `get(key)` reads the count back as ASCII digits."""
         ...
 
+    async def get_versioned(self, version_key: str, template: str) -> tuple[int, bytes | None]:
+        """Read a version counter (0 when absent) and the value stored under `template` with `{}`
+        replaced by that version, in one round trip."""
+        ...
+
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -35,10 +40,19 @@ class RedisCache:
     return {n, ttl}
     """
 
+    # The second key is named by the first one's value, so it is built inside the script.
+    _VERSIONED = """
+    local version = redis.call('GET', KEYS[1]) or '0'
+    local at = string.find(ARGV[1], '{}', 1, true)
+    local key = string.sub(ARGV[1], 1, at - 1) .. version .. string.sub(ARGV[1], at + 2)
+    return {version, redis.call('GET', key)}
+    """
+
     def __init__(self, url: str, prefix: str = "") -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self.prefix = prefix
         self._hit_script = self.client.register_script(self._HIT)
+        self._versioned_script = self.client.register_script(self._VERSIONED)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}{key}"
@@ -59,6 +73,12 @@ class RedisCache:
     async def hit(self, key: str, window_seconds: int) -> tuple[int, int]:
         count, ttl = await self._hit_script(keys=[self._key(key)], args=[window_seconds])
         return int(count), int(ttl)
+
+    async def get_versioned(self, version_key: str, template: str) -> tuple[int, bytes | None]:
+        version, value = await self._versioned_script(keys=[self._key(version_key)], args=[self._key(template)])
+        if isinstance(value, str):
+            value = value.encode()
+        return int(version), (value or None)
 
     async def ping(self) -> None:
         await self.client.ping()
@@ -97,6 +117,11 @@ class MemoryCache:
         count = int(value) + 1
         self._data[key] = (str(count).encode(), expires)
         return count, max(1, int(expires - now + 0.999))
+
+    async def get_versioned(self, version_key: str, template: str) -> tuple[int, bytes | None]:
+        raw = await self.get(version_key)
+        version = int(raw) if raw else 0
+        return version, await self.get(template.replace("{}", str(version), 1))
 
     def _evict(self) -> None:
         now = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -57,8 +59,9 @@ def upsert_insert(session: AsyncSession, table: Any) -> Any:
 async def autocommit(session: AsyncSession) -> None:
     """Run the session's statements outside a transaction on PostgreSQL, so a read of one statement
     costs that statement's round trip only (no BEGIN and ROLLBACK around it). Call it before the
-    session's first statement, and only for sessions that write nothing. SQLite keeps its
-    transactions (there BEGIN is not a round trip)."""
+    session's first statement, and only for sessions that write nothing or whose every write is
+    whole on its own (one statement, committed as it completes). SQLite keeps its transactions
+    (there BEGIN is not a round trip)."""
     if session.get_bind().dialect.name == "postgresql":
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
@@ -83,7 +86,7 @@ def engine_options(url: str, schema: str | None, pool_size: int = 10,
     """Connection arguments shared by the app engine and the migration engine."""
     if is_sqlite_url(url):
         return {"connect_args": {"timeout": 30}}
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    options: dict[str, Any] = {}
     connect_args: dict[str, Any] = {}
     server_options = []
     if schema:
@@ -132,6 +135,29 @@ def ensure_sqlite_dir(url: str) -> None:
         Path(prefix[1]).parent.mkdir(parents=True, exist_ok=True)
 
 
+# A connection handed back less than this long ago is used without a ping: under load every checkout
+# would otherwise pay a `SELECT 1` round trip; one that sat idle (where a server restart or a cut
+# link hides) is pinged first and replaced when dead, as SQLAlchemy's pool_pre_ping does.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _note_checkin(dbapi_connection: Any, record: Any) -> None:
+    record.info["checked_in_at"] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Dialect) -> Callable[[Any, Any, Any], None]:
+    def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is not None and time.monotonic() - checked_in_at < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)  # the dialect's own ping, as pool_pre_ping runs it
+        except Exception as exc:  # any failure: the pool discards this connection and opens another
+            raise sa_exc.DisconnectionError() from exc
+
+    return checkout
+
+
 class Database:
     """Engine and session factory of one service; opened in lifespan, never at import."""
 
@@ -148,6 +174,9 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+        else:
+            event.listen(self.engine.sync_engine.pool, "checkin", _note_checkin)
+            event.listen(self.engine.sync_engine.pool, "checkout", _ping_if_idle(self.engine.dialect))
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._after_commit_hooks: list[Callable[[AsyncSession], None]] = []
 

@@ -49,6 +49,14 @@ class Cached:
     body: bytes
 
 
+@dataclass(frozen=True)
+class Slot:
+    """Where an answer is cached: its generation counter and its key, `{}` standing for the generation."""
+
+    generation_key: str
+    template: str
+
+
 class PublicCache:
     def __init__(self, cache: Cache, ttl_seconds: float) -> None:
         self.cache = cache
@@ -58,56 +66,43 @@ class PublicCache:
 
     # ------------------------------------------------------------ keys
 
-    async def _generation(self, key: str) -> int | None:
-        """None when caching is off or the cache is unreachable: the caller then skips it."""
-        if not self.enabled:
-            return None
-        try:
-            raw = await self.cache.get(key)
-        except Exception as exc:  # a cache outage must not fail public reads
-            log.warning("cache generation read failed", extra={"error": repr(exc)})
-            return None
-        return int(raw) if raw else 0
-
-    async def list_key(self, query_key: str) -> str | None:
-        generation = await self._generation("gen:list")
-        if generation is None:
-            return None
+    @staticmethod
+    def list_slot(query_key: str) -> Slot:
         digest = hashlib.sha256(query_key.encode()).hexdigest()[:24]
-        return f"pub:list:{generation}:{digest}"
-
-    async def course_key(self, course_id: uuid.UUID) -> str | None:
-        generation = await self._generation(f"gen:course:{course_id}")
-        return None if generation is None else f"pub:course:{course_id}:{generation}"
+        return Slot("gen:list", f"pub:list:{{}}:{digest}")
 
     @staticmethod
-    def full_view_key(course_key: str) -> str:
+    def course_slot(course_id: uuid.UUID, *, full: bool = False) -> Slot:
         """The full view of a course (entitled callers only) lives beside its public one, under the
         same generation."""
-        return f"{course_key}:full"
+        return Slot(f"gen:course:{course_id}", f"pub:course:{course_id}:{{}}" + (":full" if full else ""))
 
-    async def slug_key(self, slug: str) -> str | None:
+    @staticmethod
+    def slug_slot(slug: str) -> Slot:
         # Slug changes bump the list generation, so a slug entry follows it.
-        generation = await self._generation("gen:list")
-        return None if generation is None else f"pub:slug:{generation}:{slug}"
+        return Slot("gen:list", f"pub:slug:{{}}:{slug}")
 
     # ------------------------------------------------------------ values
 
     def _record(self, name: str, hit: bool) -> None:
         CACHE_LOOKUPS.labels("catalog", name, "hit" if hit else "miss").inc()
 
-    async def get(self, name: str, key: str) -> Cached | None:
+    async def lookup(self, name: str, slot: Slot) -> tuple[str | None, Cached | None]:
+        """The entry's key under the current generation and the entry, read in one round trip.
+        (None, None) when caching is off or the cache is unreachable: the caller then skips it."""
+        if not self.enabled:
+            return None, None
         try:
-            raw = await self.cache.get(key)
-        except Exception as exc:
+            generation, raw = await self.cache.get_versioned(slot.generation_key, slot.template)
+        except Exception as exc:  # a cache outage must not fail public reads
             log.warning("cache read failed", extra={"error": repr(exc)})
-            raw = None
+            return None, None
+        key = slot.template.replace("{}", str(generation), 1)
+        self._record(name, raw is not None)
         if raw is None:
-            self._record(name, False)
-            return None
+            return key, None
         etag, _, body = raw.partition(b"\n")
-        self._record(name, True)
-        return Cached(etag.decode(), body)
+        return key, Cached(etag.decode(), body)
 
     async def put(self, key: str, body: bytes) -> Cached:
         entry = Cached(etag_for(body), body)

@@ -29,7 +29,7 @@ from catalog.api.deps import (
     SettingsDep,
 )
 from catalog.models import Course
-from catalog.public_cache import Cached, PublicCache, etag_for
+from catalog.public_cache import Cached, PublicCache, Slot, etag_for
 from catalog.schemas import (
     AdminEnrollmentChange,
     AdminEnrollmentResult,
@@ -91,9 +91,9 @@ def _answer(request: Request, entry: Cached, *, public: bool, max_age: int) -> R
     return Response(content=entry.body, media_type="application/json", headers=headers)
 
 
-async def _cached(cache: PublicCache, name: str, key: str | None, produce: Any) -> Cached:
-    """The cached body under `key`, or `await produce()` serialised (and cached when `key`)."""
-    entry = await cache.get(name, key) if key else None
+async def _cached(cache: PublicCache, name: str, slot: Slot, produce: Any) -> Cached:
+    """The body cached in `slot`, or `await produce()` serialised (and cached when the cache is on)."""
+    key, entry = await cache.lookup(name, slot)
     if entry is not None:
         return entry
     body: bytes = (await produce()).model_dump_json().encode()
@@ -125,7 +125,7 @@ async def list_courses(
         async with runtime.db.session() as session:
             return await service.list_published(db_session=session, query=query)
 
-    entry = await _cached(cache, "list", await cache.list_key(query.cache_key()), produce)
+    entry = await _cached(cache, "list", PublicCache.list_slot(query.cache_key()), produce)
     return _answer(request, entry, public=actor is None, max_age=settings.public_max_age_seconds)
 
 
@@ -142,8 +142,8 @@ async def _detail(request: Request, runtime: Runtime, cache: PublicCache, max_ag
     if actor is not None:  # a course that is not public: the view depends on who asks, never cached
         body = (await produce()).model_dump_json().encode()
         return _answer(request, Cached(etag_for(body), body), public=False, max_age=max_age)
-    key = await cache.course_key(course_id) if course_id is not None else await cache.slug_key(str(slug))
-    return _answer(request, await _cached(cache, "detail", key, produce), public=True, max_age=max_age)
+    slot = PublicCache.course_slot(course_id) if course_id is not None else PublicCache.slug_slot(str(slug))
+    return _answer(request, await _cached(cache, "detail", slot, produce), public=True, max_age=max_age)
 
 
 async def _signed_in_detail(request: Request, runtime: Runtime, cache: PublicCache, max_age: int,
@@ -158,8 +158,7 @@ async def _signed_in_detail(request: Request, runtime: Runtime, cache: PublicCac
             db_session=session, user_id=actor.user_id, course_id=course_id)
     if course_status is None:
         raise NotFound("course not found")
-    key = await cache.course_key(course_id) if course_status == "published" else None
-    if key is None:
+    if course_status != "published" or not cache.enabled:
         return None
 
     async def public_view() -> CourseRead:
@@ -172,9 +171,9 @@ async def _signed_in_detail(request: Request, runtime: Runtime, cache: PublicCac
 
     try:
         if actor.is_admin or teaches or enrolled:
-            entry = await _cached(cache, "detail-full", PublicCache.full_view_key(key), full_view)
+            entry = await _cached(cache, "detail-full", PublicCache.course_slot(course_id, full=True), full_view)
         else:
-            entry = await _cached(cache, "detail", key, public_view)
+            entry = await _cached(cache, "detail", PublicCache.course_slot(course_id), public_view)
     except NotFound:  # unpublished since the lookup
         return None
     return _answer(request, entry, public=False, max_age=max_age)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -101,6 +101,51 @@ async def _admit_stream(*, db_session: AsyncSession, streams: StreamRegistry, se
     return await streams.admit(str(user_id), str(session_id), policy=settings.stream_limit_policy, **limits)
 
 
+def _insert(table: sa.Table, prefix: str, columns: tuple[str, ...]) -> sa.Insert:
+    return sa.insert(table).values({name: sa.bindparam(f"{prefix}_{name}", type_=table.c[name].type)
+                                    for name in columns})
+
+
+_SESSIONS, _WATERMARKS, _ACCESS_LOG = (cast(sa.Table, model.__table__)
+                                      for model in (PlaybackSession, WatermarkIssued, AccessLog))
+_SESSION_COLUMNS = ("id", "user_id", "lesson_id", "course_id", "asset_id", "is_preview", "watermark", "created_at",
+                    "expires_at", "duration_seconds", "last_position", "last_heartbeat_at", "request_id")
+_WATERMARK_COLUMNS = ("session_id", "watermark", "user_id", "asset_id", "lesson_id", "course_id", "issued_at")
+_ACCESS_COLUMNS = ("id", "user_id", "lesson_id", "asset_id", "session_id", "decision", "reason", "action", "at",
+                   "request_id")
+# Built once with bound parameters, so each token reuses the compiled statement (no per-request
+# cache-key or compilation work). Empty `replaced`: the UPDATE matches nothing.
+_GRANT_STEPS = (
+    sa.update(_SESSIONS).where(_SESSIONS.c.id.in_(sa.bindparam("replaced", expanding=True)),
+                               _SESSIONS.c.ended_at.is_(None))
+    .values(ended_at=sa.bindparam("replaced_at", type_=_SESSIONS.c.ended_at.type), end_reason=REPLACED,
+            ended_request_id=sa.bindparam("replaced_by", type_=_SESSIONS.c.ended_request_id.type)),
+    _insert(_SESSIONS, "s", _SESSION_COLUMNS),
+    _insert(_WATERMARKS, "w", _WATERMARK_COLUMNS),
+)
+_GRANT_AUDIT = _insert(_ACCESS_LOG, "a", _ACCESS_COLUMNS)
+# PostgreSQL: all of it as one statement (data-modifying CTEs: all or nothing, one round trip).
+_GRANT = _GRANT_AUDIT.add_cte(*(step.cte(f"grant_{i}") for i, step in enumerate(_GRANT_STEPS)))
+
+
+async def _write_grant(db_session: AsyncSession, *, replaced: list[uuid.UUID], now: dt.datetime,
+                       session_row: dict[str, Any], access_row: dict[str, Any]) -> None:
+    """Write a granted token: end the sessions it replaced, open its session, log its watermark and
+    its audit row; one statement on PostgreSQL, one per table (in the caller's transaction) elsewhere."""
+    # The request that caused each row (the evidence trail): the bound statements carry it explicitly.
+    request_id = obs_context.request_id.get()
+    params = {"replaced": replaced, "replaced_at": now, "replaced_by": request_id,
+              **{f"s_{name}": session_row[name] for name in _SESSION_COLUMNS},
+              **{f"w_{name}": session_row[name] for name in _WATERMARK_COLUMNS if name in session_row},
+              "w_session_id": session_row["id"], "w_issued_at": now,
+              **{f"a_{name}": access_row[name] for name in _ACCESS_COLUMNS}}
+    if db_session.get_bind().dialect.name == "postgresql":
+        await db_session.execute(_GRANT, params)
+        return
+    for statement in (*_GRANT_STEPS, _GRANT_AUDIT):
+        await db_session.execute(statement, params)
+
+
 async def start_playback(*, db_session: AsyncSession, settings: PlaybackSettings, key: signing.TokenKey,
                          streams: StreamRegistry, user_id: uuid.UUID, lesson: CatalogLesson, entitlement: str | None,
                          duration: float | None, resume_position: float = 0.0) -> IssuedToken | Refusal:
@@ -128,15 +173,6 @@ async def start_playback(*, db_session: AsyncSession, settings: PlaybackSettings
         return refuse(Conflict, "too_many_streams",
                       f"at most {settings.max_concurrent_streams} streams at a time: stop one to start another",
                       active_sessions=list(admission.active))
-    if admission.ended:
-        await db_session.execute(
-            sa.update(PlaybackSession)
-            .where(PlaybackSession.id.in_([uuid.UUID(s) for s in admission.ended]),
-                   PlaybackSession.ended_at.is_(None))
-            .values(ended_at=utcnow(), end_reason=REPLACED, ended_request_id=obs_context.request_id.get())
-            .execution_options(synchronize_session=False))
-        SESSIONS_ENDED.labels(REPLACED).inc(len(admission.ended))
-
     resume = resume_position
     if duration is not None and resume >= duration - min(RESTART_NEAR_END_SECONDS, 0.05 * duration):
         resume = 0.0
@@ -145,16 +181,20 @@ async def start_playback(*, db_session: AsyncSession, settings: PlaybackSettings
     issued_at = int(now.timestamp())
     expires_at = issued_at + settings.token_ttl_seconds
     mark = signing.watermark(settings.secure_link_secret.get_secret_value(), user_id, session_id)
-    db_session.add(PlaybackSession(
-        id=session_id, user_id=user_id, lesson_id=lesson.lesson_id, course_id=lesson.course_id,
-        asset_id=lesson.asset_id, is_preview=lesson.is_preview, watermark=mark, created_at=now,
-        expires_at=dt.datetime.fromtimestamp(expires_at, dt.UTC), duration_seconds=duration,
-        last_position=resume, last_heartbeat_at=now))
-    db_session.add(WatermarkIssued(session_id=session_id, watermark=mark, user_id=user_id,
-                                   asset_id=lesson.asset_id, lesson_id=lesson.lesson_id,
-                                   course_id=lesson.course_id, issued_at=now))
-    _log_decision(db_session, action="token", user_id=user_id, lesson_id=lesson.lesson_id,
-                  asset_id=lesson.asset_id, session_id=session_id, decision=GRANTED, reason=reason)
+    replaced = [uuid.UUID(s) for s in admission.ended]
+    await _write_grant(db_session, replaced=replaced, now=now, session_row={
+        "id": session_id, "user_id": user_id, "lesson_id": lesson.lesson_id, "course_id": lesson.course_id,
+        "asset_id": lesson.asset_id, "is_preview": lesson.is_preview, "watermark": mark, "created_at": now,
+        "expires_at": dt.datetime.fromtimestamp(expires_at, dt.UTC), "duration_seconds": duration,
+        "last_position": resume, "last_heartbeat_at": now, "request_id": obs_context.request_id.get(),
+    }, access_row={
+        "id": uuid.uuid4(), "user_id": user_id, "lesson_id": lesson.lesson_id, "asset_id": lesson.asset_id,
+        "session_id": session_id, "decision": GRANTED, "reason": reason, "action": "token", "at": now,
+        "request_id": obs_context.request_id.get(),
+    })
+    if replaced:
+        SESSIONS_ENDED.labels(REPLACED).inc(len(replaced))
+    ACCESS_DECISIONS.labels("token", GRANTED, reason).inc()
     claims = signing.PlaybackClaims(user_id=user_id, session_id=session_id, asset_id=lesson.asset_id,
                                     lesson_id=lesson.lesson_id, course_id=lesson.course_id,
                                     watermark=mark)

@@ -74,7 +74,9 @@ class TokenFacts:
     resume_position: float
 
 
-def _token_facts_statement(user_id: uuid.UUID, course_id: uuid.UUID, lesson_id: uuid.UUID) -> sa.Select[Any]:
+def _token_facts_statement() -> sa.Select[Any]:
+    user_id, course_id, lesson_id = (sa.bindparam(name, type_=sa.Uuid)
+                                     for name in ("user_id", "course_id", "lesson_id"))
     held = (Entitlement.user_id == user_id, Entitlement.course_id == course_id)
     return sa.select(
         sa.select(Entitlement.active).where(*held).scalar_subquery(),
@@ -83,13 +85,17 @@ def _token_facts_statement(user_id: uuid.UUID, course_id: uuid.UUID, lesson_id: 
             WatchProgress.user_id == user_id, WatchProgress.lesson_id == lesson_id).scalar_subquery())
 
 
+# Built once with bound parameters: each request reuses the compiled statement.
+_TOKEN_FACTS = _token_facts_statement()
+
+
 async def token_facts(*, db: Database, user_id: uuid.UUID, course_id: uuid.UUID,
                       lesson_id: uuid.UUID) -> TokenFacts:
     """Entitlement row and resume position in one statement, outside any transaction."""
     async with db.session() as session:
         await autocommit(session)
         active, version, position = (await session.execute(
-            _token_facts_statement(user_id, course_id, lesson_id))).one()
+            _TOKEN_FACTS, {"user_id": user_id, "course_id": course_id, "lesson_id": lesson_id})).one()
     return TokenFacts(entitlement=HeldEntitlement.of(active, version), resume_position=position or 0.0)
 
 
@@ -114,14 +120,15 @@ _MANIFEST_SESSION = sa.select(
     PlaybackSession.asset_id, PlaybackSession.is_preview, PlaybackSession.watermark, PlaybackSession.ended_at,
     PlaybackSession.end_reason, Entitlement.active, Entitlement.version,
 ).outerjoin(Entitlement, sa.and_(Entitlement.user_id == PlaybackSession.user_id,
-                                 Entitlement.course_id == PlaybackSession.course_id))
+                                 Entitlement.course_id == PlaybackSession.course_id)
+            ).where(PlaybackSession.id == sa.bindparam("session_id", type_=sa.Uuid))
 
 
 async def manifest_session(*, db: Database, session_id: uuid.UUID) -> ManifestSession | None:
     """The session and its entitlement row by primary keys: one statement, outside any transaction."""
     async with db.session() as session:
         await autocommit(session)
-        row = (await session.execute(_MANIFEST_SESSION.where(PlaybackSession.id == session_id))).first()
+        row = (await session.execute(_MANIFEST_SESSION, {"session_id": session_id})).first()
     if row is None:
         return None
     return ManifestSession(id=row.id, user_id=row.user_id, lesson_id=row.lesson_id, course_id=row.course_id,
