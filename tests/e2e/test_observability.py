@@ -52,8 +52,8 @@ SHOWN_BY_FAULT = {
 def prometheus(distributed: Topology, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = shutil.which("prometheus")
     assert binary, "Debian's prometheus package is needed (.ci/run installs it)"
-    eventually(lambda: _ready(f"http://{RABBITMQ_PROMETHEUS}/metrics"), 30,
-               "RabbitMQ's prometheus plugin (.ci/run enables it)")
+    eventually(lambda: _ready(f"http://{RABBITMQ_PROMETHEUS}/metrics"), within=30,
+               what="RabbitMQ's prometheus plugin (.ci/run enables it)")
     run = tmp_path_factory.mktemp("prometheus")
     namespace = re.escape(distributed.namespace)
     labels = {"namespace": "e2e"}
@@ -79,9 +79,9 @@ def prometheus(distributed: Topology, tmp_path_factory: pytest.TempPathFactory) 
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        eventually(lambda: _ready(f"{url}/-/ready"), 60, "prometheus ready")
-        eventually(lambda: all(t["health"] == "up" for t in _targets(url)) and len(_targets(url)) > 4, 60,
-                   "every target scraped")
+        eventually(lambda: _ready(f"{url}/-/ready"), within=60, what="prometheus ready")
+        eventually(lambda: all(t["health"] == "up" for t in _targets(url)) and len(_targets(url)) > 4, within=60,
+                   what="every target scraped")
         yield url
     finally:
         process.terminate()
@@ -141,8 +141,8 @@ def test_every_panel_and_rule_evaluates_with_data(distributed: Topology, prometh
                           headers={"Stripe-Signature": "t=1,v1=00"}, timeout=10)
     assert unsigned.status_code == 400
     try:
-        eventually(lambda: query(prometheus, 'ALERTS{alertname="DeadLettersPresent"}')["data"]["result"], 90,
-                   "DeadLettersPresent pending or firing")
+        eventually(lambda: query(prometheus, 'ALERTS{alertname="DeadLettersPresent"}')["data"]["result"], within=90,
+                   what="DeadLettersPresent pending or firing")
 
         expected: dict[str, str] = {}
         for board, title, expr in panel_queries():
@@ -198,7 +198,7 @@ def test_one_trace_follows_a_purchase_across_processes_and_rabbitmq(distributed:
         assert checkout.status_code == 201, checkout.text
         assert client.post(checkout.json()["checkout_url"] + "/pay", headers=traced).status_code < 400
         eventually(lambda: client.post("/api/playback/token", headers=learner,
-                                       json={"lesson_id": lesson_id}).status_code == 200, 30, "entitlement")
+                                       json={"lesson_id": lesson_id}).status_code == 200, within=30, what="entitlement")
 
     def chain() -> dict[str, dict[str, str]] | None:
         spans = otlp_receiver.trace(trace_id)
@@ -219,7 +219,7 @@ def test_one_trace_follows_a_purchase_across_processes_and_rabbitmq(distributed:
         return {**found, "entitlement sql": sql[0]} if sql else None
 
     try:
-        found = eventually(chain, 60, "the purchase's spans in one trace")
+        found = eventually(chain, within=60, what="the purchase's spans in one trace")
     except AssertionError:
         seen = sorted({(s["service"], s["name"], s["kind"]) for s in otlp_receiver.trace(trace_id)})
         raise AssertionError(f"trace {trace_id} holds only {seen}") from None
