@@ -59,6 +59,7 @@ test-e2e: bootstrap web-ensure
 lint: bootstrap web-lint
 	$(UV) run ruff check .
 	$(UV) run mypy $(PACKAGES)
+	$(UV) run mypy tests  # the cross-service suites: they call every package's helpers
 
 # The web app (web/, Node.js 20+ and npm). Without npm these targets say so and `make run` serves
 # the API alone; `make test` skips the web checks.

@@ -43,7 +43,7 @@ def _all_routes() -> list[tuple[str, str, str, set[frozenset[str]]]]:
         app = importlib.import_module(f"{service}.main").create_app()
         for route in iter_route_contexts(app.routes):
             roles = _required_roles(getattr(route, "dependant", None))
-            routes += [(service, route.path, method, roles) for method in sorted(route.methods or ())]
+            routes += [(service, str(route.path), method, roles) for method in sorted(route.methods or ())]
     return routes
 
 

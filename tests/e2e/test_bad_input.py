@@ -25,8 +25,8 @@ def test_non_ascii_signatures_are_refused_not_crashed(base_url: str) -> None:
                             params={"expires": int(time.time()) + 60, "signature": "é" * 43}, content=b"x")
         assert_problem(upload, 403)
         webhook = client.post("/api/billing/webhooks/stripe", content=b"{}",
-                              headers={"Content-Type": "application/json",
-                                       "Stripe-Signature": "t=1,v1=\xe9\xe9".encode("latin-1")})
+                              headers=[(b"Content-Type", b"application/json"),
+                                       (b"Stripe-Signature", "t=1,v1=\xe9\xe9".encode("latin-1"))])
         assert_problem(webhook, 400)
         forged = client.get("/api/auth/me", headers={"Authorization": "Bearer eyJhbGciOiJFZERTQSJ9.eyJhdWQiOjV9.x"})
         assert_problem(forged, 401)  # an unsigned `"aud": 5`

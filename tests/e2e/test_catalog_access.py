@@ -84,7 +84,7 @@ async def _drained(topology: Topology) -> bool:
         counts = []
         for suffix in ("", ".retry"):
             queue = await channel.declare_queue(f"{topology.namespace}.catalog.events{suffix}", passive=True)
-            counts.append(queue.declaration_result.message_count)
+            counts.append(queue.declaration_result.message_count or 0)
     return sum(counts) == 0
 
 

@@ -73,7 +73,11 @@ def test_killing_a_replica_under_load_is_invisible_to_gets(failover: Topology) -
     headers = {"Authorization": f"Bearer {token}"}
     url = f"{failover.gateway_url}/api/catalog/courses/{DEMO_COURSE}"
     killed = threading.Event()
-    killer = threading.Thread(target=lambda: (killed.wait(), kill(failover, "catalog-0")))
+    def kill_when_loaded() -> None:
+        killed.wait()
+        kill(failover, "catalog-0")
+
+    killer = threading.Thread(target=kill_when_loaded)
     killer.start()
     statuses = steady_load(url, headers, seconds=5, workers=6, during=killed)
     killer.join()

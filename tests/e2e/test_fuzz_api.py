@@ -95,7 +95,7 @@ def fuzz_test(service: str, app: FastAPI) -> Callable[..., None]:
         headers = {} if (case.method.upper(), case.path) in SESSION_ENDING else dict(account)
         response = case.call(base_url=f"{base_url}/api/{service}", session=http_session, headers=headers,
                              timeout=30)
-        checks = [not_a_server_error]
+        checks: list[Callable[..., bool | None]] = [not_a_server_error]
         # An answer is checked against the schema documented for its status and media type;
         # problem+json errors once an operation documents them (they are not HTTPValidationError).
         documented = case.operation.schema.get_content_types(case.operation, response)

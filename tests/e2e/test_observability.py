@@ -211,12 +211,13 @@ def test_one_trace_follows_a_purchase_across_processes_and_rabbitmq(distributed:
             "publish granted": _span(spans, "catalog", "PRODUCER", "publish catalog.enrollment.granted.v1"),
             "entitlement": _span(spans, "playback", "CONSUMER", "consume catalog.enrollment.granted.v1"),
         }
-        if not all(found.values()):
+        present = {step: span for step, span in found.items() if span is not None}
+        if len(present) < len(found):
             return None
-        entitlement_id = found["entitlement"]["span_id"]
+        entitlement_id = present["entitlement"]["span_id"]
         sql = [s for s in spans if s["service"] == "playback" and s["parent_span_id"] == entitlement_id
                and s["kind"] == "3"]
-        return {**found, "entitlement sql": sql[0]} if sql else None
+        return {**present, "entitlement sql": sql[0]} if sql else None
 
     try:
         found = eventually(chain, within=60, what="the purchase's spans in one trace")

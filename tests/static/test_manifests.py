@@ -257,7 +257,9 @@ def test_compose_infrastructure_versions() -> None:
     services = compose()["services"]
     assert services["postgres"]["image"] == "postgres:15"
     assert services["redis"]["image"] == "redis:7"
-    major, minor = map(int, re.match(r"rabbitmq:(\d+)\.(\d+)", services["rabbitmq"]["image"]).groups())
+    version = re.match(r"rabbitmq:(\d+)\.(\d+)", services["rabbitmq"]["image"])
+    assert version, services["rabbitmq"]["image"]
+    major, minor = map(int, version.groups())
     assert (major, minor) >= (3, 10), "quorum queues need RabbitMQ >= 3.10"
     for name in ("postgres", "redis", "rabbitmq"):
         assert services[name].get("healthcheck"), f"{name} has no healthcheck for depends_on to wait on"

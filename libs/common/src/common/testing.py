@@ -213,7 +213,7 @@ def assert_migrations_sound(migrations_dir: Path, url: str, schema: str | None, 
     command.upgrade(cfg, "heads")
 
 
-def eventually(check: Callable[[], T], *, within: float = 20.0, interval: float = 0.2,
+def eventually(check: Callable[[], T | None], *, within: float = 20.0, interval: float = 0.2,
                what: str = "condition") -> T:
     """Poll `check()` until it is truthy and return its value: events cross services
     asynchronously, so tests wait for their effect, bounded."""
@@ -227,7 +227,7 @@ def eventually(check: Callable[[], T], *, within: float = 20.0, interval: float 
         time.sleep(interval)
 
 
-async def eventually_async(check: Callable[[], Awaitable[T]], *, within: float = 5.0, interval: float = 0.05,
+async def eventually_async(check: Callable[[], Awaitable[T | None]], *, within: float = 5.0, interval: float = 0.05,
                            what: str = "condition") -> T:
     """`eventually` for an async check (work done after a commit, by a worker or a consumer)."""
     deadline = time.monotonic() + within
