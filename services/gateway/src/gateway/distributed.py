@@ -329,7 +329,10 @@ class Topology:
         data = asdict(self)
         data["run_dir"] = str(self.run_dir)
         data["cert_dir"] = str(self.cert_dir)
-        (self.run_dir / "state.json").write_text(json.dumps(data, indent=2))
+        # Replaced whole: the supervisor rewrites it while `make down` (or a test) may be reading it.
+        partial = self.run_dir / f"state.json.{os.getpid()}"
+        partial.write_text(json.dumps(data, indent=2))
+        partial.replace(self.run_dir / "state.json")
 
     @classmethod
     def load(cls, run_dir: Path) -> Topology | None:
