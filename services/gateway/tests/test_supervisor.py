@@ -27,16 +27,16 @@ from gateway.distributed import Topology
 
 class Sleepers(Topology):
     def _spawn(self, name):
-        return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True).pid
+        return subprocess.Popen(["sleep", "600"], start_new_session=True).pid
 
 topology = Sleepers.load(Path(sys.argv[1]))
-topology.run_supervisor(check_every=0.05, healthy_after=float(sys.argv[2]))
+topology.run_supervisor(check_every=0.02, first_backoff=0.2, healthy_after=float(sys.argv[2]))
 """
-HEALTHY_AFTER = 1.0
+HEALTHY_AFTER = 0.8
 
 
 def _sleeper() -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    return subprocess.Popen(["sleep", "600"], start_new_session=True)
 
 
 class Events:
@@ -74,9 +74,9 @@ def test_a_dead_process_is_restarted_with_backoff_and_make_down_stops_the_new_on
     events = Events(supervisor.stdout)
     pids = [first.pid]
     try:
-        time.sleep(0.5)  # the supervisor has loaded the state (its restarts rewrite state.json)
+        time.sleep(0.3)  # it dies while supervised (had it died earlier, the first check sees it dead)
         # Three deaths in a row (each soon after the last start), then one after a healthy run.
-        for death, pause in enumerate([0.0, 0.0, 0.0, HEALTHY_AFTER + 0.5]):
+        for death, pause in enumerate([0.0, 0.0, 0.0, HEALTHY_AFTER + 0.3]):
             time.sleep(pause)
             os.kill(pids[-1], signal.SIGKILL)
             if death == 0:
@@ -85,11 +85,11 @@ def test_a_dead_process_is_restarted_with_backoff_and_make_down_stops_the_new_on
             assert exited[1] == {"event": "process exited", "process": "catalog-0", "pid": pids[-1],
                                  "restart_in_seconds": exited[1]["restart_in_seconds"]}
             assert restarted[1]["event"] == "process restarted"
-            assert restarted[0] - exited[0] >= exited[1]["restart_in_seconds"] - 0.1
+            assert restarted[0] - exited[0] >= exited[1]["restart_in_seconds"] / 2  # it did wait
             pids.append(restarted[1]["pid"])
             assert _pid(tmp_path) == pids[-1] and alive(pids[-1])
         delays = [line["restart_in_seconds"] for _, line in events.lines if line["event"] == "process exited"]
-        assert delays == [0.5, 1.0, 2.0, 0.5]  # doubling, and reset after a healthy run
+        assert delays == [0.2, 0.4, 0.8, 0.2]  # doubling, and reset after a healthy run
         assert len(set(pids)) == 5
 
         # `make down`: the supervisor first (or it would restart what is being stopped), then the
