@@ -127,10 +127,9 @@ def _steady_load(base_url: str, learner: dict[str, str], tally: Tally, lock: thr
                 try:
                     status = client.request(method, path, json=body).status_code
                 except httpx.HTTPError:
-                    status = 0
+                    status = 599
                 with lock:
-                    tally.record(status if status else 599)
-
+                    tally.record(status)
 
 
 @contextmanager
@@ -152,7 +151,8 @@ def steady_load(base_url: str, learners: list[dict[str, str]], tally: Tally) -> 
 @pytest.mark.parametrize("service", SERVICES)
 def test_a_replica_killed_under_load_costs_under_one_percent_and_comes_back(
         healed: Faults, buyers: list[dict[str, str]], service: str) -> None:
-    """Replica 0, the one the other services also call directly (their peer URLs name it)."""
+    """Replica 0: the worst one to lose, the other services also call it directly (their peer
+    URLs name it, see docs/faults.md)."""
     topology = healed.topology
     name = f"{service}-0"
     tally = Tally(f"kill -9 {name} under load ({CLIENTS} clients)")
