@@ -74,7 +74,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
     # The services' URLs derive from the admin DSN's host: through the proxy, like everything else.
     pg_credentials = pg.netloc.rsplit("@", 1)[0] + "@" if "@" in pg.netloc else ""
     topology = Topology.ephemeral(
-        tmp_path_factory.mktemp("faults"), replicas={"catalog": 2, "playback": 2},
+        tmp_path_factory.mktemp("faults"), replicas=dict.fromkeys(SERVICES, 2),
         pg_admin_dsn=pg._replace(netloc=f"{pg_credentials}127.0.0.1:{postgres.port}").geturl(),
         redis_url=f"redis://127.0.0.1:{redis.port}/0",
         broker_url=amqp._replace(netloc=f"{amqp.username}:{amqp.password}@127.0.0.1:{broker.port}").geturl(),

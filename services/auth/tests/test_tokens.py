@@ -17,9 +17,12 @@ from auth_testkit import Auth, bearer, claims, open_auth
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth import keys
+from auth.main import create_app
 from auth.models import SigningKey
 from auth.resources import AuthResources
 from common.db import utcnow
+from common.http import LazyASGITransport
+from common.testing import serve_in_process
 
 
 def _b64(data: dict[str, Any] | bytes) -> str:
@@ -145,3 +148,21 @@ async def test_private_keys_are_encrypted_at_rest_and_rewrapped() -> None:
             keys.KeyEncryption.from_settings(auth.settings.model_copy(update={
                 "signing_key_encryption_keys": None})).open(row.kid, row.private_key)
         assert uuid.UUID(user["id"])
+
+
+async def test_not_ready_while_no_key_can_sign() -> None:
+    """auth restarted without the key-encryption key its keys were stored under (a secret lost
+    between `make migrate` and `make up`): every login would fail, so it must not report ready."""
+    kek = keys.generate_kek()
+    async with open_auth(signing_key_encryption_keys=kek) as auth:
+        assert (await auth.client.get("/health/ready")).status_code == 200
+        without_kek = auth.settings.model_copy(update={"signing_key_encryption_keys": None})
+        transport = LazyASGITransport()
+        async with serve_in_process(create_app(without_kek, http_transport=transport), transport) as client:
+            ready = await client.get("/health/ready")
+            assert ready.status_code == 503, ready.text
+            assert ready.json()["checks"]["signing_key"] == "failed: SigningKeyError"
+            assert {name for name, result in ready.json()["checks"].items() if result != "ok"} == {"signing_key"}
+            with pytest.raises(keys.SigningKeyError):  # what every login meets (a 500 over a socket)
+                await client.post("/login", json={"email": "admin@triple.academy", "password": "Admin-Demo-2026!"})
+        assert (await auth.client.get("/health/ready")).status_code == 200

@@ -5,7 +5,9 @@ Modes: `up` (forward), `cut` (drop every connection; new ones are accepted and c
 broker restart or a reset link looks), `refuse` (drop every connection and stop listening: the
 client gets ECONNREFUSED), `stall` (a blackhole: connections stay open, no byte goes through, new
 ones are accepted and then silent), `slow` (every chunk delayed by `delay` seconds), `flaky` (each
-chunk kills its connection with `probability`). Going back `up` from `stall` closes the stalled
+chunk kills its connection with `probability`), `hold` (forward, but freeze each connection that
+carries a given sequence of bytes, see `Hold`: a peer stopped at a chosen point of its conversation,
+e.g. just before its COMMIT). Going back `up` from `stall` or `hold` closes the stalled or frozen
 connections, as a TCP stack gives up on a long partition.
 
 `FaultProxy` lives on an event loop; `ThreadedFaultProxy` runs one on its own thread for the
@@ -19,10 +21,59 @@ import contextlib
 import random
 import threading
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-Mode = Literal["up", "cut", "refuse", "stall", "slow", "flaky"]
+Mode = Literal["up", "cut", "refuse", "stall", "slow", "flaky", "hold"]
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Freeze a connection at a point of its conversation found by content, not by time.
+
+    A connection that carries every byte string of `sequence`, in this order, in one direction
+    (`to_server`: from the client) stops there both ways: `deliver` says whether the chunk with the
+    last one still goes through (the peer got it) or is kept back (it never left). Nothing else
+    passes until the proxy leaves `hold` mode, which drops the frozen connections. E.g. a service's
+    database connection frozen before its COMMIT, or a consumer's broker connection frozen just
+    after a delivery so its ack cannot leave.
+    """
+
+    sequence: tuple[bytes, ...]
+    to_server: bool = True
+    deliver: bool = False
+
+
+class _Link:
+    """One proxied connection: its two writers, its client's address and its progress in a hold."""
+
+    def __init__(self, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter) -> None:
+        self.writers = (client, upstream)
+        peer = client.get_extra_info("peername") or ("", 0)
+        self.peer: tuple[str, int] = (str(peer[0]), int(peer[1]))
+        self.frozen = False
+        self.released = asyncio.Event()
+        self._hold: Hold | None = None
+        self._found = 0
+        self._tail = b""
+
+    def completes(self, hold: Hold, chunk: bytes) -> bool:
+        """Whether this chunk completes the hold's sequence (matches may straddle chunks)."""
+        if hold is not self._hold:
+            self._hold, self._found, self._tail = hold, 0, b""
+        data, start = self._tail + chunk, 0
+        while self._found < len(hold.sequence):
+            at = data.find(hold.sequence[self._found], start)
+            if at < 0:
+                break
+            start = at + len(hold.sequence[self._found])
+            self._found += 1
+        if self._found == len(hold.sequence):
+            return True
+        keep = len(hold.sequence[self._found]) - 1
+        self._tail = data[max(start, len(data) - keep):] if keep else b""
+        return False
 
 
 class FaultProxy:
@@ -35,6 +86,10 @@ class FaultProxy:
         self.delay = 0.0
         self.probability = 0.0
         self.connections_accepted = 0
+        self.hold: Hold | None = None
+        # The client addresses of the connections frozen by the current hold (to find their process).
+        self.held: list[tuple[str, int]] = []
+        self._links: set[_Link] = set()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -52,9 +107,16 @@ class FaultProxy:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def set_mode(self, mode: Mode, *, delay: float = 0.5, probability: float = 0.2) -> None:
+    async def set_mode(self, mode: Mode, *, delay: float = 0.5, probability: float = 0.2,
+                       hold: Hold | None = None) -> None:
+        if mode == "hold" and hold is None:
+            raise ValueError("hold mode needs a Hold")
         previous, self.mode = self.mode, mode
         self.delay, self.probability = delay, probability
+        if previous == "hold":
+            self._drop_frozen()
+        self.hold = hold if mode == "hold" else None
+        self.held = []
         if mode in ("cut", "refuse") or (previous == "stall" and mode == "up"):
             self._drop_all()
         if mode == "stall":
@@ -79,6 +141,14 @@ class FaultProxy:
                 writer.transport.abort()
         self._writers.clear()
 
+    def _drop_frozen(self) -> None:
+        for link in [link for link in self._links if link.frozen]:
+            for writer in link.writers:
+                with contextlib.suppress(Exception):
+                    writer.transport.abort()
+                self._writers.discard(writer)
+            link.released.set()
+
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.connections_accepted += 1
         if self.mode == "cut":
@@ -96,12 +166,17 @@ class FaultProxy:
             self._writers.discard(client_writer)
             return
         self._writers.add(upstream_writer)
-        pair = (client_writer, upstream_writer)
-        await asyncio.gather(self._pipe(client_reader, upstream_writer, pair),
-                             self._pipe(upstream_reader, client_writer, pair), return_exceptions=True)
+        link = _Link(client_writer, upstream_writer)
+        self._links.add(link)
+        try:
+            await asyncio.gather(self._pipe(client_reader, upstream_writer, link, to_server=True),
+                                 self._pipe(upstream_reader, client_writer, link, to_server=False),
+                                 return_exceptions=True)
+        finally:
+            self._links.discard(link)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    pair: tuple[asyncio.StreamWriter, asyncio.StreamWriter]) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: _Link, *,
+                    to_server: bool) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -111,8 +186,17 @@ class FaultProxy:
                 if not chunk:
                     break
                 await self._flowing.wait()  # stalled: hold the bytes, nothing goes through
+                if link.frozen:
+                    await link.released.wait()
                 if writer not in self._writers:
                     break
+                hold = self.hold
+                if hold is not None and hold.to_server == to_server and link.completes(hold, chunk):
+                    link.frozen = True
+                    self.held.append(link.peer)
+                    if not hold.deliver:
+                        await link.released.wait()
+                        break
                 if self.mode == "slow":
                     await asyncio.sleep(self.delay)
                 elif self.mode == "flaky" and random.random() < self.probability:
@@ -122,7 +206,7 @@ class FaultProxy:
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
-            for side in pair:
+            for side in link.writers:
                 with contextlib.suppress(Exception):
                     side.transport.abort()
                 self._writers.discard(side)
@@ -151,8 +235,13 @@ class ThreadedFaultProxy:
     def mode(self) -> Mode:
         return self.proxy.mode
 
-    def set_mode(self, mode: Mode, **options: float) -> None:
-        self._call(self.proxy.set_mode(mode, **options))
+    def set_mode(self, mode: Mode, *, delay: float = 0.5, probability: float = 0.2, hold: Hold | None = None) -> None:
+        self._call(self.proxy.set_mode(mode, delay=delay, probability=probability, hold=hold))
+
+    @property
+    def held(self) -> list[tuple[str, int]]:
+        """Client addresses of the connections the current hold froze."""
+        return list(self.proxy.held)
 
     def close(self) -> None:
         self._call(self.proxy.close())

@@ -237,11 +237,12 @@ class Topology:
             self.save()
         self.wait_ready()
 
-    def run_supervisor(self, *, check_every: float = 0.5, max_backoff: float = 30.0,
+    def run_supervisor(self, *, check_every: float = 0.5, first_backoff: float = 0.5, max_backoff: float = 30.0,
                        healthy_after: float = 60.0) -> None:
         """Restart every process of the topology that died (crash, OOM kill, kill -9), with an
-        exponential backoff per process that resets once it has run for `healthy_after` seconds.
-        Runs until SIGTERM (`make down` sends it before stopping the processes)."""
+        exponential backoff per process (`first_backoff` doubling up to `max_backoff`) that resets
+        once it has run for `healthy_after` seconds. Runs until SIGTERM (`make down` sends it before
+        stopping the processes)."""
         stopping = False
 
         def on_term(*_: Any) -> None:
@@ -260,7 +261,7 @@ class Topology:
                         backoff.pop(name, None)
                     continue
                 if name not in due:
-                    delay = backoff.get(name, 0.5)
+                    delay = backoff.get(name, first_backoff)
                     backoff[name] = min(delay * 2, max_backoff)
                     due[name] = now + delay
                     print(json.dumps({"event": "process exited", "process": name, "pid": pid,
@@ -329,7 +330,10 @@ class Topology:
         data = asdict(self)
         data["run_dir"] = str(self.run_dir)
         data["cert_dir"] = str(self.cert_dir)
-        (self.run_dir / "state.json").write_text(json.dumps(data, indent=2))
+        # Replaced whole: the supervisor rewrites it while `make down` (or a test) may be reading it.
+        partial = self.run_dir / f"state.json.{os.getpid()}"
+        partial.write_text(json.dumps(data, indent=2))
+        partial.replace(self.run_dir / "state.json")
 
     @classmethod
     def load(cls, run_dir: Path) -> Topology | None:
