@@ -151,8 +151,7 @@ def steady_load(base_url: str, learners: list[dict[str, str]], tally: Tally) -> 
 @pytest.mark.parametrize("service", SERVICES)
 def test_a_replica_killed_under_load_costs_under_one_percent_and_comes_back(
         healed: Faults, buyers: list[dict[str, str]], service: str) -> None:
-    """Replica 0: the worst one to lose, the other services also call it directly (their peer
-    URLs name it, see docs/faults.md)."""
+    """Replica 0 of each service in turn; the edge and the peers' balanced addresses route around it."""
     topology = healed.topology
     name = f"{service}-0"
     tally = Tally(f"kill -9 {name} under load ({CLIENTS} clients)")
@@ -168,6 +167,27 @@ def test_a_replica_killed_under_load_costs_under_one_percent_and_comes_back(
     tally.report()
     assert before_kill > 0 and tally.sent > before_kill
     assert error_count < tally.sent / 100, tally.errors
+
+
+def test_peer_calls_route_around_a_dead_replica(healed: Faults) -> None:
+    """Checkout asks catalog (course, enrollment check) service to service: with catalog-0 dead,
+    those calls reach catalog-1 through the peer's balanced address, so every checkout made
+    before the supervisor has it back still succeeds."""
+    topology = healed.topology
+    tally = Tally("checkouts while catalog-0 is dead")
+    with httpx.Client(base_url=topology.gateway_url, timeout=30) as client:
+        learners = [new_learner(client) for _ in range(6)]
+        killed = kill(topology, "catalog-0")
+        for learner in learners:
+            answer = client.post("/api/billing/checkout", json={"course_id": DEMO_COURSE},
+                                 headers={**learner, "Idempotency-Key": uuid.uuid4().hex})
+            tally.record(answer.status_code)
+        still_down = current_pids(topology)["catalog-0"] == killed or readiness(topology, "catalog", 0) != 200
+        recovery = back_ready(topology, "catalog-0", killed)
+    tally.extra = {"checked_out_while_down": still_down, "recovery_s": round(recovery, 1)}
+    tally.report()
+    assert still_down, "catalog-0 came back before the checkouts ended: the test proved nothing"
+    assert tally.statuses == {201: len(learners)}, tally.errors
 
 
 # --- billing dies between the provider's webhook and its commit ------------------------------------

@@ -39,6 +39,8 @@ __all__ = ["REPO_ROOT", "Topology", "free_port", "main"]
 SERVICES = ("auth", "catalog", "billing", "playback")
 REPO_ROOT = nginx.REPO_ROOT
 DEFAULT_PORTS = {"auth": 8101, "catalog": 8102, "billing": 8103, "playback": 8104}
+# Where peers call each service: Nginx balances over its replicas (nginx.INTERNAL_SERVER).
+DEFAULT_INTERNAL_PORTS = {"auth": 8091, "catalog": 8092, "billing": 8093, "playback": 8094}
 # `make up`: the TLS edge, and the plain listener that only redirects to it.
 DEFAULT_TLS_PORT = 8443
 DEFAULT_REDIRECT_PORT = 8081
@@ -61,6 +63,7 @@ class Topology:
     redirect_port: int = DEFAULT_REDIRECT_PORT
     cert_dir: Path = REPO_ROOT / "var" / "dev-certs"
     ports: dict[str, list[int]] = field(default_factory=lambda: {s: [p] for s, p in DEFAULT_PORTS.items()})
+    internal_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_INTERNAL_PORTS))
     run_dir: Path = REPO_ROOT / "var" / "distributed"
     pg_admin_dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -88,6 +91,7 @@ class Topology:
         return cls(namespace=f"t{secrets.token_hex(5)}", gateway_port=free_port(), tls_port=free_port(),
                    redirect_port=free_port(), cert_dir=run_dir / "certs",
                    ports={s: [free_port() for _ in range(replicas.get(s, 1))] for s in SERVICES},
+                   internal_ports={s: free_port() for s in SERVICES},
                    run_dir=run_dir, **settings)
 
     @property
@@ -159,8 +163,8 @@ class Topology:
             "LOG_JSON": "true",
             "SEED_DEMO_DATA": "true" if self.seed_demo_data else "false",
         }
-        for other in SERVICES:  # direct calls between services, not through the public edge
-            env[f"{other.upper()}_URL"] = f"http://127.0.0.1:{self.ports[other][0]}"
+        for other in SERVICES:  # service to service: balanced over the peer's replicas, not the public edge
+            env[f"{other.upper()}_URL"] = f"http://127.0.0.1:{self.internal_ports[other]}"
         if service == "auth":
             env["SERVICE_CLIENTS"] = ",".join(f"{s}:{self.secrets[f'{s}_client_secret']}" for s in SERVICES)
             if "auth_key_encryption_key" in self.secrets:  # topologies saved before keys were encrypted
@@ -223,6 +227,7 @@ class Topology:
             https_listen=f"127.0.0.1:{self.tls_port}", http_listen=f"127.0.0.1:{self.redirect_port}",
             plain_listen=f"127.0.0.1:{self.gateway_port}", tls_cert=cert.cert, tls_key=cert.key,
             upstreams={s: [f"127.0.0.1:{p}" for p in self.ports[s]] for s in SERVICES},
+            internal_listens={s: f"127.0.0.1:{p}" for s, p in self.internal_ports.items()},
             media_root=MEDIA_ROOT,
             secure_link_secret=self.secrets["secure_link_secret"], limits=self.limits),
             self.run_dir / "nginx")

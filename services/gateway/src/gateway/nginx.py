@@ -9,6 +9,7 @@ includes resolve the same way in both:
     <prefix>/triple/             infra/nginx's static files (http.conf, header snippets, dhparam)
     <prefix>/conf.d/gateway.conf the rendered template
     <prefix>/conf.d/*.listen     extra listeners of the HTTPS server (the loopback plain one)
+    <prefix>/conf.d/internal.conf one loopback address per service for service-to-service calls
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import shutil
 import string
 import subprocess
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.limits import EDGE_LIMITS, EdgeLimits
@@ -33,6 +34,30 @@ WEB_DIST = REPO_ROOT / "web" / "dist"
 STATIC_FILES = ("http.conf", "edge_headers.conf", "api_headers.conf", "web_types.conf", "ffdhe2048.pem")
 # Passive health check of every upstream server line.
 SERVER_PARAMS = "max_fails=2 fail_timeout=5s"
+
+# `make up`'s stand-in for a Kubernetes Service: one loopback address per service, balanced over its
+# replicas by the same upstream block as the edge (passive health checks, idempotent retries), so a
+# peer's dead replica is routed around instead of failing every call to it. Not in the images
+# (compose and k8s name services through DNS). Internal routes stay reachable here (loopback only,
+# service tokens required); the caller's own X-Request-ID, traceparent and Cache-Control pass on.
+INTERNAL_SERVER = """\
+server {{
+    listen {listen};
+    access_log off;
+    # Setting any proxy header here drops every inherited one: the whole set, the caller's ids kept.
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
+    proxy_set_header X-Request-ID $http_x_request_id;
+    proxy_set_header traceparent $http_traceparent;
+    proxy_set_header X-Forwarded-For $remote_addr;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_pass_header Cache-Control;
+    proxy_read_timeout 120s;
+    location / {{
+        proxy_pass http://{service}_upstream;
+    }}
+}}
+"""
 
 WRAPPER = """\
 worker_processes 2;
@@ -79,6 +104,8 @@ class GatewayConfig:
     trusted_proxies: tuple[str, ...] = ("127.0.0.2/32",)
     # The built web app served at / (`npm run build` in web/; absent: / answers 404 per file).
     web_root: Path = WEB_DIST
+    # service -> "127.0.0.1:port": the balanced address its peers call it on (INTERNAL_SERVER).
+    internal_listens: Mapping[str, str] = field(default_factory=dict)
 
 
 def nginx_binary() -> str:
@@ -159,6 +186,8 @@ def render(config: GatewayConfig, prefix: Path) -> Path:
         plain.write_text(f"listen {config.plain_listen};\n")
     else:
         plain.unlink(missing_ok=True)
+    (prefix / "conf.d" / "internal.conf").write_text("".join(
+        INTERNAL_SERVER.format(listen=listen, service=service) for service, listen in config.internal_listens.items()))
     user = "user root;" if os.geteuid() == 0 else ""  # workers must read the repo's media files
     main = prefix / "nginx.conf"
     main.write_text(WRAPPER.format(prefix=prefix, user=user))
