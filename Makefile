@@ -10,7 +10,7 @@ help:
 	@echo "make run      the whole platform embedded on http://127.0.0.1:8000 (demo data)"
 	@echo "make test     unit, integration and e2e tests (needs PostgreSQL, Redis, RabbitMQ, nginx)"
 	@echo "make test-unit / test-integration / test-e2e  one tier of make test"
-	@echo "make test-faults  the fault-injection scenarios on the distributed topology (slow)"
+	@echo "make test-faults  only the fault-injection scenarios (part of make test), with their counts printed"
 	@echo "make lint     ruff + mypy"
 	@echo "make up       distributed mode as local processes behind nginx on http://127.0.0.1:8080"
 	@echo "              (UP_ARGS=\"--pg-admin-dsn ... --redis-url ... --broker-url ...\" to use other servers)"
@@ -41,10 +41,10 @@ test: bootstrap web-ensure
 	$(UV) run pytest
 
 test-faults: bootstrap
-	TRIPLE_FAULTS=1 $(UV) run pytest tests/faults -q -s
+	$(UV) run pytest tests/faults -q -s
 
 test-fast: bootstrap web-ensure
-	$(UV) run pytest --ignore=tests/e2e
+	$(UV) run pytest --ignore=tests/e2e --ignore=tests/faults
 
 # The tiers of `make test` (markers set by path in conftest.py).
 test-unit: bootstrap

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -34,16 +33,6 @@ from ..e2e.conftest import running
 DEMO_COURSE = "10000000-0000-4000-8000-000000000001"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end fault scenarios take minutes (the topology alone starts in ~1-2 min on the shared
-    machine): `make test-faults` runs them (TRIPLE_FAULTS=1); `make test` keeps the fast proofs in
-    libs/common/tests/test_faults.py."""
-    if os.environ.get("TRIPLE_FAULTS") == "1":
-        return
-    skip = pytest.mark.skip(reason="slow fault scenarios: run `make test-faults` (TRIPLE_FAULTS=1)")
-    for item in items:
-        if "tests/faults/" in str(item.path):
-            item.add_marker(skip)
 PASSWORD = "a long enough passphrase"
 
 
