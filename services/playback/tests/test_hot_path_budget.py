@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -48,6 +49,35 @@ async def test_token_is_one_read_one_write_and_no_peer_call(budget: Platform) ->
     assert all(table in writes[0] for table in ("playback_sessions", "watermarks_issued", "access_log")), writes
     assert work.commits == 1, work.commits  # the session's commit: no round trip on an autocommit connection
     assert len(catalog.calls) == calls, catalog.calls[calls:]
+
+
+async def test_a_token_past_the_stream_limit_costs_no_more(budget: Platform) -> None:
+    """At the limit (end_oldest) the replaced session is ended inside the one write: no extra read
+    of the holders, one registry call."""
+    headers = await _enrolled(budget)
+    resources = budget.runtime.resources_as(PlaybackResources)
+    for _ in range(2):  # both slots taken
+        assert (await budget.client.post("/api/playback/token", json={"lesson_id": str(PAID_LESSON)},
+                                         headers=headers)).status_code == 200
+    registry = resources.streams
+    admissions: list[str] = []
+    admit = registry.admit
+
+    async def counting_admit(*args: Any, **kwargs: Any) -> Any:
+        admissions.append(args[1])
+        return await admit(*args, **kwargs)
+
+    registry.admit = counting_admit  # type: ignore[method-assign]
+    try:
+        with database_work(budget.runtime.db.engine) as work:
+            response = await budget.client.post("/api/playback/token", json={"lesson_id": str(PAID_LESSON)},
+                                                headers=headers)
+    finally:
+        del registry.admit
+    assert response.status_code == 200, response.text
+    assert len(work.statements) == 2 and work.commits == 1, work.statements
+    assert "playback_sessions" in work.statements[1] and "UPDATE" in work.statements[1].upper()
+    assert len(admissions) == 1, admissions
 
 
 async def test_playlists_are_one_read_no_commit_and_no_peer_call(budget: Platform) -> None:

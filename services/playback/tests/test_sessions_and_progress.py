@@ -220,6 +220,21 @@ async def test_revocation_ends_running_paid_sessions_and_frees_their_slots(refus
     await _token(refuse, headers)
 
 
+async def test_a_slot_held_by_a_revoked_session_is_reclaimed_before_a_live_one_is_replaced(
+        end_oldest: Platform) -> None:
+    user_id, headers = await _enrolled_user(end_oldest)
+    preview = await _token(end_oldest, headers, PREVIEW_LESSON)  # the oldest stream, and live
+    paid = await _token(end_oldest, headers)
+    await end_oldest.deliver("revoked", user_id, 2)  # ends `paid` in the database only
+    await end_oldest.deliver("granted", user_id, 3)
+    again = await _token(end_oldest, headers)
+    # The revoked session's slot was taken back; the live preview was not pushed out.
+    assert (await _session(end_oldest, paid["session_id"])).end_reason == "enrollment_revoked"
+    assert (await _session(end_oldest, preview["session_id"])).ended_at is None
+    for live in (preview, again):
+        assert (await _heartbeat(end_oldest, headers, live["session_id"])).status_code == 200
+
+
 async def test_sign_out_everywhere_and_disabling_end_streams(refuse: Platform) -> None:
     user_id, headers = await _enrolled_user(refuse)
     before = await _token(refuse, headers)

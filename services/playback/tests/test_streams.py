@@ -69,6 +69,27 @@ async def test_end_oldest_pushes_out_the_least_recently_active(registry: StreamR
     assert await registry.active(user, timeout_seconds=TIMEOUT) == [first, third]
 
 
+async def test_known_ended_sessions_are_dropped_before_counting(registry: StreamRegistry) -> None:
+    """A holder the database knows has ended frees its slot in the same admission, under either
+    policy: the live streams are neither refused nor pushed out for it."""
+    user = str(uuid.uuid4())
+    live, dead, third, fourth = (str(uuid.uuid4()) for _ in range(4))
+    for sid in (live, dead):
+        assert (await registry.admit(user, sid, limit=2, policy="refuse", timeout_seconds=TIMEOUT)).admitted
+        await asyncio.sleep(0.005)
+    admitted = await registry.admit(user, third, limit=2, policy="refuse", timeout_seconds=TIMEOUT,
+                                    drop=(dead, str(uuid.uuid4())))  # unknown members are ignored
+    assert admitted.admitted and admitted.ended == ()
+    assert await registry.active(user, timeout_seconds=TIMEOUT) == [live, third]
+    # end_oldest: the dead holder goes, not the oldest live one.
+    await registry.release(user, third)
+    assert (await registry.admit(user, dead, limit=2, policy="refuse", timeout_seconds=TIMEOUT)).admitted
+    admitted = await registry.admit(user, fourth, limit=2, policy="end_oldest", timeout_seconds=TIMEOUT,
+                                    drop=(dead,))
+    assert admitted.admitted and admitted.ended == ()
+    assert set(await registry.active(user, timeout_seconds=TIMEOUT)) == {live, fourth}
+
+
 async def test_silent_streams_time_out(registry: StreamRegistry) -> None:
     user = str(uuid.uuid4())
     old, new = str(uuid.uuid4()), str(uuid.uuid4())

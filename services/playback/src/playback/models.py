@@ -35,6 +35,9 @@ class PlaybackSession(Base):
     """One per issued playback token: binds user, lesson and asset to a watermark."""
 
     __tablename__ = "playback_sessions"
+    # A token reads the user's sessions that events ended lately (they may still hold a stream slot)
+    # by user, end reason and time: a few index entries, however many sessions the user replaced.
+    __table_args__ = (sa.Index("ix_playback_sessions_user_ended", "user_id", "end_reason", "ended_at"),)
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)

@@ -6,7 +6,8 @@ players starting at the same moment on two replicas can never both take the last
 
 The database stays the record of why a session ended (`playback_sessions.ended_at`); this registry
 only answers "is it alive and does it count". Sessions ended elsewhere (an event handler, which
-only has a database transaction) are dropped from the set lazily, when a user reaches the limit.
+only has a database transaction) are dropped from the set lazily: a token names the user's sessions
+the database knows events ended (`drop`), and its admission removes them before counting.
 
 Embedded mode has no Redis: `MemoryStreamRegistry` keeps the same semantics in process memory
 (single event loop, no awaits inside an operation, hence atomic).
@@ -15,6 +16,7 @@ Embedded mode has no Redis: `MemoryStreamRegistry` keeps the same semantics in p
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -35,7 +37,9 @@ class Admission:
 
 class StreamRegistry(Protocol):
     async def admit(self, user_id: str, session_id: str, *, limit: int, policy: Policy,
-                    timeout_seconds: float) -> Admission: ...
+                    timeout_seconds: float, drop: Sequence[str] = ()) -> Admission:
+        """Take a slot for `session_id`, first removing `drop` (sessions known to have ended)."""
+        ...
 
     async def touch(self, user_id: str, session_id: str, *, timeout_seconds: float) -> bool:
         """Refresh a live session's heartbeat; False when it was ended or has timed out."""
@@ -55,6 +59,9 @@ class RedisStreamRegistry:
     local key, now, timeout, limit, policy, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]),
         tonumber(ARGV[3]), ARGV[4], ARGV[5]
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now - timeout)
+    if #ARGV > 5 then
+        redis.call('ZREM', key, unpack(ARGV, 6))
+    end
     if redis.call('ZSCORE', key, member) then
         redis.call('ZADD', key, now, member)
         redis.call('PEXPIRE', key, timeout)
@@ -95,9 +102,10 @@ class RedisStreamRegistry:
         return f"{self.prefix}playback:streams:{user_id}"
 
     async def admit(self, user_id: str, session_id: str, *, limit: int, policy: Policy,
-                    timeout_seconds: float) -> Admission:
+                    timeout_seconds: float, drop: Sequence[str] = ()) -> Admission:
         result = await self._admit(keys=[self._key(user_id)],
-                                   args=[_now_ms(), int(timeout_seconds * 1000), limit, policy, session_id])
+                                   args=[_now_ms(), int(timeout_seconds * 1000), limit, policy, session_id,
+                                         *drop])
         flag, *members = result
         names = tuple(m.decode() if isinstance(m, bytes) else str(m) for m in members)
         if int(flag) == 1:
@@ -134,8 +142,10 @@ class MemoryStreamRegistry:
         return sessions
 
     async def admit(self, user_id: str, session_id: str, *, limit: int, policy: Policy,
-                    timeout_seconds: float) -> Admission:
+                    timeout_seconds: float, drop: Sequence[str] = ()) -> Admission:
         sessions = self._live(user_id, timeout_seconds)
+        for sid in drop:
+            sessions.pop(sid, None)
         ended: tuple[str, ...] = ()
         if session_id not in sessions and len(sessions) >= limit:
             oldest_first = tuple(sorted(sessions, key=lambda sid: (sessions[sid], sid)))

@@ -83,10 +83,12 @@ async def issue_token(body: TokenRequest, user: CurrentUser, runtime: RuntimeDep
                                 reason=exc.code or "lesson_not_found")
         raise
     entitlement, resume = None, 0.0
+    ended_elsewhere: tuple[str, ...] = ()
     if lesson.course_status == service.PUBLISHED and lesson.is_video:
         facts = await service.token_facts(db=runtime.db, user_id=user_id, course_id=lesson.course_id,
-                                          lesson_id=lesson.lesson_id)
-        resume = facts.resume_position
+                                          lesson_id=lesson.lesson_id,
+                                          stream_idle_timeout_seconds=settings.stream_idle_timeout_seconds)
+        resume, ended_elsewhere = facts.resume_position, facts.ended_elsewhere
         entitlement = await service.decide_entitlement(
             catalog=catalog, cache=runtime.cache, settings=settings, user_id=user_id, course_id=lesson.course_id,
             is_preview=lesson.is_preview, held=facts.entitlement)
@@ -99,7 +101,8 @@ async def issue_token(body: TokenRequest, user: CurrentUser, runtime: RuntimeDep
         await autocommit(session)
         outcome = await service.start_playback(db_session=session, settings=settings, key=key, streams=streams,
                                                user_id=user_id, lesson=lesson, entitlement=entitlement,
-                                               duration=duration, resume_position=resume)
+                                               duration=duration, resume_position=resume,
+                                               ended_elsewhere=ended_elsewhere)
     if isinstance(outcome, service.Refusal):
         outcome.raise_error()
     return TokenResponse(token=outcome.token, expires_in=outcome.expires_in,

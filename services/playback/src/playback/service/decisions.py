@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from typing import Any, cast
 from urllib.parse import quote
 
@@ -82,23 +83,13 @@ def manifest_url(settings: PlaybackSettings, session_id: uuid.UUID, token: str,
             f"?token={quote(token, safe='')}")
 
 
-async def _admit_stream(*, db_session: AsyncSession, streams: StreamRegistry, settings: PlaybackSettings,
-                        user_id: uuid.UUID, session_id: uuid.UUID) -> Admission:
-    """Take a stream slot. At the limit, first drop holders the database already knows have ended
-    (an event handler ended them but could not reach Redis), then apply the configured policy."""
-    limits: dict[str, Any] = {"limit": settings.max_concurrent_streams,
-                              "timeout_seconds": settings.stream_idle_timeout_seconds}
-    first = await streams.admit(str(user_id), str(session_id), policy="refuse", **limits)
-    if first.admitted:
-        return first
-    holders = [uuid.UUID(member) for member in first.active]
-    ended = [str(sid) for sid in await db_session.scalars(sa.select(PlaybackSession.id).where(
-        PlaybackSession.id.in_(holders), PlaybackSession.ended_at.is_not(None)))]
-    if ended:
-        await streams.release(str(user_id), *ended)
-    if not ended and settings.stream_limit_policy == "refuse":
-        return first
-    return await streams.admit(str(user_id), str(session_id), policy=settings.stream_limit_policy, **limits)
+async def _admit_stream(*, streams: StreamRegistry, settings: PlaybackSettings, user_id: uuid.UUID,
+                        session_id: uuid.UUID, ended_elsewhere: Sequence[str]) -> Admission:
+    """Take a stream slot: one registry round trip that first drops the holders the database knows
+    events ended (`token_facts` read them), then applies the configured policy at the limit."""
+    return await streams.admit(str(user_id), str(session_id), limit=settings.max_concurrent_streams,
+                               policy=settings.stream_limit_policy,
+                               timeout_seconds=settings.stream_idle_timeout_seconds, drop=ended_elsewhere)
 
 
 def _insert(table: sa.Table, prefix: str, columns: tuple[str, ...]) -> sa.Insert:
@@ -148,12 +139,14 @@ async def _write_grant(db_session: AsyncSession, *, replaced: list[uuid.UUID], n
 
 async def start_playback(*, db_session: AsyncSession, settings: PlaybackSettings, key: signing.TokenKey,
                          streams: StreamRegistry, user_id: uuid.UUID, lesson: CatalogLesson, entitlement: str | None,
-                         duration: float | None, resume_position: float = 0.0) -> IssuedToken | Refusal:
+                         duration: float | None, resume_position: float = 0.0,
+                         ended_elsewhere: Sequence[str] = ()) -> IssuedToken | Refusal:
     """Decide, take a stream slot, then open a playback session, log its watermark and sign its
     90 s token; every decision lands in the access log, in this transaction. `entitlement`
     (`decide_entitlement`), the `resume_position` (`token_facts`) and the media `duration`
     (`asset_duration`, a storage read) are looked up before this transaction opened, so it never
-    waits on another system and its statements are writes only."""
+    waits on another system and its statements are writes only. `ended_elsewhere` (`token_facts`):
+    the user's sessions events ended, dropped from the stream registry before counting."""
     def refuse(error: type[DomainError], reason: str, detail: str, **extra: Any) -> Refusal:
         return _refuse(db_session, Refusal(error, reason, detail, extra), action="token", user_id=user_id,
                        lesson_id=lesson.lesson_id, asset_id=lesson.asset_id)
@@ -167,8 +160,8 @@ async def start_playback(*, db_session: AsyncSession, settings: PlaybackSettings
         return refuse(Forbidden, "not_enrolled", "you are not enrolled in this course")
 
     session_id = uuid.uuid4()
-    admission = await _admit_stream(db_session=db_session, streams=streams, settings=settings,
-                                    user_id=user_id, session_id=session_id)
+    admission = await _admit_stream(streams=streams, settings=settings, user_id=user_id, session_id=session_id,
+                                    ended_elsewhere=ended_elsewhere)
     if not admission.admitted:
         return refuse(Conflict, "too_many_streams",
                       f"at most {settings.max_concurrent_streams} streams at a time: stop one to start another",

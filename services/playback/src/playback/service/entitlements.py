@@ -22,6 +22,7 @@ from playback.models import (
 from playback.settings import PlaybackSettings
 
 from .catalog_lookups import catalog_says_enrolled
+from .outcomes import ENROLLMENT_REVOKED, SIGNED_OUT, USER_DISABLED
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,19 @@ async def decide_entitlement(*, catalog: ServiceClient, cache: Cache, settings: 
 
 @dataclass(frozen=True)
 class TokenFacts:
-    """What a token decision reads from playback's database: the entitlement and the resume point."""
+    """What a token decision reads from playback's database: the entitlement, the resume point, and
+    the user's sessions that events ended lately (`ended_elsewhere`: they may still hold a slot in
+    the stream registry, which only hears of ends it made itself)."""
 
     entitlement: HeldEntitlement
     resume_position: float
+    ended_elsewhere: tuple[str, ...] = ()
+
+
+# Ends the stream registry never hears of: an event handler only has a database transaction.
+# (Replaced sessions leave the registry in the admission that replaced them, stopped ones in the
+# request that stopped them, timed-out ones had already left it.)
+ENDED_BY_EVENTS = (ENROLLMENT_REVOKED, USER_DISABLED, SIGNED_OUT)
 
 
 def _token_facts_statement() -> sa.Select[Any]:
@@ -82,21 +92,35 @@ def _token_facts_statement() -> sa.Select[Any]:
         sa.select(Entitlement.active).where(*held).scalar_subquery(),
         sa.select(Entitlement.version).where(*held).scalar_subquery(),
         sa.select(WatchProgress.position_seconds).where(
-            WatchProgress.user_id == user_id, WatchProgress.lesson_id == lesson_id).scalar_subquery())
+            WatchProgress.user_id == user_id, WatchProgress.lesson_id == lesson_id).scalar_subquery(),
+        # ix_playback_sessions_user_ended: only the user's event-ended sessions are read.
+        sa.select(sa.func.aggregate_strings(sa.cast(PlaybackSession.id, sa.String), ",")).where(
+            PlaybackSession.user_id == user_id, PlaybackSession.end_reason.in_(ENDED_BY_EVENTS),
+            PlaybackSession.ended_at > sa.bindparam("ended_since", type_=PlaybackSession.ended_at.type),
+        ).scalar_subquery())
 
 
 # Built once with bound parameters: each request reuses the compiled statement.
 _TOKEN_FACTS = _token_facts_statement()
 
 
-async def token_facts(*, db: Database, user_id: uuid.UUID, course_id: uuid.UUID,
-                      lesson_id: uuid.UUID) -> TokenFacts:
-    """Entitlement row and resume position in one statement, outside any transaction."""
+async def token_facts(*, db: Database, user_id: uuid.UUID, course_id: uuid.UUID, lesson_id: uuid.UUID,
+                      stream_idle_timeout_seconds: float) -> TokenFacts:
+    """Entitlement row, resume point and sessions ended by events in one statement, outside any
+    transaction.
+
+    A registry member silent for the idle timeout is gone already; twice the timeout covers a touch
+    that raced the end (the end's time is taken before its statement waits for row locks) and
+    replicas' clocks a little apart.
+    """
+    ended_since = utcnow() - dt.timedelta(seconds=2 * stream_idle_timeout_seconds)
     async with db.session() as session:
         await autocommit(session)
-        active, version, position = (await session.execute(
-            _TOKEN_FACTS, {"user_id": user_id, "course_id": course_id, "lesson_id": lesson_id})).one()
-    return TokenFacts(entitlement=HeldEntitlement.of(active, version), resume_position=position or 0.0)
+        active, version, position, ended = (await session.execute(
+            _TOKEN_FACTS, {"user_id": user_id, "course_id": course_id, "lesson_id": lesson_id,
+                           "ended_since": ended_since})).one()
+    return TokenFacts(entitlement=HeldEntitlement.of(active, version), resume_position=position or 0.0,
+                      ended_elsewhere=tuple(str(uuid.UUID(sid)) for sid in ended.split(",")) if ended else ())
 
 
 @dataclass(frozen=True)
