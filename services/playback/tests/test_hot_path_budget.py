@@ -47,8 +47,14 @@ async def test_token_is_one_read_one_write_and_no_peer_call(budget: Platform) ->
     # statement that commits as it completes (no BEGIN/COMMIT round trips around it).
     assert len(reads) == 1 and len(writes) == 1 and len(work.statements) == 2, work.statements
     assert all(table in writes[0] for table in ("playback_sessions", "watermarks_issued", "access_log")), writes
-    assert work.commits == 1, work.commits  # the session's commit: no round trip on an autocommit connection
+    assert work.commits == 0, work.commits  # autocommit: the write commits as it completes
     assert len(catalog.calls) == calls, catalog.calls[calls:]
+    # Committed before the answer: another connection sees the grant's audit row.
+    async with budget.runtime.db.session() as session:
+        audited = await session.scalar(sa.select(sa.func.count()).select_from(AccessLog).where(
+            AccessLog.session_id == uuid.UUID(response.json()["session_id"]), AccessLog.action == "token",
+            AccessLog.decision == "granted"))
+    assert audited == 1
 
 
 async def test_a_token_past_the_stream_limit_costs_no_more(budget: Platform) -> None:
@@ -75,7 +81,7 @@ async def test_a_token_past_the_stream_limit_costs_no_more(budget: Platform) -> 
     finally:
         del registry.admit
     assert response.status_code == 200, response.text
-    assert len(work.statements) == 2 and work.commits == 1, work.statements
+    assert len(work.statements) == 2 and work.commits == 0, work.statements
     assert "playback_sessions" in work.statements[1] and "UPDATE" in work.statements[1].upper()
     assert len(admissions) == 1, admissions
 

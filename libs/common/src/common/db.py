@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext import asyncio as sa_asyncio
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.observability import context as obs_context
@@ -178,6 +178,10 @@ class Database:
             event.listen(self.engine.sync_engine.pool, "checkin", _note_checkin)
             event.listen(self.engine.sync_engine.pool, "checkout", _ping_if_idle(self.engine.dialect))
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # PostgreSQL: each statement commits as it completes (no BEGIN/ROLLBACK round trips);
+        # SQLite keeps its transactions (there BEGIN is not a round trip). Same pool as `engine`.
+        self._statements_engine: AsyncEngine = (
+            self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
         self._after_commit_hooks: list[Callable[[AsyncSession], None]] = []
 
     def on_commit(self, hook: Callable[[AsyncSession], None]) -> None:
@@ -209,6 +213,15 @@ class Database:
         """A read-only style session; callers commit explicitly if they write."""
         async with self.sessionmaker() as session:
             yield session
+
+    @asynccontextmanager
+    async def statements(self) -> AsyncIterator[AsyncConnection]:
+        """A bare connection for hot statements that are each whole on their own (reads, or one
+        write that commits as it completes): no ORM session around them, and on PostgreSQL no
+        transaction either (autocommit, as `autocommit()` gives a session). On SQLite the
+        connection's transaction is rolled back at the end: write there through `transaction()`."""
+        async with self._statements_engine.connect() as connection:
+            yield connection
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

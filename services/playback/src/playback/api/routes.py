@@ -13,7 +13,6 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
 
 from common.bounds import INT64_MAX
-from common.db import autocommit
 from common.errors import NotFound, PayloadTooLarge, Unauthorized, Unprocessable, UnsupportedMediaType
 from common.security import AdminUser, CurrentUser, Principal, require_service
 from playback import hls, leaks, service, signing
@@ -95,14 +94,10 @@ async def issue_token(body: TokenRequest, user: CurrentUser, runtime: RuntimeDep
     duration = None
     if entitlement is not None and lesson.asset_id is not None:  # read from storage, before the transaction
         duration = await service.asset_duration(store=store, cache=runtime.cache, asset_id=lesson.asset_id)
-    async with runtime.db.transaction() as session:
-        # Each statement below is whole on its own (the grant is one statement): no BEGIN/COMMIT
-        # round trips around them.
-        await autocommit(session)
-        outcome = await service.start_playback(db_session=session, settings=settings, key=key, streams=streams,
-                                               user_id=user_id, lesson=lesson, entitlement=entitlement,
-                                               duration=duration, resume_position=resume,
-                                               ended_elsewhere=ended_elsewhere)
+    outcome = await service.start_playback(db=runtime.db, settings=settings, key=key, streams=streams,
+                                           user_id=user_id, lesson=lesson, entitlement=entitlement,
+                                           duration=duration, resume_position=resume,
+                                           ended_elsewhere=ended_elsewhere)
     if isinstance(outcome, service.Refusal):
         outcome.raise_error()
     return TokenResponse(token=outcome.token, expires_in=outcome.expires_in,

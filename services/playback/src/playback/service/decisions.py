@@ -119,10 +119,11 @@ _GRANT_AUDIT = _insert(_ACCESS_LOG, "a", _ACCESS_COLUMNS)
 _GRANT = _GRANT_AUDIT.add_cte(*(step.cte(f"grant_{i}") for i, step in enumerate(_GRANT_STEPS)))
 
 
-async def _write_grant(db_session: AsyncSession, *, replaced: list[uuid.UUID], now: dt.datetime,
+async def _write_grant(db: Database, *, replaced: list[uuid.UUID], now: dt.datetime,
                        session_row: dict[str, Any], access_row: dict[str, Any]) -> None:
     """Write a granted token: end the sessions it replaced, open its session, log its watermark and
-    its audit row; one statement on PostgreSQL, one per table (in the caller's transaction) elsewhere."""
+    its audit row, committed when this returns: one statement on PostgreSQL on a bare autocommit
+    connection (no ORM session, no BEGIN/COMMIT round trips), one per table in a transaction elsewhere."""
     # The request that caused each row (the evidence trail): the bound statements carry it explicitly.
     request_id = obs_context.request_id.get()
     params = {"replaced": replaced, "replaced_at": now, "replaced_by": request_id,
@@ -130,40 +131,43 @@ async def _write_grant(db_session: AsyncSession, *, replaced: list[uuid.UUID], n
               **{f"w_{name}": session_row[name] for name in _WATERMARK_COLUMNS if name in session_row},
               "w_session_id": session_row["id"], "w_issued_at": now,
               **{f"a_{name}": access_row[name] for name in _ACCESS_COLUMNS}}
-    if db_session.get_bind().dialect.name == "postgresql":
-        await db_session.execute(_GRANT, params)
+    if not db.is_sqlite:
+        async with db.statements() as connection:
+            await connection.execute(_GRANT, params)
         return
-    for statement in (*_GRANT_STEPS, _GRANT_AUDIT):
-        await db_session.execute(statement, params)
+    async with db.transaction() as db_session:
+        for statement in (*_GRANT_STEPS, _GRANT_AUDIT):
+            await db_session.execute(statement, params)
 
 
-async def start_playback(*, db_session: AsyncSession, settings: PlaybackSettings, key: signing.TokenKey,
+async def start_playback(*, db: Database, settings: PlaybackSettings, key: signing.TokenKey,
                          streams: StreamRegistry, user_id: uuid.UUID, lesson: CatalogLesson, entitlement: str | None,
                          duration: float | None, resume_position: float = 0.0,
                          ended_elsewhere: Sequence[str] = ()) -> IssuedToken | Refusal:
     """Decide, take a stream slot, then open a playback session, log its watermark and sign its
-    90 s token; every decision lands in the access log, in this transaction. `entitlement`
+    90 s token; every decision lands in the access log, committed before this returns. `entitlement`
     (`decide_entitlement`), the `resume_position` (`token_facts`) and the media `duration`
-    (`asset_duration`, a storage read) are looked up before this transaction opened, so it never
-    waits on another system and its statements are writes only. `ended_elsewhere` (`token_facts`):
-    the user's sessions events ended, dropped from the stream registry before counting."""
-    def refuse(error: type[DomainError], reason: str, detail: str, **extra: Any) -> Refusal:
-        return _refuse(db_session, Refusal(error, reason, detail, extra), action="token", user_id=user_id,
-                       lesson_id=lesson.lesson_id, asset_id=lesson.asset_id)
+    (`asset_duration`, a storage read) are looked up before, so no write waits on another system.
+    `ended_elsewhere` (`token_facts`): the user's sessions events ended, dropped from the stream
+    registry before counting."""
+    async def refuse(error: type[DomainError], reason: str, detail: str, **extra: Any) -> Refusal:
+        async with db.transaction() as db_session:
+            return _refuse(db_session, Refusal(error, reason, detail, extra), action="token", user_id=user_id,
+                           lesson_id=lesson.lesson_id, asset_id=lesson.asset_id)
 
     if lesson.course_status != PUBLISHED:
-        return refuse(NotFound, "course_not_published", "lesson not found")
+        return await refuse(NotFound, "course_not_published", "lesson not found")
     if not lesson.is_video or lesson.asset_id is None:
-        return refuse(Unprocessable, "not_a_video_lesson", "this lesson has no video")
+        return await refuse(Unprocessable, "not_a_video_lesson", "this lesson has no video")
     reason = entitlement
     if reason is None:
-        return refuse(Forbidden, "not_enrolled", "you are not enrolled in this course")
+        return await refuse(Forbidden, "not_enrolled", "you are not enrolled in this course")
 
     session_id = uuid.uuid4()
     admission = await _admit_stream(streams=streams, settings=settings, user_id=user_id, session_id=session_id,
                                     ended_elsewhere=ended_elsewhere)
     if not admission.admitted:
-        return refuse(Conflict, "too_many_streams",
+        return await refuse(Conflict, "too_many_streams",
                       f"at most {settings.max_concurrent_streams} streams at a time: stop one to start another",
                       active_sessions=list(admission.active))
     resume = resume_position
@@ -175,7 +179,7 @@ async def start_playback(*, db_session: AsyncSession, settings: PlaybackSettings
     expires_at = issued_at + settings.token_ttl_seconds
     mark = signing.watermark(settings.secure_link_secret.get_secret_value(), user_id, session_id)
     replaced = [uuid.UUID(s) for s in admission.ended]
-    await _write_grant(db_session, replaced=replaced, now=now, session_row={
+    await _write_grant(db, replaced=replaced, now=now, session_row={
         "id": session_id, "user_id": user_id, "lesson_id": lesson.lesson_id, "course_id": lesson.course_id,
         "asset_id": lesson.asset_id, "is_preview": lesson.is_preview, "watermark": mark, "created_at": now,
         "expires_at": dt.datetime.fromtimestamp(expires_at, dt.UTC), "duration_seconds": duration,

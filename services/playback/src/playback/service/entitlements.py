@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.cache import Cache
-from common.db import Database, autocommit, upsert_insert, utcnow
+from common.db import Database, upsert_insert, utcnow
 from common.errors import UpstreamUnavailable
 from common.http import ServiceClient
 from playback.models import (
@@ -114,9 +114,8 @@ async def token_facts(*, db: Database, user_id: uuid.UUID, course_id: uuid.UUID,
     replicas' clocks a little apart.
     """
     ended_since = utcnow() - dt.timedelta(seconds=2 * stream_idle_timeout_seconds)
-    async with db.session() as session:
-        await autocommit(session)
-        active, version, position, ended = (await session.execute(
+    async with db.statements() as connection:
+        active, version, position, ended = (await connection.execute(
             _TOKEN_FACTS, {"user_id": user_id, "course_id": course_id, "lesson_id": lesson_id,
                            "ended_since": ended_since})).one()
     return TokenFacts(entitlement=HeldEntitlement.of(active, version), resume_position=position or 0.0,
@@ -150,9 +149,8 @@ _MANIFEST_SESSION = sa.select(
 
 async def manifest_session(*, db: Database, session_id: uuid.UUID) -> ManifestSession | None:
     """The session and its entitlement row by primary keys: one statement, outside any transaction."""
-    async with db.session() as session:
-        await autocommit(session)
-        row = (await session.execute(_MANIFEST_SESSION, {"session_id": session_id})).first()
+    async with db.statements() as connection:
+        row = (await connection.execute(_MANIFEST_SESSION, {"session_id": session_id})).first()
     if row is None:
         return None
     return ManifestSession(id=row.id, user_id=row.user_id, lesson_id=row.lesson_id, course_id=row.course_id,
