@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from playback.models import AccessLog
+from playback.resources import PlaybackResources
 
 from .conftest import COURSE_ID, DRAFT_LESSON, PAID_LESSON, Platform, watch_db
 
@@ -98,7 +99,8 @@ async def test_catalog_is_never_called_with_a_playback_transaction_open(stub_pla
     catalog.db_open_at_call.clear()
     user_id, headers = await stub_platform.new_user()
     catalog.enrolled.add((user_id, COURSE_ID))  # no grant event: every decision asks catalog
-    await stub_platform.runtime.cache.delete(f"playback:catalog:/internal/lessons/{PAID_LESSON}")
+    await stub_platform.runtime.resources_as(PlaybackResources).lessons.delete(
+        f"playback:catalog:/internal/lessons/{PAID_LESSON}")
     await stub_platform.runtime.cache.delete(f"playback:catalog:/internal/courses/{COURSE_ID}/lessons")
     token = await stub_platform.client.post("/api/playback/token", json={"lesson_id": str(PAID_LESSON)},
                                             headers=headers)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from common.app import OpenResources
+from common.cache import Cache, MemoryCache
 from common.runtime import Runtime
 from playback import signing
 from playback.access_records import AccessRecorder
@@ -26,6 +27,9 @@ class PlaybackResources:
     streams: StreamRegistry  # concurrent streams per learner
     access_records: AccessRecorder  # manifest grants, written in batches
     storage: Storage  # uploads and transcode outputs
+    # Catalog's lessons for the token path, kept in this process for `lesson_cache_seconds` (the
+    # same bound as the shared cache gave): no Redis round trip per token.
+    lessons: Cache = field(default_factory=MemoryCache)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from playback.api.deps import (
     AccessRecordsDep,
     MediaSignerDep,
     MediaStoreDep,
+    ResourcesDep,
     RuntimeDep,
     SettingsDep,
     StreamsDep,
@@ -65,7 +66,8 @@ def _user_id(subject: str) -> uuid.UUID:
 @router.post("/token", response_model=TokenResponse,
              responses={403: {"description": "not enrolled"}, 409: {"description": "too many streams"}})
 async def issue_token(body: TokenRequest, user: CurrentUser, runtime: RuntimeDep, settings: SettingsDep,
-                      key: TokenKeyDep, streams: StreamsDep, store: MediaStoreDep) -> TokenResponse:
+                      key: TokenKeyDep, streams: StreamsDep, store: MediaStoreDep,
+                      resources: ResourcesDep) -> TokenResponse:
     """A 90 s playback token and manifest URL for a preview lesson or an enrolled learner.
 
     Takes one of the user's concurrent stream slots (409 `too_many_streams` under the "refuse"
@@ -74,7 +76,7 @@ async def issue_token(body: TokenRequest, user: CurrentUser, runtime: RuntimeDep
     user_id = _user_id(user.subject)
     catalog = runtime.client("catalog")
     try:
-        lesson = await service.get_lesson(catalog=catalog, cache=runtime.cache, lesson_id=body.lesson_id,
+        lesson = await service.get_lesson(catalog=catalog, cache=resources.lessons, lesson_id=body.lesson_id,
                                           cache_seconds=settings.lesson_cache_seconds)
     except NotFound as exc:
         async with runtime.db.transaction() as session:
