@@ -6,15 +6,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common import db as common_db
-from common import pgbootstrap
+from common import health, pgbootstrap
 from common.db import Database
 from common.errors import install_error_handlers
 from common.events import Envelope, add_raw_event
@@ -199,8 +202,6 @@ async def test_database_down_answers_503_with_retry_after_within_the_timeouts(
         async with db.session() as session:
             return {"n": int(await session.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0)}
 
-    import httpx
-
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -334,4 +335,46 @@ async def test_a_pooled_connection_cut_while_idle_is_replaced_before_use(
         assert await read(autocommit=False) == 0
     finally:
         await db.dispose()
+        await proxy.close()
+
+
+def _readiness_app(checks: dict[str, Any]) -> FastAPI:
+    """The real `/health/ready` route over the given checks (what the services mount)."""
+    app = FastAPI()
+    app.include_router(health.router)
+    app.state.runtime = SimpleNamespace(health_checks=checks)
+    return app
+
+
+async def test_readiness_reports_a_stalled_broker_within_the_check_budget() -> None:
+    """A stalled broker keeps its TCP connection open: only a real round trip can tell. aio-pika
+    answers a passive declare of an exchange its robust channel already knows from its cache, so a
+    ping built on it never left the process and readiness stayed 200 for the whole stall."""
+    proxy = FaultProxy(urlsplit(RABBITMQ_URL).hostname or "127.0.0.1", urlsplit(RABBITMQ_URL).port or 5672)
+    await proxy.start()
+    bus = RabbitMQBus(_proxied_amqp(proxy), unique_name("ex"), service="pinged")
+    await bus.start()
+    app = _readiness_app({"broker": bus.ping})
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert (await client.get("/health/ready")).status_code == 200
+            await proxy.set_mode("stall")
+            stalled = time.monotonic()
+            answers = []
+            for _ in range(3):  # a probe after a timed-out one must not be answered from a stale state
+                answer = await client.get("/health/ready")
+                answers.append((answer.status_code, answer.json()["checks"]["broker"]))
+            elapsed = time.monotonic() - stalled
+            print(f"\nbroker stall: readiness {answers} in {elapsed:.1f}s")
+            assert [status for status, _ in answers] == [503] * 3, answers
+            assert elapsed < 3 * (health.CHECK_TIMEOUT_SECONDS + 1)
+            await proxy.set_mode("up")
+
+            async def ready_again() -> bool:
+                return (await client.get("/health/ready")).status_code == 200
+
+            await eventually_async(ready_again, within=30, interval=0.5, what="readiness back after the stall")
+    finally:
+        await bus.close()
         await proxy.close()
