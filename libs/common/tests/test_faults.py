@@ -378,3 +378,61 @@ async def test_readiness_reports_a_stalled_broker_within_the_check_budget() -> N
     finally:
         await bus.close()
         await proxy.close()
+
+
+@pytest.mark.parametrize("idle", [False, True])
+async def test_a_pooled_connection_stalled_mid_statement_answers_503_within_the_answer_deadline(
+        pg: tuple[str, str], monkeypatch: pytest.MonkeyPatch, idle: bool) -> None:
+    """The statement reached the server and its answer is held on the link: the server's statement
+    timeout cannot help, and psycopg's cancellation of the abandoned statement used to add 10 s.
+    Busy: the statement's answer deadline (statement timeout + 1 s). Idle: the pool's ping gives
+    up first, then the replacement's connect timeout."""
+    name, credentials = pg
+    proxy = FaultProxy("127.0.0.1", 5432)
+    await proxy.start()
+    timeouts = common_db.DatabaseTimeouts(connect=2, checkout=1, statement=1)  # libpq: connect >= 2 s
+    db = Database(f"postgresql+psycopg://{credentials}@127.0.0.1:{proxy.port}/{name}", "svc", pool_size=2,
+                  timeouts=timeouts)
+    monkeypatch.setattr(common_db, "PING_ANSWER_SECONDS", 0.5)
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/slow")
+    async def slow() -> dict[str, int]:
+        async with db.session() as session:
+            return {"n": int(await session.scalar(sa.text("SELECT count(*) FROM pg_sleep(0.3)")) or 0)}
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert (await client.get("/slow")).status_code == 200
+            if idle:
+                monkeypatch.setattr(common_db, "PING_AFTER_IDLE_SECONDS", 0.0)
+                await proxy.set_mode("stall")  # the link stalls while the connection sits in the pool
+            started = time.monotonic()
+            request = asyncio.ensure_future(client.get("/slow"))
+            if not idle:
+                await asyncio.sleep(0.1)  # the statement is at the server: its answer is held
+                await proxy.set_mode("stall")
+            bound = timeouts.statement + 1.0 if not idle else 0.5 + timeouts.connect
+            await asyncio.wait({request}, timeout=bound + 5.0)  # without a deadline it hangs for good
+            if not request.done():
+                request.cancel()
+                pytest.fail(f"no answer within {bound + 5.0:g}s of a stalled link")
+            answer = request.result()
+            elapsed = time.monotonic() - started
+            print(f"\ndatabase stalled under a pooled {'idle' if idle else 'busy'} connection: "
+                  f"status={answer.status_code} after {elapsed:.1f}s (bound {bound:g}s)")
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert int(answer.headers["retry-after"]) > 0
+            assert elapsed < bound + 1.0
+            await proxy.set_mode("up")
+
+            async def recovered() -> bool:
+                return (await client.get("/slow")).status_code == 200
+
+            await eventually_async(recovered, within=10, interval=0.2, what="answers again once the link is back")
+    finally:
+        await db.dispose()
+        await proxy.close()
