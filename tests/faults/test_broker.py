@@ -8,7 +8,6 @@ the mechanism under test (no attempt charged per commit) is the same at any scal
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -24,8 +23,8 @@ from .conftest import (
     enrollments,
     entitled,
     eventually,
-    new_learner,
     readiness,
+    signed_in_learners,
     user_id,
 )
 
@@ -33,20 +32,11 @@ PURCHASES = 60
 OUTAGE_SECONDS = 20
 
 
-def _learners(base_url: str, count: int) -> list[dict[str, str]]:
-    def one(_: int) -> dict[str, str]:
-        with httpx.Client(base_url=base_url, timeout=30) as client:
-            return new_learner(client)
-
-    with ThreadPoolExecutor(4) as pool:
-        return list(pool.map(one, range(count)))
-
-
 @pytest.mark.parametrize("mode", ["cut", "stall"])
 def test_purchases_during_a_broker_outage_all_enroll_once_it_returns(healed: Faults, mode: Mode) -> None:
     topology = healed.topology
     tally = Tally(f"broker {mode} {OUTAGE_SECONDS}s during {PURCHASES} purchases")
-    learners = _learners(topology.gateway_url, PURCHASES)
+    learners = signed_in_learners(topology.gateway_url, PURCHASES)
     with httpx.Client(base_url=topology.gateway_url, timeout=30) as client:
         healed.broker.set_mode(mode)
         outage_started = time.monotonic()
@@ -88,7 +78,7 @@ def test_refunds_during_a_broker_cut_all_revoke_once_it_returns(healed: Faults) 
     topology = healed.topology
     refunds = 20
     tally = Tally(f"broker cut during {refunds} refunds")
-    learners = _learners(topology.gateway_url, refunds)
+    learners = signed_in_learners(topology.gateway_url, refunds)
     with httpx.Client(base_url=topology.gateway_url, timeout=30) as client:
         admin = client.post("/api/auth/login", json={"email": "admin@triple.academy",
                                                      "password": "Admin-Demo-2026!"})
