@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common import db as common_db
 from common import health, pgbootstrap
+from common.cache import RedisCache
 from common.db import Database
 from common.errors import install_error_handlers
 from common.events import Envelope, add_raw_event
@@ -28,7 +29,7 @@ from common.events.rabbitmq import RabbitMQBus
 from common.events.tables import inbox, metadata, outbox
 from common.events.tooling import DeadLetterQueue, outbox_retry, outbox_stuck
 from common.faultproxy import FaultProxy
-from common.testing import PG_ADMIN_DSN, RABBITMQ_URL, eventually_async, unique_name
+from common.testing import PG_ADMIN_DSN, RABBITMQ_URL, REDIS_URL, eventually_async, unique_name
 
 effects = sa.Table("fault_effects", metadata, sa.Column("event_id", sa.Uuid, primary_key=True),
                    sa.Column("value", sa.Integer))
@@ -202,7 +203,9 @@ async def test_database_down_answers_503_with_retry_after_within_the_timeouts(
         async with db.session() as session:
             return {"n": int(await session.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0)}
 
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    # Raising app exceptions: an outage must be answered inside the app, never handed to the server
+    # (uvicorn closes the connection of a request whose exception reached it).
+    transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             assert (await client.get("/count")).status_code == 200
@@ -402,7 +405,9 @@ async def test_a_pooled_connection_stalled_mid_statement_answers_503_within_the_
         async with db.session() as session:
             return {"n": int(await session.scalar(sa.text("SELECT count(*) FROM pg_sleep(0.3)")) or 0)}
 
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    # Raising app exceptions: an outage must be answered inside the app, never handed to the server
+    # (uvicorn closes the connection of a request whose exception reached it).
+    transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             assert (await client.get("/slow")).status_code == 200
@@ -435,4 +440,33 @@ async def test_a_pooled_connection_stalled_mid_statement_answers_503_within_the_
             await eventually_async(recovered, within=10, interval=0.2, what="answers again once the link is back")
     finally:
         await db.dispose()
+        await proxy.close()
+
+
+async def test_redis_down_answers_503_inside_the_app() -> None:
+    """A refused Redis is an outage (503 problem+json with Retry-After), answered by the app itself:
+    an exception handed on to the server makes uvicorn close the connection the edge may reuse."""
+    proxy = FaultProxy(urlsplit(REDIS_URL).hostname or "127.0.0.1", urlsplit(REDIS_URL).port or 6379)
+    await proxy.start()
+    cache = RedisCache(f"redis://127.0.0.1:{proxy.port}/0", unique_name("faults") + ":")
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/counted")
+    async def counted() -> dict[str, int]:
+        count, _ = await cache.hit("requests", 60)
+        return {"n": count}
+
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            assert (await client.get("/counted")).json() == {"n": 1}
+            await proxy.set_mode("refuse")
+            answer = await client.get("/counted")
+            assert answer.status_code == 503
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert int(answer.headers["retry-after"]) > 0
+            await proxy.set_mode("up")
+            assert (await client.get("/counted")).json() == {"n": 2}
+    finally:
+        await cache.close()
         await proxy.close()
