@@ -38,9 +38,9 @@ OUTAGE_SECONDS = 20
 PURCHASES_BEFORE = 6
 PAID_LESSON = "30000000-0000-4000-8000-000000000003"  # a lesson of the demo course, not a preview
 # What a request may cost while the database does not answer: the services' answer deadline
-# (statement timeout 5 s + 1 s, common.db.DatabaseTimeouts.answer) or a fresh connection's connect
-# timeout (3 s) after the idle ping (2 s), plus the edge's one retry of a GET on the other replica
-# and scheduling on the shared machine.
+# (statement timeout 5 s + 1 s, common.db.DatabaseTimeouts.answer), or the idle ping (2 s) and a
+# fresh connection's connect timeout (3 s), plus a margin for a peer's own wait (a playback token
+# asks catalog) and for scheduling on the shared machine. Without the deadline: 30 s at the edge.
 FAIL_WITHIN = 6 + 4
 RECOVERY_WITHIN = 10
 
