@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -184,3 +186,36 @@ def readiness(topology: Topology, service: str, index: int = 0) -> int:
     except httpx.HTTPError:
         return 0
 
+
+
+def instances(topology: Topology) -> list[tuple[str, int]]:
+    return [(service, index) for service in SERVICES for index in range(len(topology.ports[service]))]
+
+
+def seconds_until_readiness(topology: Topology, *, ready: bool, within: float) -> float:
+    """Poll every instance's /health/ready at once (a stalled dependency makes each probe take its
+    check budget) until all are ready (or all are not); the seconds it took."""
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(instances(topology))) as pool:
+        def settled() -> bool:
+            statuses = list(pool.map(lambda item: readiness(topology, *item), instances(topology)))
+            return all((status == 200) == ready for status in statuses)
+
+        eventually(settled, within=within, interval=0.2, what=f"every instance {'ready' if ready else 'not ready'}")
+    return time.monotonic() - started
+
+
+def process_ids(topology: Topology) -> dict[str, int]:
+    """The topology's processes as the supervisor last saved them (a restart changes a pid)."""
+    saved = Topology.load(topology.run_dir)
+    return dict(saved.pids if saved else topology.pids)
+
+
+def signed_in_learners(base_url: str, count: int) -> list[dict[str, str]]:
+    """`count` signed-in learners, registered a few at a time."""
+    def one(_: int) -> dict[str, str]:
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            return new_learner(client)
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(one, range(count)))

@@ -6,15 +6,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common import db as common_db
-from common import pgbootstrap
+from common import health, pgbootstrap
+from common.cache import RedisCache
 from common.db import Database
 from common.errors import install_error_handlers
 from common.events import Envelope, add_raw_event
@@ -25,7 +29,7 @@ from common.events.rabbitmq import RabbitMQBus
 from common.events.tables import inbox, metadata, outbox
 from common.events.tooling import DeadLetterQueue, outbox_retry, outbox_stuck
 from common.faultproxy import FaultProxy
-from common.testing import PG_ADMIN_DSN, RABBITMQ_URL, eventually_async, unique_name
+from common.testing import PG_ADMIN_DSN, RABBITMQ_URL, REDIS_URL, eventually_async, unique_name
 
 effects = sa.Table("fault_effects", metadata, sa.Column("event_id", sa.Uuid, primary_key=True),
                    sa.Column("value", sa.Integer))
@@ -199,9 +203,9 @@ async def test_database_down_answers_503_with_retry_after_within_the_timeouts(
         async with db.session() as session:
             return {"n": int(await session.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0)}
 
-    import httpx
-
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    # Raising app exceptions: an outage must be answered inside the app, never handed to the server
+    # (uvicorn closes the connection of a request whose exception reached it).
+    transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             assert (await client.get("/count")).status_code == 200
@@ -341,4 +345,135 @@ async def test_a_pooled_connection_cut_while_idle_is_replaced_before_use(
         assert await read(autocommit=False) == 0
     finally:
         await db.dispose()
+        await proxy.close()
+
+
+def _readiness_app(checks: dict[str, Any]) -> FastAPI:
+    """The real `/health/ready` route over the given checks (what the services mount)."""
+    app = FastAPI()
+    app.include_router(health.router)
+    app.state.runtime = SimpleNamespace(health_checks=checks)
+    return app
+
+
+async def test_readiness_reports_a_stalled_broker_within_the_check_budget() -> None:
+    """A stalled broker keeps its TCP connection open: only a real round trip can tell. aio-pika
+    answers a passive declare of an exchange its robust channel already knows from its cache, so a
+    ping built on it never left the process and readiness stayed 200 for the whole stall."""
+    proxy = FaultProxy(urlsplit(RABBITMQ_URL).hostname or "127.0.0.1", urlsplit(RABBITMQ_URL).port or 5672)
+    await proxy.start()
+    bus = RabbitMQBus(_proxied_amqp(proxy), unique_name("ex"), service="pinged")
+    await bus.start()
+    app = _readiness_app({"broker": bus.ping})
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert (await client.get("/health/ready")).status_code == 200
+            await proxy.set_mode("stall")
+            stalled = time.monotonic()
+            answers = []
+            for _ in range(3):  # a probe after a timed-out one must not be answered from a stale state
+                answer = await client.get("/health/ready")
+                answers.append((answer.status_code, answer.json()["checks"]["broker"]))
+            elapsed = time.monotonic() - stalled
+            print(f"\nbroker stall: readiness {answers} in {elapsed:.1f}s")
+            assert [status for status, _ in answers] == [503] * 3, answers
+            assert elapsed < 3 * (health.CHECK_TIMEOUT_SECONDS + 1)
+            await proxy.set_mode("up")
+
+            async def ready_again() -> bool:
+                return (await client.get("/health/ready")).status_code == 200
+
+            await eventually_async(ready_again, within=30, interval=0.5, what="readiness back after the stall")
+    finally:
+        await bus.close()
+        await proxy.close()
+
+
+@pytest.mark.parametrize("idle", [False, True])
+async def test_a_pooled_connection_stalled_mid_statement_answers_503_within_the_answer_deadline(
+        pg: tuple[str, str], monkeypatch: pytest.MonkeyPatch, idle: bool) -> None:
+    """The statement reached the server and its answer is held on the link: the server's statement
+    timeout cannot help, and psycopg's cancellation of the abandoned statement used to add 10 s.
+    Busy: the statement's answer deadline (statement timeout + 1 s). Idle: the pool's ping gives
+    up first, then the replacement's connect timeout."""
+    name, credentials = pg
+    proxy = FaultProxy("127.0.0.1", 5432)
+    await proxy.start()
+    timeouts = common_db.DatabaseTimeouts(connect=2, checkout=1, statement=1)  # libpq: connect >= 2 s
+    db = Database(f"postgresql+psycopg://{credentials}@127.0.0.1:{proxy.port}/{name}", "svc", pool_size=2,
+                  timeouts=timeouts)
+    monkeypatch.setattr(common_db, "PING_ANSWER_SECONDS", 0.5)
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/slow")
+    async def slow() -> dict[str, int]:
+        async with db.session() as session:
+            return {"n": int(await session.scalar(sa.text("SELECT count(*) FROM pg_sleep(0.3)")) or 0)}
+
+    # Raising app exceptions: an outage must be answered inside the app, never handed to the server
+    # (uvicorn closes the connection of a request whose exception reached it).
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert (await client.get("/slow")).status_code == 200
+            if idle:
+                monkeypatch.setattr(common_db, "PING_AFTER_IDLE_SECONDS", 0.0)
+                await proxy.set_mode("stall")  # the link stalls while the connection sits in the pool
+            started = time.monotonic()
+            request = asyncio.ensure_future(client.get("/slow"))
+            if not idle:
+                await asyncio.sleep(0.1)  # the statement is at the server: its answer is held
+                await proxy.set_mode("stall")
+            bound = timeouts.statement + 1.0 if not idle else 0.5 + timeouts.connect
+            await asyncio.wait({request}, timeout=bound + 5.0)  # without a deadline it hangs for good
+            if not request.done():
+                request.cancel()
+                pytest.fail(f"no answer within {bound + 5.0:g}s of a stalled link")
+            answer = request.result()
+            elapsed = time.monotonic() - started
+            print(f"\ndatabase stalled under a pooled {'idle' if idle else 'busy'} connection: "
+                  f"status={answer.status_code} after {elapsed:.1f}s (bound {bound:g}s)")
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert int(answer.headers["retry-after"]) > 0
+            assert elapsed < bound + 1.0
+            await proxy.set_mode("up")
+
+            async def recovered() -> bool:
+                return (await client.get("/slow")).status_code == 200
+
+            await eventually_async(recovered, within=10, interval=0.2, what="answers again once the link is back")
+    finally:
+        await db.dispose()
+        await proxy.close()
+
+
+async def test_redis_down_answers_503_inside_the_app() -> None:
+    """A refused Redis is an outage (503 problem+json with Retry-After), answered by the app itself:
+    an exception handed on to the server makes uvicorn close the connection the edge may reuse."""
+    proxy = FaultProxy(urlsplit(REDIS_URL).hostname or "127.0.0.1", urlsplit(REDIS_URL).port or 6379)
+    await proxy.start()
+    cache = RedisCache(f"redis://127.0.0.1:{proxy.port}/0", unique_name("faults") + ":")
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/counted")
+    async def counted() -> dict[str, int]:
+        count, _ = await cache.hit("requests", 60)
+        return {"n": count}
+
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            assert (await client.get("/counted")).json() == {"n": 1}
+            await proxy.set_mode("refuse")
+            answer = await client.get("/counted")
+            assert answer.status_code == 503
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert int(answer.headers["retry-after"]) > 0
+            await proxy.set_mode("up")
+            assert (await client.get("/counted")).json() == {"n": 2}
+    finally:
+        await cache.close()
         await proxy.close()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import psycopg
 import sqlalchemy as sa
+from psycopg import errors as psycopg_errors
+from psycopg.abc import PQGen
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from common.observability import context as obs_context
 
+RV = TypeVar("RV")
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
@@ -75,6 +79,16 @@ class DatabaseTimeouts:
     checkout: float = 3.0
     statement: float = 5.0
 
+    @property
+    def answer(self) -> float | None:
+        """How long the client waits for any answer of the server (a statement, a commit, a ping)
+        before it closes the connection: one second past the server's own statement timeout, so a
+        slow statement is still cancelled cleanly by the server and only a server or link that
+        stopped answering reaches it. The server cannot enforce its timeout on a link that lost
+        the statement or its answer, and psycopg's cancellation of an abandoned statement waits up
+        to 5 + 5 s more on such a link."""
+        return self.statement + 1.0 if self.statement else None
+
 
 def is_sqlite_url(url: str) -> bool:
     """The one place that tells the embedded backend (SQLite) from PostgreSQL by its URL."""
@@ -96,6 +110,11 @@ def engine_options(url: str, schema: str | None, pool_size: int = 10,
             connect_args["connect_timeout"] = max(1, round(timeouts.connect))
         if timeouts.statement:
             server_options.append(f"-cstatement_timeout={int(timeouts.statement * 1000)}")
+        if timeouts.answer and "+psycopg" in url:
+            # A real partition drops packets: the kernel closes a connection whose sent bytes stay
+            # unacknowledged this long (libpq's tcp_user_timeout, milliseconds), cancel requests
+            # included, where the client's answer deadline below cannot reach.
+            connect_args["tcp_user_timeout"] = int(timeouts.answer * 1000)
         if timeouts.checkout:
             options["pool_timeout"] = timeouts.checkout
     if server_options:
@@ -141,6 +160,49 @@ def ensure_sqlite_dir(url: str) -> None:
 PING_AFTER_IDLE_SECONDS = 1.0
 
 
+# The idle ping gets less than a statement: a healthy server answers an empty query at once, and a
+# stalled link then costs this plus the connect timeout of the replacement, not a statement's budget.
+PING_ANSWER_SECONDS = 2.0
+
+
+class AnsweringConnection(psycopg.AsyncConnection[Any]):
+    """A psycopg connection that gives up on a server that does not answer within `answer_timeout`:
+    it closes the connection and raises OperationalError (SQLAlchemy sees a closed connection and
+    invalidates it; the request answers 503). psycopg's own wait takes a deadline (raising its
+    `_WaitTimeout`); without one it would wait for as long as the link is stalled, and cancelling
+    the waiting task instead sends a cancel request on the same stalled path."""
+
+    answer_timeout: float | None = None
+
+    async def wait(self, gen: PQGen[RV], interval: float = 0.1,
+                   timeout: float | None = None) -> RV:  # noqa: ASYNC109 (psycopg's signature)
+        if timeout is not None or self.answer_timeout is None:  # a caller's own deadline (psycopg's)
+            return await super().wait(gen, interval, timeout)
+        try:
+            return await super().wait(gen, interval, self.answer_timeout)
+        except psycopg_errors._WaitTimeout:
+            self.pgconn.finish()  # the protocol state is lost mid-exchange: this connection is done
+            raise psycopg.OperationalError(
+                f"the database did not answer within {self.answer_timeout:g} s") from None
+
+    @contextmanager
+    def answering_within(self, seconds: float) -> Iterator[None]:
+        previous, self.answer_timeout = self.answer_timeout, seconds
+        try:
+            yield
+        finally:
+            self.answer_timeout = previous
+
+
+def _answering_connector(answer_timeout: float) -> Callable[..., Awaitable[AnsweringConnection]]:
+    async def connect(*args: Any, **kwargs: Any) -> AnsweringConnection:
+        connection = await AnsweringConnection.connect(*args, **kwargs)
+        connection.answer_timeout = answer_timeout
+        return connection
+
+    return connect
+
+
 def _note_checkin(dbapi_connection: Any, record: Any) -> None:
     record.info["checked_in_at"] = time.monotonic()
 
@@ -150,8 +212,12 @@ def _ping_if_idle(dialect: Dialect) -> Callable[[Any, Any, Any], None]:
         checked_in_at = record.info.get("checked_in_at")
         if checked_in_at is not None and time.monotonic() - checked_in_at < PING_AFTER_IDLE_SECONDS:
             return
+        driver = record.driver_connection
+        answering = (driver.answering_within(PING_ANSWER_SECONDS) if isinstance(driver, AnsweringConnection)
+                     else nullcontext())
         try:
-            dialect.do_ping(dbapi_connection)  # the dialect's own ping, as pool_pre_ping runs it
+            with answering:
+                dialect.do_ping(dbapi_connection)  # the dialect's own ping, as pool_pre_ping runs it
         except Exception as exc:  # any failure: the pool discards this connection and opens another
             raise sa_exc.DisconnectionError() from exc
 
@@ -168,9 +234,12 @@ class Database:
         self.is_sqlite = is_sqlite_url(url)
         self.schema = schema
         self.timeouts = timeouts or DatabaseTimeouts()
+        options = engine_options(url, schema, pool_size, self.timeouts)
+        if "+psycopg" in url and self.timeouts.answer:
+            options.setdefault("connect_args", {})["async_creator_fn"] = _answering_connector(
+                self.timeouts.answer)
         # Through the module attribute: the OpenTelemetry SQLAlchemy instrumentation wraps that one.
-        self.engine: AsyncEngine = sa_asyncio.create_async_engine(
-            url, **engine_options(url, schema, pool_size, self.timeouts))
+        self.engine: AsyncEngine = sa_asyncio.create_async_engine(url, **options)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)

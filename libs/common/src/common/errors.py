@@ -91,6 +91,13 @@ class UpstreamUnavailable(DomainError):
 RETRY_AFTER_SECONDS = 5
 
 
+# The exception classes a dependency outage raises (is_unavailable tells which instances are one).
+# (UpstreamUnavailable has its own handler, as every DomainError.)
+UNAVAILABLE_EXCEPTIONS: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError, redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError, OSError)
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """True when `exc` says a dependency (database, Redis, broker, a peer) is down, slow or cut, not
     that the request or the event is wrong: such a failure answers 503 and costs no retry budget.
@@ -153,13 +160,22 @@ def install_error_handlers(app: FastAPI) -> None:
         log.info("client disconnected before the request body was read", extra={"path": request.url.path})
         return problem(400, "Bad request", "the request body was not received", code="client_disconnected")
 
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        if not is_unavailable(exc):  # e.g. an IntegrityError: a DBAPIError, yet a bug, not an outage
+            log.exception("unhandled error", extra={"path": request.url.path})
+            return problem(500, "Internal error", "an unexpected error occurred", code="internal")
+        log.warning("dependency unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+        return problem(503, "Dependency unavailable", "a dependency of this service is unavailable; "
+                       "retry later", code="unavailable", instance=request.url.path,
+                       headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    # Handled by class, not by the catch-all below: Starlette re-raises whatever reaches the
+    # catch-all to the server after answering, and uvicorn then closes the connection, which the
+    # edge may already be reusing for the next request (a reset, a 502 for a POST). An outage is an
+    # expected answer, not a crash.
+    for exception_class in UNAVAILABLE_EXCEPTIONS:
+        app.add_exception_handler(exception_class, _unavailable)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if is_unavailable(exc):
-            log.warning("dependency unavailable", extra={"path": request.url.path,
-                                                         "error": type(exc).__name__})
-            return problem(503, "Dependency unavailable", "a dependency of this service is unavailable; "
-                           "retry later", code="unavailable", instance=request.url.path,
-                           headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return problem(500, "Internal error", "an unexpected error occurred", code="internal")
+        return await _unavailable(request, exc)

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import aio_pika
+import aiormq.abc
 from aio_pika import exceptions as amqp_errors
 from aio_pika.abc import (
     AbstractChannel,
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 ATTEMPT_HEADER = "x-attempt"
+# A broker that does not answer a passive declare within this is reported down by readiness.
+PING_TIMEOUT_SECONDS = 2.0
 
 
 class RabbitMQBus:
@@ -53,6 +56,7 @@ class RabbitMQBus:
         self._exchange: AbstractRobustExchange | None = None
         self._consume_channel: AbstractRobustChannel | None = None
         self._publish_lock = asyncio.Lock()
+        self._ping_channel: aiormq.abc.AbstractChannel | None = None
 
     def queue_names(self, consumer: str) -> tuple[str, str, str]:
         base = f"{self.queue_prefix}{consumer}.events"
@@ -79,10 +83,26 @@ class RabbitMQBus:
             raise TransportUnavailable("broker connection is down (reconnecting)")
 
     async def ping(self) -> None:
-        """Connected, and the broker answers a round trip (a stalled broker looks connected)."""
+        """Connected, and the broker answers a round trip within PING_TIMEOUT_SECONDS (a stalled broker looks
+        connected). The passive declare goes out on a driver (aiormq) channel of its own: aio-pika's
+        robust channel answers a passive declare of an exchange it already knows from its cache
+        without sending a frame, and a timed-out call closes its channel, which must not be the
+        publishers'."""
         self._require_connected()
-        assert self._publish_channel is not None
-        await self._publish_channel.get_exchange(self.exchange_name, ensure=True)
+        assert self._connection is not None and self._connection.transport is not None
+        connection = self._connection.transport.connection
+        try:
+            channel = self._ping_channel
+            if channel is None or channel.is_closed or channel.connection is not connection:
+                channel = self._ping_channel = await connection.channel(
+                    publisher_confirms=False, timeout=PING_TIMEOUT_SECONDS)
+            await channel.exchange_declare(self.exchange_name, passive=True, timeout=PING_TIMEOUT_SECONDS)
+        except (amqp_errors.AMQPError, ConnectionError, OSError, TimeoutError, RuntimeError) as exc:
+            self._ping_channel = None  # a timed-out call closes its channel: the next ping opens one
+            raise TransportUnavailable(f"broker does not answer: {exc!r}") from exc
+        except BaseException:  # cancelled by the caller's deadline: same as a timeout
+            self._ping_channel = None
+            raise
 
     async def publish(self, envelope: Envelope, headers: dict[str, str] | None = None) -> None:
         """Returns once the broker confirmed; raises TransportUnavailable when the broker could not be
