@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 UV = $(shell command -v uv 2>/dev/null || (test -x .tools/bin/uv && echo .tools/bin/uv) || echo "python3 -m uv")
 PACKAGES := -p common -p contracts -p auth -p catalog -p billing -p playback -p gateway
+TEST_DIRS := tests libs/common/tests libs/contracts/tests $(wildcard services/*/tests)
 
 .PHONY: help bootstrap sync run test test-unit test-integration test-e2e test-faults test-fast lint format up down migrate bench bench-gateway bench-hot dev-cert clean \
 	web web-deps web-ensure web-client web-lint
@@ -59,7 +60,7 @@ test-e2e: bootstrap web-ensure
 lint: bootstrap web-lint
 	$(UV) run ruff check .
 	$(UV) run mypy $(PACKAGES)
-	$(UV) run mypy tests  # the cross-service suites: they call every package's helpers
+	$(UV) run mypy $(TEST_DIRS)  # tests call every package's helpers: a changed signature fails here
 
 # The web app (web/, Node.js 20+ and npm). Without npm these targets say so and `make run` serves
 # the API alone; `make test` skips the web checks.

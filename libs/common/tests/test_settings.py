@@ -4,6 +4,7 @@ from secret files."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -17,7 +18,7 @@ class DemoSettings(ServiceSettings):
 
 
 STRONG = "Vq7Lm2Xr9Tz4Wp8Kd1Hs"
-PRODUCTION = {"environment": "production",
+PRODUCTION: dict[str, Any] = {"environment": "production",
               "database_url": f"postgresql+psycopg://triple_demo:{STRONG}@db:5432/triple",
               "redis_url": f"redis://:{STRONG}@redis:6379/0",
               "broker_url": f"amqp://triple:{STRONG}@rabbitmq:5672/"}

@@ -62,6 +62,7 @@ async def test_server_spans_follow_semantic_conventions_and_only_5xx_is_an_error
     spans = {span.attributes["http.response.status_code"]: span for span in exporter.get_finished_spans()
              if span.attributes and span.attributes.get("http.route") == "/status/{status}"}
     failed, missing = spans[503], spans[404]
+    assert failed.attributes is not None
     assert failed.name == "GET /status/{status}" and failed.kind == trace.SpanKind.SERVER
     assert failed.attributes["http.request.method"] == "GET"
     assert f"{failed.context.trace_id:032x}" == trace_id

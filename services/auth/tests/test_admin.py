@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 from auth_testkit import BILLING_SECRET, Auth, bearer, claims, random_ip
 from fastapi.dependencies.models import Dependant
@@ -92,7 +93,8 @@ async def test_change_roles(auth: Auth) -> None:
     [entry] = await auth.audit("role_change", user["id"])
     assert entry.details == {"before": ["student"], "after": ["instructor", "student"]}
     assert entry.actor == claims(admin_tokens["access_token"])["sub"]
-    for bad in ({"roles": []}, {"roles": ["root"]}, {"roles": ["admin"], "extra": 1}):
+    bodies: list[dict[str, Any]] = [{"roles": []}, {"roles": ["root"]}, {"roles": ["admin"], "extra": 1}]
+    for bad in bodies:
         assert (await auth.client.put(f"/admin/users/{user['id']}/roles", headers=admin, json=bad)).status_code == 422
     own = claims(admin_tokens["access_token"])["sub"]
     demote = await auth.client.put(f"/admin/users/{own}/roles", headers=admin, json={"roles": ["student"]})

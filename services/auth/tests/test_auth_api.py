@@ -137,11 +137,11 @@ async def test_argon2_work_holds_no_database_connection(
 
     class PoolSpy(HasherSpy):
         def hash(self, password: str) -> str:
-            held.append(pool.checkedout())  # type: ignore[attr-defined]
+            held.append(pool.checkedout())
             return super().hash(password)
 
         def verify(self, hashed: str, password: str) -> bool:
-            held.append(pool.checkedout())  # type: ignore[attr-defined]
+            held.append(pool.checkedout())
             return super().verify(hashed, password)
 
     monkeypatch.setattr(passwords._state, "hasher", PoolSpy(passwords._state.hasher))

@@ -3,13 +3,15 @@ KEK format."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import SecretStr, ValidationError
 
 from auth import keys
 from auth.settings import AuthSettings
 
-PRODUCTION = {
+PRODUCTION: dict[str, Any] = {
     "environment": "production", "database_url": "postgresql+psycopg://auth:Vq7Lm2Xr9Tz4Wp8Kd1@db/triple",
     "service_clients": "billing:Zq8x7Lw2Rt5Yb9Nc4Vm1", "service_client_secret": "Hn4Kd8Wq2Lx6Rb9Tz3Vc",
     "smtp_host": "smtp.internal",

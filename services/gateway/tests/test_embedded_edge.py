@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -38,7 +39,7 @@ async def read_body(request: Request) -> JSONResponse:
     return JSONResponse({"size": size})
 
 
-def client(*, internal: bool = False, **limits: RateLimit) -> httpx.AsyncClient:
+def client(*, internal: bool = False, **limits: Any) -> httpx.AsyncClient:
     """A client from outside, or (`internal`) one service calling another as embedded.py wires it."""
     app = Starlette(routes=[Route("/api/{service}/assets/{asset}/upload", read_body, methods=["PUT"]),
                             Route("/api/{service}/body", read_body, methods=["POST"]),

@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
@@ -96,7 +97,7 @@ async def test_storage_round_trip_and_presigned_put(s3_endpoint: str, bucket: st
 
 async def test_upload_to_s3_transcodes_and_plays(s3_endpoint: str, bucket: str, tmp_path: Path,
                                                  databases: dict[str, str]) -> None:
-    settings = {"storage_backend": "s3", "s3_bucket": bucket, "s3_endpoint_url": s3_endpoint,
+    settings: dict[str, Any] = {"storage_backend": "s3", "s3_bucket": bucket, "s3_endpoint_url": s3_endpoint,
                 "s3_access_key_id": "testing", "s3_secret_access_key": "testing-secret"}
     async with serve_ingest(databases, tmp_path / "unused", **settings) as ingest:
         instructor = await ingest.login(INSTRUCTOR)
@@ -139,7 +140,7 @@ async def test_upload_to_s3_transcodes_and_plays(s3_endpoint: str, bucket: str, 
 
 async def test_a_large_upload_goes_up_in_presigned_parts(s3_endpoint: str, bucket: str, tmp_path: Path,
                                                          databases: dict[str, str]) -> None:
-    settings = {"storage_backend": "s3", "s3_bucket": bucket, "s3_endpoint_url": s3_endpoint,
+    settings: dict[str, Any] = {"storage_backend": "s3", "s3_bucket": bucket, "s3_endpoint_url": s3_endpoint,
                 "s3_access_key_id": "testing", "s3_secret_access_key": "testing-secret",
                 "upload_multipart_threshold_bytes": 5 * MIB, "upload_part_bytes": 5 * MIB}
     data = make_video(tmp_path / "big.mp4", size="1280x720", seconds=4, crf=4, audio=False).read_bytes()
@@ -184,7 +185,7 @@ async def test_a_large_upload_goes_up_in_presigned_parts(s3_endpoint: str, bucke
 
 async def test_an_abandoned_multipart_upload_expires_and_is_aborted(s3_endpoint: str, bucket: str, tmp_path: Path,
                                                                     databases: dict[str, str]) -> None:
-    settings = {"storage_backend": "s3", "s3_bucket": bucket, "s3_endpoint_url": s3_endpoint,
+    settings: dict[str, Any] = {"storage_backend": "s3", "s3_bucket": bucket, "s3_endpoint_url": s3_endpoint,
                 "s3_access_key_id": "testing", "s3_secret_access_key": "testing-secret",
                 "upload_multipart_threshold_bytes": 5 * MIB, "upload_part_bytes": 5 * MIB}
     raw = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing",
