@@ -33,6 +33,8 @@ from gateway.limits import EdgeLimits
 from ..e2e.conftest import running
 
 DEMO_COURSE = "10000000-0000-4000-8000-000000000001"
+# A video lesson of the demo course that only enrolled learners may watch.
+PAID_LESSON = "30000000-0000-4000-8000-000000000003"
 
 
 PASSWORD = "a long enough passphrase"

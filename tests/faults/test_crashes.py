@@ -9,8 +9,6 @@ the process that owns it (through the topology's pids and /proc) and kills it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import signal
@@ -21,10 +19,12 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
+import stripe
 
 from common.faultproxy import Hold
 from common.testing import PG_ADMIN_DSN
@@ -32,6 +32,7 @@ from gateway.distributed import SERVICES, Topology
 
 from .conftest import (
     DEMO_COURSE,
+    PAID_LESSON,
     Faults,
     Tally,
     buy,
@@ -40,20 +41,13 @@ from .conftest import (
     entitled,
     eventually,
     new_learner,
+    process_ids,
     readiness,
+    signed_in_learners,
     user_id,
 )
 
-# A video lesson of the demo course that only enrolled learners may watch.
-PAID_LESSON = "30000000-0000-4000-8000-000000000003"
 CLIENTS = 4
-
-
-def current_pids(topology: Topology) -> dict[str, int]:
-    """The topology's processes as the supervisor last saved them (it restarts them under new pids)."""
-    saved = Topology.load(topology.run_dir)
-    assert saved is not None
-    return saved.pids
 
 
 def owner_of_connection(client_port: int, pids: Iterable[int]) -> int:
@@ -75,9 +69,16 @@ def owner_of_connection(client_port: int, pids: Iterable[int]) -> int:
     raise LookupError(f"no process of {list(pids)} owns the connection from port {client_port}")
 
 
+def owner_process(topology: Topology, service: str, client_port: int) -> tuple[str, int]:
+    """The name and pid of the `service` process that owns the connection from `client_port`."""
+    processes = {name: pid for name, pid in process_ids(topology).items() if name.startswith(f"{service}-")}
+    pid = owner_of_connection(client_port, processes.values())
+    return next(name for name, candidate in processes.items() if candidate == pid), pid
+
+
 def kill(topology: Topology, name: str) -> int:
     """kill -9 one process of the topology; returns its pid."""
-    pid = current_pids(topology)[name]
+    pid = process_ids(topology)[name]
     os.kill(pid, signal.SIGKILL)
     return pid
 
@@ -87,7 +88,7 @@ def back_ready(topology: Topology, name: str, old_pid: int, *, within: float = 6
     seconds that took."""
     service, index = name.rsplit("-", 1)
     started = time.monotonic()
-    eventually(lambda: current_pids(topology)[name] != old_pid and readiness(topology, service, int(index)) == 200,
+    eventually(lambda: process_ids(topology)[name] != old_pid and readiness(topology, service, int(index)) == 200,
                within=within, interval=0.2, what=f"{name} restarted and ready")
     return time.monotonic() - started
 
@@ -107,8 +108,8 @@ def buyers(faults: Faults) -> list[dict[str, str]]:
     """Learners who own the demo course: their load touches every service."""
     topology = faults.topology
     faults.heal()
+    learners = signed_in_learners(topology.gateway_url, CLIENTS)
     with httpx.Client(base_url=topology.gateway_url, timeout=30) as client:
-        learners = [new_learner(client) for _ in range(CLIENTS)]
         for learner in learners:
             buy(client, learner)
         wait_enrolled_and_entitled(client, topology, learners)
@@ -162,7 +163,7 @@ def test_a_replica_killed_under_load_costs_under_one_percent_and_comes_back(
         recovery = back_ready(topology, name, killed)
         time.sleep(2)  # and the load goes on with the replica back
     error_count = sum(tally.errors.values())
-    tally.extra = {"killed_pid": killed, "new_pid": current_pids(topology)[name], "sent_before_kill": before_kill,
+    tally.extra = {"killed_pid": killed, "new_pid": process_ids(topology)[name], "sent_before_kill": before_kill,
                    "recovery_s": round(recovery, 1), "error_rate": round(error_count / max(tally.sent, 1), 4)}
     tally.report()
     assert before_kill > 0 and tally.sent > before_kill
@@ -182,7 +183,7 @@ def test_peer_calls_route_around_a_dead_replica(healed: Faults) -> None:
             answer = client.post("/api/billing/checkout", json={"course_id": DEMO_COURSE},
                                  headers={**learner, "Idempotency-Key": uuid.uuid4().hex})
             tally.record(answer.status_code)
-        still_down = current_pids(topology)["catalog-0"] == killed or readiness(topology, "catalog", 0) != 200
+        still_down = process_ids(topology)["catalog-0"] == killed or readiness(topology, "catalog", 0) != 200
         recovery = back_ready(topology, "catalog-0", killed)
     tally.extra = {"checked_out_while_down": still_down, "recovery_s": round(recovery, 1)}
     tally.report()
@@ -193,11 +194,13 @@ def test_peer_calls_route_around_a_dead_replica(healed: Faults) -> None:
 # --- billing dies between the provider's webhook and its commit ------------------------------------
 
 
-def _signed(secret: str, payload: str) -> str:
-    """A Stripe-Signature header, as Stripe signs each delivery (a retry is signed afresh)."""
-    timestamp = int(time.time())
-    mac = hmac.new(secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
+def _checkout(client: httpx.Client) -> tuple[dict[str, str], str, dict[str, Any]]:
+    """A new learner's checkout of the demo course: the learner, their user id and the checkout."""
+    learner = new_learner(client)
+    checkout = client.post("/api/billing/checkout", json={"course_id": DEMO_COURSE},
+                           headers={**learner, "Idempotency-Key": uuid.uuid4().hex})
+    assert checkout.status_code == 201, checkout.text
+    return learner, user_id(client, learner), checkout.json()
 
 
 def _paid_event(event_id: str, checkout: dict[str, object]) -> str:
@@ -245,17 +248,15 @@ def test_billing_killed_between_webhook_and_commit_pays_once_when_the_provider_r
     secret = topology.secrets["stripe_webhook_secret"]
     tally = Tally(f"billing killed {crash} the webhook's commit")
     with httpx.Client(base_url=topology.gateway_url, timeout=30) as client:
-        learner = new_learner(client)
-        user = user_id(client, learner)
-        checkout = client.post("/api/billing/checkout", json={"course_id": DEMO_COURSE},
-                               headers={**learner, "Idempotency-Key": uuid.uuid4().hex})
-        assert checkout.status_code == 201, checkout.text
-        order_id = str(checkout.json()["order_id"])
+        learner, user, checkout = _checkout(client)
+        order_id = str(checkout["order_id"])
         event_id = f"evt_crash_{uuid.uuid4().hex}"
-        payload = _paid_event(event_id, checkout.json())
+        payload = _paid_event(event_id, checkout)
 
         def deliver() -> httpx.Response:
-            headers = {"Content-Type": "application/json", "Stripe-Signature": _signed(secret, payload)}
+            # Signed afresh for each delivery, as Stripe signs each retry.
+            signature = stripe.WebhookSignature.generate_signature_header(payload, secret)
+            headers = {"Content-Type": "application/json", "Stripe-Signature": signature}
             return client.post("/api/billing/webhooks/stripe", content=payload, headers=headers)
 
         healed.postgres.set_mode("hold", hold=Hold((event_id.encode(), b"COMMIT"), deliver=crash == "after"))
@@ -263,9 +264,7 @@ def test_billing_killed_between_webhook_and_commit_pays_once_when_the_provider_r
             first = pool.submit(deliver)
             eventually(lambda: len(healed.postgres.held) == 1, within=15, interval=0.1,
                        what="the webhook's transaction at its COMMIT")
-            billing = {name: pid for name, pid in current_pids(topology).items() if name.startswith("billing-")}
-            victim = owner_of_connection(healed.postgres.held[0][1], billing.values())
-            name = next(n for n, pid in billing.items() if pid == victim)
+            name, victim = owner_process(topology, "billing", healed.postgres.held[0][1])
             os.kill(victim, signal.SIGKILL)
             tally.record(first.result().status_code)
         healed.postgres.set_mode("up")  # the frozen connection goes: PostgreSQL ends its transaction
@@ -320,22 +319,16 @@ def test_catalog_killed_between_delivery_and_ack_enrolls_once(healed: Faults) ->
     topology = healed.topology
     tally = Tally("catalog killed between the delivery and its ack")
     with httpx.Client(base_url=topology.gateway_url, timeout=30) as client:
-        learner = new_learner(client)
-        user = user_id(client, learner)
-        checkout = client.post("/api/billing/checkout", json={"course_id": DEMO_COURSE},
-                               headers={**learner, "Idempotency-Key": uuid.uuid4().hex})
-        assert checkout.status_code == 201, checkout.text
-        order_id = str(checkout.json()["order_id"])
+        learner, user, checkout = _checkout(client)
+        order_id = str(checkout["order_id"])
         healed.broker.set_mode("hold", hold=Hold((order_id.encode(),), to_server=False, deliver=True))
-        paid = client.post(checkout.json()["checkout_url"] + "/pay")
+        paid = client.post(checkout["checkout_url"] + "/pay")
         tally.record(paid.status_code)
         eventually(lambda: len(healed.broker.held) == 1, within=30, interval=0.1,
                    what="the paid-order event delivered to a catalog consumer")
-        catalog = {name: pid for name, pid in current_pids(topology).items() if name.startswith("catalog-")}
-        victim = owner_of_connection(healed.broker.held[0][1], catalog.values())
-        name = next(n for n, pid in catalog.items() if pid == victim)
+        name, victim = owner_process(topology, "catalog", healed.broker.held[0][1])
         eventually(lambda: enrollments(client, learner) == 1, within=15, what="the enrollment committed")
-        survivors = [topology.ports["catalog"][int(n.rsplit("-", 1)[1])] for n in catalog if n != name]
+        survivors = [port for index, port in enumerate(topology.ports["catalog"]) if f"catalog-{index}" != name]
         baseline = _duplicates(topology, survivors)
         os.kill(victim, signal.SIGKILL)
         healed.broker.set_mode("up")  # the broker sees the connection go and requeues the unacked event

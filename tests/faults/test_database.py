@@ -18,6 +18,7 @@ from common.faultproxy import Mode
 
 from .conftest import (
     DEMO_COURSE,
+    PAID_LESSON,
     PASSWORD,
     Faults,
     Tally,
@@ -36,7 +37,6 @@ from .conftest import (
 
 OUTAGE_SECONDS = 20
 PURCHASES_BEFORE = 6
-PAID_LESSON = "30000000-0000-4000-8000-000000000003"  # a lesson of the demo course, not a preview
 # What a request may cost while the database does not answer: the services' answer deadline
 # (statement timeout 5 s + 1 s, common.db.DatabaseTimeouts.answer), or the idle ping (2 s) and a
 # fresh connection's connect timeout (3 s), plus a margin for a peer's own wait (a playback token

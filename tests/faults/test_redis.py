@@ -15,6 +15,7 @@ import httpx
 
 from .conftest import (
     DEMO_COURSE,
+    PAID_LESSON,
     PASSWORD,
     Faults,
     Tally,
@@ -29,7 +30,6 @@ from .conftest import (
 )
 
 OUTAGE_SECONDS = 15
-PAID_LESSON = "30000000-0000-4000-8000-000000000003"
 RECOVERY_WITHIN = 10
 
 

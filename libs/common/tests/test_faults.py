@@ -322,9 +322,7 @@ async def test_a_pooled_connection_cut_while_idle_is_replaced_before_use(
     db = Database(f"postgresql+psycopg://{credentials}@127.0.0.1:{proxy.port}/{name}", "svc", pool_size=2)
 
     async def read(*, autocommit: bool) -> int:
-        async with db.session() as session:
-            if autocommit:
-                await common_db.autocommit(session)
+        async with db.session(autocommit=autocommit) as session:
             return int(await session.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0)
 
     async def bare_read() -> int:  # Database.statements(): the hot paths' bare connections

@@ -160,7 +160,7 @@ def install_error_handlers(app: FastAPI) -> None:
         log.info("client disconnected before the request body was read", extra={"path": request.url.path})
         return problem(400, "Bad request", "the request body was not received", code="client_disconnected")
 
-    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    async def _outage_or_internal(request: Request, exc: Exception) -> JSONResponse:
         if not is_unavailable(exc):  # e.g. an IntegrityError: a DBAPIError, yet a bug, not an outage
             log.exception("unhandled error", extra={"path": request.url.path})
             return problem(500, "Internal error", "an unexpected error occurred", code="internal")
@@ -169,13 +169,9 @@ def install_error_handlers(app: FastAPI) -> None:
                        "retry later", code="unavailable", instance=request.url.path,
                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
-    # Handled by class, not by the catch-all below: Starlette re-raises whatever reaches the
-    # catch-all to the server after answering, and uvicorn then closes the connection, which the
-    # edge may already be reusing for the next request (a reset, a 502 for a POST). An outage is an
-    # expected answer, not a crash.
-    for exception_class in UNAVAILABLE_EXCEPTIONS:
-        app.add_exception_handler(exception_class, _unavailable)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        return await _unavailable(request, exc)
+    # The outage classes are registered by class, not left to the catch-all `Exception`: Starlette
+    # re-raises whatever reaches the catch-all to the server after answering, and uvicorn then
+    # closes the connection, which the edge may already be reusing for the next request (a reset,
+    # a 502 for a POST). An outage is an expected answer, not a crash.
+    for exception_class in (*UNAVAILABLE_EXCEPTIONS, Exception):
+        app.add_exception_handler(exception_class, _outage_or_internal)

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import random
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -135,18 +135,19 @@ class FaultProxy:
                 await asyncio.wait_for(self._server.wait_closed(), timeout=1)
             self._server = None
 
-    def _drop_all(self) -> None:
-        for writer in list(self._writers):
+    def _abort(self, writers: Iterable[asyncio.StreamWriter]) -> None:
+        """Reset these connections (no FIN: the peer sees the link die) and forget them."""
+        for writer in list(writers):
             with contextlib.suppress(Exception):
                 writer.transport.abort()
-        self._writers.clear()
+            self._writers.discard(writer)
+
+    def _drop_all(self) -> None:
+        self._abort(self._writers)
 
     def _drop_frozen(self) -> None:
         for link in [link for link in self._links if link.frozen]:
-            for writer in link.writers:
-                with contextlib.suppress(Exception):
-                    writer.transport.abort()
-                self._writers.discard(writer)
+            self._abort(link.writers)
             link.released.set()
 
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
@@ -206,10 +207,7 @@ class FaultProxy:
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
-            for side in link.writers:
-                with contextlib.suppress(Exception):
-                    side.transport.abort()
-                self._writers.discard(side)
+            self._abort(link.writers)
             if task is not None:
                 self._tasks.discard(task)
 

@@ -53,7 +53,6 @@ from catalog.schemas import (
     StatusChange,
 )
 from catalog.search import CourseQuery
-from common.db import autocommit
 from common.errors import NotFound
 from common.runtime import Runtime
 
@@ -152,8 +151,7 @@ async def _signed_in_detail(request: Request, runtime: Runtime, cache: PublicCac
     plus a cached answer: the public one, or for its instructors, admins and enrolled learners the
     full view, cached beside it under the same generation (a write that invalidates one invalidates
     both). None: not a published course or the cache is off; the caller-specific path decides."""
-    async with runtime.db.session() as session:
-        await autocommit(session)
+    async with runtime.db.session(autocommit=True) as session:
         enrolled, teaches, course_status = await service.caller_access(
             db_session=session, user_id=actor.user_id, course_id=course_id)
     if course_status is None:

@@ -168,8 +168,8 @@ async def start_playback(*, db: Database, settings: PlaybackSettings, key: signi
                                     ended_elsewhere=ended_elsewhere)
     if not admission.admitted:
         return await refuse(Conflict, "too_many_streams",
-                      f"at most {settings.max_concurrent_streams} streams at a time: stop one to start another",
-                      active_sessions=list(admission.active))
+                            f"at most {settings.max_concurrent_streams} streams at a time: stop one to start another",
+                            active_sessions=list(admission.active))
     resume = resume_position
     if duration is not None and resume >= duration - min(RESTART_NEAR_END_SECONDS, 0.05 * duration):
         resume = 0.0
