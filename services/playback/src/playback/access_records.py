@@ -2,8 +2,9 @@
 
 A player fetches a playlist every few seconds per viewer: a synchronous commit for each was most of
 the manifest path's cost. Grants are buffered in process memory and a background task writes each
-batch in one transaction (one multi-row INSERT), with `synchronous_commit = off` on PostgreSQL:
-these rows are an access trail, never money or access.
+batch in one transaction, with `synchronous_commit = off` on PostgreSQL: these rows are an access
+trail, never money or access. PostgreSQL takes the batch with COPY: the ORM's bulk INSERT cost a
+fifth of a playlist's CPU in the profile, spent building parameters row by row.
 
 What a crash can lose: the grants of the last `flush_seconds` (buffered, not yet written) plus
 PostgreSQL's asynchronous-commit window (at most 3 x wal_writer_delay, 600 ms by default). Refusals,
@@ -20,8 +21,10 @@ import logging
 import uuid
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.background import CommitWokenLoop
 from common.db import Database, utcnow
@@ -32,6 +35,20 @@ log = logging.getLogger(__name__)
 
 RECORDS_DROPPED = Counter("playback_access_records_dropped_total",
                           "Manifest grants dropped because the access log could not be written in time")
+
+
+_COLUMNS = ("id", "user_id", "lesson_id", "asset_id", "session_id", "decision", "reason", "action", "at",
+            "request_id")
+_COPY = f"COPY {AccessLog.__tablename__} ({', '.join(_COLUMNS)}) FROM STDIN"
+
+
+async def _copy_rows(session: AsyncSession, batch: list[dict[str, Any]]) -> None:
+    """The batch through COPY on the session's own connection (inside its transaction)."""
+    connection = await (await session.connection()).get_raw_connection()
+    driver: psycopg.AsyncConnection[Any] = connection.driver_connection  # type: ignore[assignment]
+    async with driver.cursor() as cursor, cursor.copy(_COPY) as copy:
+        for row in batch:
+            await copy.write_row(tuple(row[column] for column in _COLUMNS))
 
 
 class AccessRecorder(CommitWokenLoop):
@@ -58,13 +75,16 @@ class AccessRecorder(CommitWokenLoop):
             self._wake.set()
 
     async def flush(self) -> None:
-        """Write everything buffered so far (tests call it before reading the log)."""
-        while self._rows:
-            batch, self._rows = self._rows[:self.max_batch], self._rows[self.max_batch:]
+        """Write everything buffered so far (tests call it before reading the log). Grants that
+        arrive meanwhile wait for the next flush: draining until the buffer was empty wrote a
+        transaction per handful of grants under steady load (0.5 ms of CPU per playlist)."""
+        pending, self._rows = self._rows, []
+        while pending:
+            batch, pending = pending[:self.max_batch], pending[self.max_batch:]
             try:
                 await self._write(batch)
             except Exception:
-                self._rows[:0] = batch  # kept for the next attempt (bounded by max_buffered)
+                self._rows[:0] = batch + pending  # kept for the next attempt (bounded by max_buffered)
                 raise
 
     async def _write(self, batch: list[dict[str, Any]]) -> None:
@@ -80,7 +100,10 @@ class AccessRecorder(CommitWokenLoop):
             for row in batch:
                 if row["session_id"] not in alive:  # erased meanwhile: keep the decision, not the person
                     row["user_id"] = None
-            await session.execute(sa.insert(AccessLog), batch)
+            if postgres:
+                await _copy_rows(session, batch)
+            else:
+                await session.execute(sa.insert(AccessLog), batch)
 
     async def _run(self) -> None:
         while not self.stopping:

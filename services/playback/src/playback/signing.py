@@ -16,6 +16,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from common.errors import Unauthorized
-from common.security import constant_time_equals
+from common.security import VerifiedTokens, constant_time_equals
 from playback.settings import PlaybackSettings
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class TokenKey:
     kid: str
     private_key: Ed25519PrivateKey
 
-    @property
+    @cached_property
     def public_key(self) -> Ed25519PublicKey:
         return self.private_key.public_key()
 
@@ -118,10 +119,21 @@ def sign_playback_token(key: TokenKey, *, claims: PlaybackClaims, issued_at: int
     return jwt.encode(payload, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
 
 
+# A player sends one token with its master and every variant playlist: verified once per key.
+_VERIFIED = VerifiedTokens(expired_message="playback token expired")
+
+
 def verify_playback_token(key: TokenKey, token: str | None) -> PlaybackClaims:
     """Algorithm and key pinned; iss, aud and exp checked; any failure is a 401."""
     if not token:
         raise Unauthorized("missing playback token", code="missing_token")
+    raw = _VERIFIED.get(key.kid, token) or _VERIFIED.put(_verified_claims(key, token), key.kid, token)
+    return PlaybackClaims(user_id=uuid.UUID(raw["sub"]), session_id=uuid.UUID(raw["sid"]),
+                          asset_id=uuid.UUID(raw["aid"]), lesson_id=uuid.UUID(raw["lid"]),
+                          course_id=uuid.UUID(raw["cid"]), watermark=str(raw["wm"]))
+
+
+def _verified_claims(key: TokenKey, token: str) -> dict[str, Any]:
     try:
         header = jwt.get_unverified_header(token)
     except (jwt.PyJWTError, ValueError) as exc:  # ValueError: text that is not even UTF-8 encodable
@@ -129,11 +141,11 @@ def verify_playback_token(key: TokenKey, token: str | None) -> PlaybackClaims:
     if header.get("alg") != ALGORITHM or header.get("kid") != key.kid:
         raise Unauthorized("playback token algorithm or key id not accepted", code="invalid_token")
     try:
-        raw = jwt.decode(token, key=key.public_key, algorithms=[ALGORITHM], audience=AUDIENCE,
-                         issuer=ISSUER, options={"require": REQUIRED_CLAIMS})
-        return PlaybackClaims(user_id=uuid.UUID(raw["sub"]), session_id=uuid.UUID(raw["sid"]),
-                              asset_id=uuid.UUID(raw["aid"]), lesson_id=uuid.UUID(raw["lid"]),
-                              course_id=uuid.UUID(raw["cid"]), watermark=str(raw["wm"]))
+        raw: dict[str, Any] = jwt.decode(token, key=key.public_key, algorithms=[ALGORITHM], audience=AUDIENCE,
+                                         issuer=ISSUER, options={"require": REQUIRED_CLAIMS})
+        for claim in ("sub", "sid", "aid", "lid", "cid"):
+            uuid.UUID(raw[claim])  # a signed token with a malformed id is refused, and never cached
+        return raw
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("playback token expired", code="token_expired") from exc
     except (jwt.PyJWTError, ValueError, TypeError) as exc:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar, cast
+
+from cachetools import TTLCache
 
 from common.errors import NotFound
 from common.observability.metrics import count
@@ -28,7 +32,7 @@ async def _read_playlist(store: LocalMediaStore, asset_id: uuid.UUID, relative: 
 async def master_playlist(*, store: LocalMediaStore, settings: PlaybackSettings,
                           playback_session: ManifestSession, token: str) -> str:
     """The asset's master playlist with each variant pointing at this viewer's variant route."""
-    text = await _read_playlist(store, playback_session.asset_id, "master.m3u8")
+    text = await _packaged(store, playback_session.asset_id, "master.m3u8", str)
     return hls.rewrite_master(
         text, lambda rendition: manifest_url(settings, playback_session.id, token, rendition))
 
@@ -50,28 +54,32 @@ class _MediaTemplate:
     ab: forensic.ABTemplate | None = None  # A/B segment variants: each viewer gets their own mix
 
 
-# (media root, asset, rendition) -> (monotonic expiry, template). Packaged renditions never change
-# under their asset id; the short lifetime bounds what a deleted asset leaves behind.
-_TEMPLATES: dict[tuple[str, str, str], tuple[float, _MediaTemplate]] = {}
+# (media root, asset, playlist path) -> what was built from that packaged playlist. Packaged
+# playlists never change under their asset id; the short lifetime bounds what a deleted asset
+# leaves behind. A file read is a thread-pool hop: it was a tenth of a master playlist's CPU.
 TEMPLATE_CACHE_SECONDS = 60.0
 TEMPLATE_CACHE_ENTRIES = 1024
+_PACKAGED: TTLCache[tuple[str, str, str], object] = TTLCache(maxsize=TEMPLATE_CACHE_ENTRIES,
+                                                            ttl=TEMPLATE_CACHE_SECONDS)
+Built = TypeVar("Built")
+
+
+async def _packaged(store: LocalMediaStore, asset_id: uuid.UUID, relative: str, build: Callable[[str], Built]) -> Built:
+    key = (str(store.root), str(asset_id), relative)
+    hit = _PACKAGED.get(key)
+    if hit is None:
+        hit = _PACKAGED[key] = build(await _read_playlist(store, asset_id, relative))
+    return cast(Built, hit)
 
 
 async def _media_template(store: LocalMediaStore, asset_id: uuid.UUID, rendition: str,
                           names_key: bytes = b"") -> _MediaTemplate:
-    key = (str(store.root), str(asset_id), rendition)
-    now = time.monotonic()
-    hit = _TEMPLATES.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    text = await _read_playlist(store, asset_id, f"{rendition}/index.m3u8")
-    template = hls.media_template(text, rendition)
-    entry = _MediaTemplate(template=template, duration=hls.media_duration(text),
-                           ab=forensic.ab_template(template, key=names_key, asset_id=str(asset_id)))
-    if len(_TEMPLATES) >= TEMPLATE_CACHE_ENTRIES:
-        _TEMPLATES.clear()
-    _TEMPLATES[key] = (now + TEMPLATE_CACHE_SECONDS, entry)
-    return entry
+    def build(text: str) -> _MediaTemplate:
+        template = hls.media_template(text, rendition)
+        return _MediaTemplate(template=template, duration=hls.media_duration(text),
+                              ab=forensic.ab_template(template, key=names_key, asset_id=str(asset_id)))
+
+    return await _packaged(store, asset_id, f"{rendition}/index.m3u8", build)
 
 
 async def media_playlist(*, store: LocalMediaStore, settings: PlaybackSettings, signer: MediaSigner,
