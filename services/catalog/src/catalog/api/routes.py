@@ -151,9 +151,8 @@ async def _signed_in_detail(request: Request, runtime: Runtime, cache: PublicCac
     plus a cached answer: the public one, or for its instructors, admins and enrolled learners the
     full view, cached beside it under the same generation (a write that invalidates one invalidates
     both). None: not a published course or the cache is off; the caller-specific path decides."""
-    async with runtime.db.session(autocommit=True) as session:
-        enrolled, teaches, course_status = await service.caller_access(
-            db_session=session, user_id=actor.user_id, course_id=course_id)
+    enrolled, teaches, course_status = await service.caller_access(
+        db=runtime.db, user_id=actor.user_id, course_id=course_id)
     if course_status is None:
         raise NotFound("course not found")
     if course_status != "published" or not cache.enabled:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +26,7 @@ from catalog.schemas import (
     SectionRead,
 )
 from catalog.search import CourseQuery, course_statements
+from common.db import Database
 from common.errors import Forbidden, NotFound
 
 from .loading import DETAIL_OPTIONS, READ_OPTIONS, Actor
@@ -36,16 +38,25 @@ async def _is_enrolled(db_session: AsyncSession, user_id: uuid.UUID, course_id: 
     return found is not None
 
 
-async def caller_access(*, db_session: AsyncSession, user_id: uuid.UUID,
-                        course_id: uuid.UUID) -> tuple[bool, bool, str | None]:
-    """(enrolled, teaches, course status or None) of a signed-in caller: one statement of three
-    primary-key/index probes. A signed-in course page costs this on top of the cached answer (see
-    api.routes._signed_in_detail)."""
+def _caller_access_statement() -> sa.Select[Any]:
+    user_id, course_id = (sa.bindparam(name, type_=sa.Uuid) for name in ("user_id", "course_id"))
     enrolled = sa.exists().where(Enrollment.user_id == user_id, Enrollment.course_id == course_id,
                                  Enrollment.status == "active")
     teaches = sa.exists().where(CourseInstructor.course_id == course_id, CourseInstructor.user_id == user_id)
     course_status = sa.select(Course.status).where(Course.id == course_id).scalar_subquery()
-    row = (await db_session.execute(sa.select(enrolled, teaches, course_status))).one()
+    return sa.select(enrolled, teaches, course_status)
+
+
+# Built once with bound parameters: each request reuses the compiled statement.
+_CALLER_ACCESS = _caller_access_statement()
+
+
+async def caller_access(*, db: Database, user_id: uuid.UUID, course_id: uuid.UUID) -> tuple[bool, bool, str | None]:
+    """(enrolled, teaches, course status or None) of a signed-in caller: one statement of three
+    primary-key/index probes on a bare connection (no ORM session). A signed-in course page costs
+    this on top of the cached answer (see api.routes._signed_in_detail)."""
+    async with db.statements() as connection:
+        row = (await connection.execute(_CALLER_ACCESS, {"user_id": user_id, "course_id": course_id})).one()
     return bool(row[0]), bool(row[1]), row[2]
 
 

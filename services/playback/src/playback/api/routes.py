@@ -16,19 +16,16 @@ from common.bounds import INT64_MAX
 from common.errors import NotFound, PayloadTooLarge, Unauthorized, Unprocessable, UnsupportedMediaType
 from common.security import AdminUser, CurrentUser, Principal, require_service
 from playback import hls, leaks, service, signing
-from playback.access_records import AccessRecorder
 from playback.api.deps import (
-    AccessRecordsDep,
-    MediaSignerDep,
     MediaStoreDep,
     ResourcesDep,
     RuntimeDep,
     SettingsDep,
     StreamsDep,
-    TokenKeyDep,
 )
 from playback.assets.routes import StorageDep
 from playback.media import HLS_PLAYLIST
+from playback.resources import PlaybackResources
 from playback.schemas import (
     CourseProgress,
     HeartbeatRequest,
@@ -66,7 +63,6 @@ def _user_id(subject: str) -> uuid.UUID:
 @router.post("/token", response_model=TokenResponse,
              responses={403: {"description": "not enrolled"}, 409: {"description": "too many streams"}})
 async def issue_token(body: TokenRequest, user: CurrentUser, runtime: RuntimeDep, settings: SettingsDep,
-                      key: TokenKeyDep, streams: StreamsDep, store: MediaStoreDep,
                       resources: ResourcesDep) -> TokenResponse:
     """A 90 s playback token and manifest URL for a preview lesson or an enrolled learner.
 
@@ -95,8 +91,9 @@ async def issue_token(body: TokenRequest, user: CurrentUser, runtime: RuntimeDep
             is_preview=lesson.is_preview, held=facts.entitlement)
     duration = None
     if entitlement is not None and lesson.asset_id is not None:  # read from storage, before the transaction
-        duration = await service.asset_duration(store=store, cache=runtime.cache, asset_id=lesson.asset_id)
-    outcome = await service.start_playback(db=runtime.db, settings=settings, key=key, streams=streams,
+        duration = await service.asset_duration(store=resources.media, cache=runtime.cache, asset_id=lesson.asset_id)
+    outcome = await service.start_playback(db=runtime.db, settings=settings, key=resources.token_key,
+                                           streams=resources.streams,
                                            user_id=user_id, lesson=lesson, entitlement=entitlement,
                                            duration=duration, resume_position=resume,
                                            ended_elsewhere=ended_elsewhere)
@@ -108,17 +105,16 @@ async def issue_token(body: TokenRequest, user: CurrentUser, runtime: RuntimeDep
                          heartbeat_interval_seconds=settings.heartbeat_interval_seconds)
 
 
-async def _authorized_session(runtime: RuntimeDep, settings: SettingsDep, key: TokenKeyDep, streams: StreamsDep,
-                              recorder: AccessRecorder,
+async def _authorized_session(runtime: RuntimeDep, settings: SettingsDep, resources: PlaybackResources,
                               session_id: uuid.UUID, token: str | None) -> service.ManifestSession:
     try:
-        claims = signing.verify_playback_token(key, token)
+        claims = signing.verify_playback_token(resources.token_key, token)
     except Unauthorized as exc:  # no trustworthy user to write down: metrics only
         service.ACCESS_DECISIONS.labels("manifest", "refused", exc.code or "invalid_token").inc()
         raise
     outcome = await service.authorize_manifest(
-        db=runtime.db, catalog=runtime.client("catalog"), cache=runtime.cache, settings=settings, streams=streams,
-        recorder=recorder, claims=claims, session_id=session_id)
+        db=runtime.db, catalog=runtime.client("catalog"), cache=runtime.cache, settings=settings,
+        streams=resources.streams, recorder=resources.access_records, claims=claims, session_id=session_id)
     if isinstance(outcome, service.Refusal):
         outcome.raise_error()
     return outcome
@@ -126,12 +122,11 @@ async def _authorized_session(runtime: RuntimeDep, settings: SettingsDep, key: T
 
 @router.get("/manifests/{session_id}/master.m3u8", response_class=Response, responses=PLAYLIST_RESPONSES)
 async def master_manifest(session_id: uuid.UUID, runtime: RuntimeDep, settings: SettingsDep,
-                          key: TokenKeyDep, streams: StreamsDep, store: MediaStoreDep, recorder: AccessRecordsDep,
-                          token: PlaybackToken = None) -> Response:
+                          resources: ResourcesDep, token: PlaybackToken = None) -> Response:
     """The master playlist; its variants point back here, carrying the same token."""
-    playback_session = await _authorized_session(runtime, settings, key, streams, recorder, session_id, token)
+    playback_session = await _authorized_session(runtime, settings, resources, session_id, token)
     assert token is not None  # verified above
-    body = await service.master_playlist(store=store, settings=settings, playback_session=playback_session,
+    body = await service.master_playlist(store=resources.media, settings=settings, playback_session=playback_session,
                                          token=token)
     return Response(body, media_type=HLS_PLAYLIST, headers=PLAYLIST_HEADERS)
 
@@ -139,12 +134,11 @@ async def master_manifest(session_id: uuid.UUID, runtime: RuntimeDep, settings: 
 @router.get("/manifests/{session_id}/{rendition}/index.m3u8", response_class=Response,
             responses=PLAYLIST_RESPONSES)
 async def variant_manifest(session_id: uuid.UUID, rendition: Rendition, runtime: RuntimeDep,
-                           settings: SettingsDep, key: TokenKeyDep, streams: StreamsDep, store: MediaStoreDep,
-                           signer: MediaSignerDep, recorder: AccessRecordsDep,
-                           token: PlaybackToken = None) -> Response:
+                           settings: SettingsDep, resources: ResourcesDep, token: PlaybackToken = None) -> Response:
     """One rendition's playlist with signed, absolute media URLs (or CloudFront signed cookies)."""
-    playback_session = await _authorized_session(runtime, settings, key, streams, recorder, session_id, token)
-    body, cookies = await service.media_playlist(store=store, settings=settings, signer=signer,
+    playback_session = await _authorized_session(runtime, settings, resources, session_id, token)
+    body, cookies = await service.media_playlist(store=resources.media, settings=settings,
+                                                 signer=resources.media_signer,
                                                  playback_session=playback_session, rendition=rendition)
     response = Response(body, media_type=HLS_PLAYLIST, headers=PLAYLIST_HEADERS)
     for cookie in cookies:
