@@ -10,6 +10,8 @@ and noisy: the ratio is what holds), `--repeats` times, and prints the medians:
     uv run python bench/hot_paths.py                       # make bench-hot
     uv run python bench/hot_paths.py --seconds 5 --repeats 2 --only token,variant
 
+The first row (`floor`) is playback's `/health/live` through the edge: the service's middleware,
+routing and uvicorn with no dependency and no I/O, the least any path of a service can cost.
 Token and manifest paths are measured with requests spread over every learner (Lua scripts; each
 learner within its stream limit: the default `end_oldest` policy ends a learner's oldest stream,
 nothing is refused) and with one learner (the contention of a single account). The 2,000-segment
@@ -411,7 +413,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--learners", type=int, default=200)
-    parser.add_argument("--only", default="", help="comma-separated: catalog,token,master,variant,login,storm")
+    parser.add_argument("--only", default="", help="comma-separated: floor,catalog,token,master,variant,login,storm")
     parser.add_argument("--summarize", type=Path, help="only print the summaries of a --profile folder")
     parser.add_argument("--profile", type=Path, help="py-spy one replica of each path's service into this folder")
     args = parser.parse_args()
@@ -421,7 +423,8 @@ def main() -> None:
         return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
-    wanted = set(filter(None, args.only.split(","))) or {"catalog", "token", "master", "variant", "login", "storm"}
+    wanted = (set(filter(None, args.only.split(",")))
+              or {"floor", "catalog", "token", "master", "variant", "login", "storm"})
 
     with tempfile.TemporaryDirectory(prefix="hot-paths-") as tmp, synthetic_renditions() as renditions:
         topology = BenchTopology.ephemeral(Path(tmp), replicas={"catalog": 2, "playback": 2}, limits=EDGE_LIMITS)
@@ -476,6 +479,9 @@ def run_all(topology: Topology, args: argparse.Namespace, wanted: set[str], rend
     cookie = {"Cookie": "bench=bypass-the-microcache"}
     bearer = {"Authorization": one.bearer}
     course = f"/api/catalog/courses/{PAID_COURSE}"
+    if "floor" in wanted:  # what any route costs before it does anything: the goals' lower bound
+        bench.measure("GET /api/playback/health/live (the service's stack, no work: the floor)",
+                      "/api/playback/health/live")
     if "catalog" in wanted or "storm" in wanted:
         bench.measure("GET /api/catalog/courses, anonymous (microcache)", "/api/catalog/courses")
         bench.measure("GET /api/catalog/courses, reaches catalog (cookie)", "/api/catalog/courses", headers=cookie)
