@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import jwt
@@ -15,9 +17,10 @@ from jwt.algorithms import OKPAlgorithm
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from common import security
 from common.cache import MemoryCache, RedisCache
 from common.errors import NotFound, Unauthorized
-from common.security import JWKSVerifier
+from common.security import JWKSVerifier, VerifiedTokens
 from common.settings import ServiceSettings
 from common.testing import REDIS_URL, unique_name
 
@@ -118,6 +121,112 @@ async def test_unknown_kid_refetches_at_most_once_per_cooldown(
         with pytest.raises(Unauthorized):
             await verifier.verify(_token(rogue, "nope"), "api")
     assert server.fetches == 2
+
+
+def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens PyJWT is asked to decode: one answered from the verified-token cache is not."""
+    decoded: list[str] = []
+    decode = security.jwt.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(security.jwt, "decode", counting)
+    return decoded
+
+
+def _clock_ahead(seconds: float) -> SimpleNamespace:
+    """common.security's `time` with the wall clock moved on; monotonic time (the JWKS refresh) as is."""
+    return SimpleNamespace(time=lambda: time.time() + seconds, monotonic=time.monotonic)
+
+
+async def test_a_verified_token_is_answered_from_the_cache(verifier_setup: tuple[JWKSVerifier, _JWKSServer],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier, server = verifier_setup
+    token = _token(server.add_key("k1"), "k1")
+    decoded = _count_decodes(monkeypatch)
+    claims = await verifier.verify(token, ["svc", "api"])
+    assert claims["sub"] == "u1" and claims["aud"] == "api"
+    assert await verifier.verify(token, ["svc", "api"]) == claims
+    assert decoded == [token] and server.fetches == 1
+
+
+async def test_a_cached_token_past_its_expiry_is_refused(verifier_setup: tuple[JWKSVerifier, _JWKSServer],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only common.security's clock moves on: PyJWT would still take the token, so the refusal
+    is the cache's own `exp` check."""
+    verifier, server = verifier_setup
+    token = _token(server.add_key("k1"), "k1")  # exp: 60 s from now
+    await verifier.verify(token, "api")
+    decoded = _count_decodes(monkeypatch)
+    monkeypatch.setattr(security, "time", _clock_ahead(60))
+    with pytest.raises(Unauthorized) as expired:
+        await verifier.verify(token, "api")
+    assert expired.value.code == "token_expired" and expired.value.detail == "token expired"
+    assert decoded == []
+    # The entry went with the refusal: back on the real clock the token is verified afresh.
+    monkeypatch.setattr(security, "time", time)
+    assert (await verifier.verify(token, "api"))["sub"] == "u1"
+    assert decoded == [token]
+
+
+@pytest.mark.parametrize(("change", "detail"), [("withdrawn", "unknown signing key"),
+                                                 ("replaced", "invalid token")])
+async def test_a_cached_token_is_refused_once_its_key_leaves_the_jwks(
+        verifier_setup: tuple[JWKSVerifier, _JWKSServer], monkeypatch: pytest.MonkeyPatch,
+        change: str, detail: str) -> None:
+    """A JWKS refresh that publishes the same keys keeps the verified tokens; one where the
+    token's key is gone (rotated out) or different under the same kid clears them."""
+    verifier, server = verifier_setup
+    token = _token(server.add_key("k1"), "k1")
+    decoded = _count_decodes(monkeypatch)
+    await verifier.verify(token, "api")
+    verifier._fetched_at -= verifier.cache_seconds + 1  # keys due for a refresh: the same set comes back
+    assert (await verifier.verify(token, "api"))["sub"] == "u1"
+    assert server.fetches == 2 and decoded == [token]
+    if change == "withdrawn":
+        del server.keys["k1"]
+        server.add_key("k2")
+    else:
+        server.add_key("k1")  # new key material under the same kid
+    verifier._fetched_at -= verifier.cache_seconds + 1
+    with pytest.raises(Unauthorized) as refused:
+        await verifier.verify(token, "api")
+    assert refused.value.code == "invalid_token" and refused.value.detail == detail
+    assert server.fetches == 3  # the refetch for an unknown kid waits for its cooldown
+
+
+async def test_verified_tokens_are_bounded_least_recently_used_out(
+        verifier_setup: tuple[JWKSVerifier, _JWKSServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier, server = verifier_setup
+    key = server.add_key("k1")
+    verifier.verified = VerifiedTokens(max_entries=2)
+    first, second, third = (_token(key, "k1", sub=f"u{n}") for n in (1, 2, 3))
+    decoded = _count_decodes(monkeypatch)
+    for token in (first, second, third, second):  # third pushes first out; second is used again
+        await verifier.verify(token, "api")
+    assert decoded == [first, second, third]
+    # first is verified again and pushes out third, the least recently used (not second, the oldest)
+    assert (await verifier.verify(first, "api"))["sub"] == "u1"
+    assert (await verifier.verify(second, "api"))["sub"] == "u2"
+    assert (await verifier.verify(third, "api"))["sub"] == "u3"
+    assert decoded == [first, second, third, first, third]
+
+
+async def test_a_token_cached_for_one_audience_is_not_taken_for_another(
+        verifier_setup: tuple[JWKSVerifier, _JWKSServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier, server = verifier_setup
+    token = _token(server.add_key("k1"), "k1")  # aud: api
+    decoded = _count_decodes(monkeypatch)
+    await verifier.verify(token, "api")
+    for audience in ("billing", ["billing"]):
+        with pytest.raises(Unauthorized) as refused:
+            await verifier.verify(token, audience)
+        assert refused.value.code == "invalid_token"
+    assert (await verifier.verify(token, ["billing", "api"]))["aud"] == "api"  # api is among them
+    assert await verifier.verify(token, "api") == await verifier.verify(token, ["billing", "api"])
+    assert decoded == [token] * 4  # each audience verified once; the refusals were not cached
 
 
 class Item(BaseModel):

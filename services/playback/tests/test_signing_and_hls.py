@@ -5,10 +5,14 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import jwt
 import pytest
 from pydantic import ValidationError
 
+from common import security
 from common.errors import Unauthorized
 from playback import hls, signing
 from playback.settings import DEFAULT_MEDIA_ROOT, PlaybackSettings
@@ -98,6 +102,79 @@ def test_kid_is_derived_from_the_public_key() -> None:
     pem = signing.generate_pem()
     assert signing.token_key_from_pem(pem).kid == signing.token_key_from_pem(pem).kid
     assert signing.token_key_from_pem(pem).kid != signing.token_key_from_pem(signing.generate_pem()).kid
+
+
+def _new_key() -> signing.TokenKey:
+    return signing.token_key_from_pem(signing.generate_pem())
+
+
+def _claims() -> signing.PlaybackClaims:
+    return signing.PlaybackClaims(user_id=uuid.uuid4(), session_id=uuid.uuid4(), asset_id=uuid.UUID(ASSET),
+                                  lesson_id=uuid.uuid4(), course_id=uuid.uuid4(), watermark="WM")
+
+
+def _signed(key: signing.TokenKey, claims: signing.PlaybackClaims) -> str:
+    now = int(time.time())
+    return signing.sign_playback_token(key, claims=claims, issued_at=now, expires_at=now + 90)
+
+
+def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens PyJWT is asked to decode: one answered from the verified-token cache is not."""
+    decoded: list[str] = []
+    decode = signing.jwt.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(signing.jwt, "decode", counting)
+    return decoded
+
+
+def test_a_verified_playback_token_is_cached_per_key_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    key, other = _new_key(), _new_key()
+    claims = _claims()
+    token = _signed(key, claims)
+    decoded = _count_decodes(monkeypatch)
+    assert signing.verify_playback_token(key, token) == claims == signing.verify_playback_token(key, token)
+    assert decoded == [token]  # the player's next playlists: from the cache
+    # Cached under key's id only: another key still refuses it, and the same claims signed by
+    # another key are refused by key, whatever it has cached.
+    for verifying, presented in ((other, token), (key, _signed(other, claims))):
+        with pytest.raises(Unauthorized) as refused:
+            signing.verify_playback_token(verifying, presented)
+        assert refused.value.code == "invalid_token"
+    assert decoded == [token]
+
+
+def test_a_cached_playback_token_past_its_expiry_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the cache's clock (common.security) moves on: PyJWT would still take the token, so
+    the refusal is the cache's own `exp` check, worded as PyJWT's refusal is."""
+    key = _new_key()
+    token = _signed(key, _claims())  # exp: 90 s from now
+    signing.verify_playback_token(key, token)
+    decoded = _count_decodes(monkeypatch)
+    monkeypatch.setattr(security, "time", SimpleNamespace(time=lambda: time.time() + 90, monotonic=time.monotonic))
+    with pytest.raises(Unauthorized) as expired:
+        signing.verify_playback_token(key, token)
+    assert expired.value.code == "token_expired" and expired.value.detail == "playback token expired"
+    assert decoded == []
+
+
+@pytest.mark.parametrize("claim", ["sub", "sid", "aid", "lid", "cid"])
+def test_a_signed_playback_token_with_a_malformed_id_is_refused_and_not_cached(
+        monkeypatch: pytest.MonkeyPatch, claim: str) -> None:
+    """Had it been cached, its next use would fail outside the 401 handling (a 500)."""
+    key = _new_key()
+    payload = jwt.decode(_signed(key, _claims()), options={"verify_signature": False})
+    token = jwt.encode({**payload, claim: "not-a-uuid"}, key.private_key, algorithm=signing.ALGORITHM,
+                       headers={"kid": key.kid})
+    decoded = _count_decodes(monkeypatch)
+    for _ in range(2):
+        with pytest.raises(Unauthorized) as refused:
+            signing.verify_playback_token(key, token)
+        assert refused.value.code == "invalid_token"
+    assert decoded == [token, token]
 
 
 def test_development_key_is_generated_once_and_kept(tmp_path: Path) -> None:
