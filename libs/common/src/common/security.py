@@ -64,7 +64,8 @@ class VerifiedTokens:
         return claims
 
     def put(self, claims: dict[str, Any], *key: str) -> dict[str, Any]:
-        self._entries[key] = claims
+        if isinstance(claims.get("exp"), int | float):  # PyJWT also accepts a numeric string
+            self._entries[key] = claims
         return claims
 
     def clear(self) -> None:
