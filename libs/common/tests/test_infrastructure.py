@@ -6,7 +6,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
-from typing import Any
 
 import httpx
 import jwt
@@ -22,7 +21,7 @@ from common.cache import MemoryCache, RedisCache
 from common.errors import NotFound, Unauthorized
 from common.security import JWKSVerifier, VerifiedTokens
 from common.settings import ServiceSettings
-from common.testing import REDIS_URL, unique_name
+from common.testing import REDIS_URL, count_jwt_decodes, unique_name
 
 
 class DemoSettings(ServiceSettings):
@@ -123,19 +122,6 @@ async def test_unknown_kid_refetches_at_most_once_per_cooldown(
     assert server.fetches == 2
 
 
-def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The tokens PyJWT is asked to decode: one answered from the verified-token cache is not."""
-    decoded: list[str] = []
-    decode = security.jwt.decode
-
-    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
-        decoded.append(token)
-        return decode(token, *args, **kwargs)
-
-    monkeypatch.setattr(security.jwt, "decode", counting)
-    return decoded
-
-
 def _clock_ahead(seconds: float) -> SimpleNamespace:
     """common.security's `time` with the wall clock moved on; monotonic time (the JWKS refresh) as is."""
     return SimpleNamespace(time=lambda: time.time() + seconds, monotonic=time.monotonic)
@@ -145,7 +131,7 @@ async def test_a_verified_token_is_answered_from_the_cache(verifier_setup: tuple
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     verifier, server = verifier_setup
     token = _token(server.add_key("k1"), "k1")
-    decoded = _count_decodes(monkeypatch)
+    decoded = count_jwt_decodes(monkeypatch)
     claims = await verifier.verify(token, ["svc", "api"])
     assert claims["sub"] == "u1" and claims["aud"] == "api"
     assert await verifier.verify(token, ["svc", "api"]) == claims
@@ -159,7 +145,7 @@ async def test_a_cached_token_past_its_expiry_is_refused(verifier_setup: tuple[J
     verifier, server = verifier_setup
     token = _token(server.add_key("k1"), "k1")  # exp: 60 s from now
     await verifier.verify(token, "api")
-    decoded = _count_decodes(monkeypatch)
+    decoded = count_jwt_decodes(monkeypatch)
     monkeypatch.setattr(security, "time", _clock_ahead(60))
     with pytest.raises(Unauthorized) as expired:
         await verifier.verify(token, "api")
@@ -180,7 +166,7 @@ async def test_a_cached_token_is_refused_once_its_key_leaves_the_jwks(
     token's key is gone (rotated out) or different under the same kid clears them."""
     verifier, server = verifier_setup
     token = _token(server.add_key("k1"), "k1")
-    decoded = _count_decodes(monkeypatch)
+    decoded = count_jwt_decodes(monkeypatch)
     await verifier.verify(token, "api")
     verifier._fetched_at -= verifier.cache_seconds + 1  # keys due for a refresh: the same set comes back
     assert (await verifier.verify(token, "api"))["sub"] == "u1"
@@ -203,7 +189,7 @@ async def test_verified_tokens_are_bounded_least_recently_used_out(
     key = server.add_key("k1")
     verifier.verified = VerifiedTokens(max_entries=2)
     first, second, third = (_token(key, "k1", sub=f"u{n}") for n in (1, 2, 3))
-    decoded = _count_decodes(monkeypatch)
+    decoded = count_jwt_decodes(monkeypatch)
     for token in (first, second, third, second):  # third pushes first out; second is used again
         await verifier.verify(token, "api")
     assert decoded == [first, second, third]
@@ -218,7 +204,7 @@ async def test_a_token_cached_for_one_audience_is_not_taken_for_another(
         verifier_setup: tuple[JWKSVerifier, _JWKSServer], monkeypatch: pytest.MonkeyPatch) -> None:
     verifier, server = verifier_setup
     token = _token(server.add_key("k1"), "k1")  # aud: api
-    decoded = _count_decodes(monkeypatch)
+    decoded = count_jwt_decodes(monkeypatch)
     await verifier.verify(token, "api")
     for audience in ("billing", ["billing"]):
         with pytest.raises(Unauthorized) as refused:

@@ -6,7 +6,6 @@ import time
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import jwt
 import pytest
@@ -14,6 +13,7 @@ from pydantic import ValidationError
 
 from common import security
 from common.errors import Unauthorized
+from common.testing import count_jwt_decodes
 from playback import hls, signing
 from playback.settings import DEFAULT_MEDIA_ROOT, PlaybackSettings
 
@@ -118,24 +118,11 @@ def _signed(key: signing.TokenKey, claims: signing.PlaybackClaims) -> str:
     return signing.sign_playback_token(key, claims=claims, issued_at=now, expires_at=now + 90)
 
 
-def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The tokens PyJWT is asked to decode: one answered from the verified-token cache is not."""
-    decoded: list[str] = []
-    decode = signing.jwt.decode
-
-    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
-        decoded.append(token)
-        return decode(token, *args, **kwargs)
-
-    monkeypatch.setattr(signing.jwt, "decode", counting)
-    return decoded
-
-
 def test_a_verified_playback_token_is_cached_per_key_id(monkeypatch: pytest.MonkeyPatch) -> None:
     key, other = _new_key(), _new_key()
     claims = _claims()
     token = _signed(key, claims)
-    decoded = _count_decodes(monkeypatch)
+    decoded = count_jwt_decodes(monkeypatch)
     assert signing.verify_playback_token(key, token) == claims == signing.verify_playback_token(key, token)
     assert decoded == [token]  # the player's next playlists: from the cache
     # Cached under key's id only: another key still refuses it, and the same claims signed by
@@ -153,7 +140,7 @@ def test_a_cached_playback_token_past_its_expiry_is_refused(monkeypatch: pytest.
     key = _new_key()
     token = _signed(key, _claims())  # exp: 90 s from now
     signing.verify_playback_token(key, token)
-    decoded = _count_decodes(monkeypatch)
+    decoded = count_jwt_decodes(monkeypatch)
     monkeypatch.setattr(security, "time", SimpleNamespace(time=lambda: time.time() + 90, monotonic=time.monotonic))
     with pytest.raises(Unauthorized) as expired:
         signing.verify_playback_token(key, token)
@@ -169,7 +156,7 @@ def test_a_signed_playback_token_with_a_malformed_id_is_refused_and_not_cached(
     payload = jwt.decode(_signed(key, _claims()), options={"verify_signature": False})
     token = jwt.encode({**payload, claim: "not-a-uuid"}, key.private_key, algorithm=signing.ALGORITHM,
                        headers={"kid": key.kid})
-    decoded = _count_decodes(monkeypatch)
+    decoded = count_jwt_decodes(monkeypatch)
     for _ in range(2):
         with pytest.raises(Unauthorized) as refused:
             signing.verify_playback_token(key, token)

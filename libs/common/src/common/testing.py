@@ -19,9 +19,10 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
+import jwt
 import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy import event
@@ -34,6 +35,9 @@ from common.events.consumer import HandlerMap, InboxConsumer
 from common.http import LazyASGITransport
 from common.runtime import Runtime
 from common.settings import composed_urls
+
+if TYPE_CHECKING:
+    from pytest import MonkeyPatch
 
 T = TypeVar("T")
 # The password of the accounts test suites create (long enough for the password policy).
@@ -272,3 +276,17 @@ class ServicePlatform:
         response = await self.client.post("/api/auth/login", json={"email": email, "password": password})
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
+
+
+def count_jwt_decodes(monkeypatch: MonkeyPatch) -> list[str]:
+    """The tokens PyJWT is asked to decode from now on: one answered from a verified-token cache
+    (`common.security.VerifiedTokens`) is not."""
+    decoded: list[str] = []
+    decode = jwt.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    return decoded
