@@ -3,8 +3,8 @@
 A player fetches a playlist every few seconds per viewer: a synchronous commit for each was most of
 the manifest path's cost. Grants are buffered in process memory and a background task writes each
 batch in one transaction, with `synchronous_commit = off` on PostgreSQL: these rows are an access
-trail, never money or access. PostgreSQL takes the batch with COPY: the ORM's bulk INSERT cost a
-fifth of a playlist's CPU in the profile, spent building parameters row by row.
+trail, never money or access. PostgreSQL takes the batch with COPY on the transaction's connection
+(no per-row parameter processing in the ORM); SQLite with a multi-row INSERT.
 
 What a crash can lose: the grants of the last `flush_seconds` (buffered, not yet written) plus
 PostgreSQL's asynchronous-commit window (at most 3 x wal_writer_delay, 600 ms by default). Refusals,
