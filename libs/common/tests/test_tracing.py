@@ -6,9 +6,6 @@ from __future__ import annotations
 import httpx
 import pytest
 from opentelemetry import trace
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from opentelemetry.instrumentation.redis import RedisInstrumentor
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -17,8 +14,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from common.observability import middleware
 from common.observability.middleware import ObservabilityMiddleware
-from common.observability.tracing import configure_tracing, traces_endpoint
+from common.observability.tracing import traces_endpoint
 
 
 def test_otlp_endpoint_setting_keeps_the_traces_path() -> None:
@@ -28,27 +26,17 @@ def test_otlp_endpoint_setting_keeps_the_traces_path() -> None:
     assert traces_endpoint(None) is None and traces_endpoint("") is None
 
 
-@pytest.fixture
-def uninstrument_afterwards():
-    """configure_tracing instruments httpx in this process: left on, it would replace the traceparent
-    that later e2e tests send themselves with one of its own client spans."""
-    yield
-    for instrumentor in (HTTPXClientInstrumentor(), SQLAlchemyInstrumentor(), RedisInstrumentor()):
-        if instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.uninstrument()
-
-
-@pytest.mark.usefixtures("uninstrument_afterwards")
-async def test_server_spans_follow_semantic_conventions_and_only_5xx_is_an_error() -> None:
+async def test_server_spans_follow_semantic_conventions_and_only_5xx_is_an_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A Starlette app with the shared middleware: the server span is named by route template,
     carries method/route/status attributes, continues an incoming traceparent, and is an error
     only for a 5xx (a 404 is the client's problem, not the server's)."""
     exporter = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, TracerProvider):  # another test configured the process's provider
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-    else:
-        configure_tracing("tracing-test", None, extra_processor=SimpleSpanProcessor(exporter))
+    # A provider of its own: the process's global one may be set already, by a test that did not
+    # record spans (ALWAYS_OFF), and can be set only once.
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(middleware, "tracer", provider.get_tracer(middleware.__name__))
 
     async def item(request: Request) -> Response:
         status = int(request.path_params["status"])
