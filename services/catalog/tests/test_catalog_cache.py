@@ -9,10 +9,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from common.testing import REDIS_URL, eventually_async
+from catalog.public_cache import Cached, PublicCache
+from catalog.resources import CatalogResources
+from common.cache import open_cache
+from common.testing import REDIS_URL, eventually_async, unique_name
 
 from .conftest import ASSET, Platform, create_course, set_status
 
@@ -288,3 +292,79 @@ async def test_every_curriculum_write_invalidates_the_course(platform: Platform)
     assert [section["id"] for section in (await public_detail(platform, course_id) or {})["sections"]] == [
         section["id"] for section in reversed(course["sections"])]
     await write("POST", f"{base}/status", {"status": "archived"})
+
+
+async def test_anonymous_answers_are_kept_by_the_replica_for_their_max_age(
+        platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anonymous answers come from this replica's copy (no Redis round trip) and a write made here
+    empties it: the next anonymous read sees the write. Signed-in reads never use the copy."""
+    course = await published_course(platform, "Kept Near")
+    url = f"{LIST}/{course['id']}"
+    runtime = platform.catalog_app.state.runtime
+    cache = runtime.cache
+    # One wall-clock second throughout: a copy is kept only within the second it was fetched in.
+    monkeypatch.setattr(runtime.resources_as(CatalogResources).public_cache, "clock", lambda: 1_000_000.5)
+    await platform.client.get(url)  # fills Redis and this replica's copy
+
+    reads: list[str] = []
+    original = cache.get_versioned
+
+    async def counted(generation_key: str, *args: Any) -> Any:
+        reads.append(generation_key)
+        return await original(generation_key, *args)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(cache, "get_versioned", counted)
+        hits = lookups("detail", "hit")
+        assert (await platform.client.get(url)).json()["title"] == "Kept Near"
+        assert reads == [] and lookups("detail", "hit") == hits + 1  # a hit of the same cache
+        assert (await platform.client.get(url, headers=platform.auth("student"))).status_code == 200
+        assert reads == [f"gen:course:{course['id']}"], reads  # signed in: through Redis
+    renamed = await platform.client.patch(url, json={"title": "Kept Near, Renamed"},
+                                          headers=platform.auth("instructor"))
+    assert renamed.status_code == 200, renamed.text
+    assert (await platform.client.get(url)).json()["title"] == "Kept Near, Renamed"
+
+
+async def test_another_replicas_write_reaches_a_kept_answer_when_the_second_turns() -> None:
+    """Two replicas over one Redis: replica B keeps its anonymous copy until the wall-clock second
+    it was fetched in ends (when the edge's microcache turns over too), then reads the new
+    generation replica A's write made. A read that raced a local write keeps nothing."""
+    now = [1_000_000.1]
+    redis_cache = open_cache(REDIS_URL, f"{unique_name('near')}:")
+    try:
+        replica_a = PublicCache(redis_cache, 60, near_seconds=1, clock=lambda: now[0])
+        replica_b = PublicCache(redis_cache, 60, near_seconds=1, clock=lambda: now[0])
+        course_id = uuid.uuid4()
+        slot = PublicCache.course_slot(course_id)
+        key, _ = await replica_b.lookup("detail", slot)
+        assert key is not None
+        epoch, _ = replica_b.near("detail", slot)
+        replica_b.keep_near(slot, await replica_b.put(key, b'{"v": 1}'), epoch)
+        await replica_a.invalidate({course_id})  # replica A's write
+        now[0] = 1_000_000.95
+        kept = replica_b.near("detail", slot)[1]
+        assert kept is not None and kept.body == b'{"v": 1}'  # the second it was fetched in
+        now[0] = 1_000_001.0
+        assert replica_b.near("detail", slot)[1] is None
+        assert (await replica_b.lookup("detail", slot))[1] is None, "a new generation: the old answer is gone"
+
+        # B starts a read, B's own write lands, the read's answer must not be kept.
+        epoch, _ = replica_b.near("detail", slot)
+        await replica_b.invalidate({course_id})
+        replica_b.keep_near(slot, Cached('"stale"', b"stale"), epoch)
+        assert replica_b.near("detail", slot)[1] is None
+    finally:
+        await redis_cache.close()
+
+
+async def test_no_kept_answers_without_a_max_age() -> None:
+    redis_cache = open_cache(REDIS_URL, f"{unique_name('near')}:")
+    try:
+        public = PublicCache(redis_cache, 60, near_seconds=0)
+        slot = PublicCache.list_slot("q")
+        epoch, entry = public.near("list", slot)
+        public.keep_near(slot, Cached('"e"', b"body"), epoch)
+        assert entry is None and public.near("list", slot)[1] is None
+    finally:
+        await redis_cache.close()

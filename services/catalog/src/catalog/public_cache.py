@@ -7,6 +7,12 @@ under a generation nobody reads any more. Entries also expire (`ttl_seconds`) as
 
 Use cases mark what they changed in `session.info` (`mark_dirty`); the after-commit hook bumps
 the generations and routes await that before answering, so a client sees its own write.
+
+Anonymous answers are also kept in the replica's memory (`near`) within the wall-clock window of
+`near_seconds` they were fetched in (1 s, their `max-age`), exactly as the edge's microcache keys
+its entries by the wall-clock second: both turn over at the same instant, so a change elsewhere is
+still public within a second, edge included, now without a Redis round trip per anonymous read. A
+write on this replica empties it at once. Signed-in callers never read it (they see their writes).
 """
 
 from __future__ import annotations
@@ -15,9 +21,12 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from cachetools import TTLCache
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,11 +67,21 @@ class Slot:
 
 
 class PublicCache:
-    def __init__(self, cache: Cache, ttl_seconds: float) -> None:
+    def __init__(self, cache: Cache, ttl_seconds: float, *, near_seconds: float = 0, near_entries: int = 1024,
+                 clock: Callable[[], float] = time.time) -> None:
         self.cache = cache
         self.ttl_seconds = ttl_seconds
         self.enabled = ttl_seconds > 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self.near_seconds = near_seconds
+        self.clock = clock  # tests stop it
+        self._near: TTLCache[str, tuple[int, Cached]] | None = (
+            TTLCache(maxsize=near_entries, ttl=near_seconds) if self.enabled and near_seconds > 0 else None)
+        self._near_epoch = 0  # bumped by every local invalidation: a read that raced one keeps nothing
+
+    def _window(self) -> int:
+        """The wall-clock window of `near_seconds` it is now (the edge's microcache key has the second)."""
+        return int(self.clock() // self.near_seconds)
 
     # ------------------------------------------------------------ keys
 
@@ -104,6 +123,21 @@ class PublicCache:
         etag, _, body = raw.partition(b"\n")
         return key, Cached(etag.decode(), body)
 
+    def near(self, name: str, slot: Slot) -> tuple[int, Cached | None]:
+        """This replica's copy of an anonymous answer (and the epoch to hand back to `keep_near`);
+        a hit counts as a hit of `name`, as one from Redis does."""
+        if self._near is None:
+            return self._near_epoch, None
+        kept = self._near.get(slot.template)
+        if kept is None or kept[0] != self._window():
+            return self._near_epoch, None
+        self._record(name, True)
+        return self._near_epoch, kept[1]
+
+    def keep_near(self, slot: Slot, entry: Cached, epoch: int) -> None:
+        if self._near is not None and epoch == self._near_epoch:
+            self._near[slot.template] = (self._window(), entry)
+
     async def put(self, key: str, body: bytes) -> Cached:
         entry = Cached(etag_for(body), body)
         try:
@@ -115,6 +149,9 @@ class PublicCache:
     # ------------------------------------------------------------ invalidation
 
     async def invalidate(self, course_ids: set[uuid.UUID]) -> None:
+        self._near_epoch += 1
+        if self._near is not None:
+            self._near.clear()
         keys = ["gen:list", *(f"gen:course:{course_id}" for course_id in course_ids)]
         try:
             for key in keys:

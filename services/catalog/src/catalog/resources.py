@@ -25,7 +25,8 @@ def open_resources(settings: CatalogSettings) -> OpenResources:
     @asynccontextmanager
     async def open_catalog(runtime: Runtime) -> AsyncIterator[CatalogResources]:
         querycount.install(runtime.db.engine)
-        public_cache = PublicCache(runtime.cache, settings.public_cache_ttl_seconds)
+        public_cache = PublicCache(runtime.cache, settings.public_cache_ttl_seconds,
+                                   near_seconds=settings.public_max_age_seconds)
         runtime.db.on_commit(public_cache.after_commit)
         if settings.seed_demo_data:
             async with runtime.db.startup_transaction("demo-seed") as session:

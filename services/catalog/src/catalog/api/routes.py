@@ -90,13 +90,19 @@ def _answer(request: Request, entry: Cached, *, public: bool, max_age: int) -> R
     return Response(content=entry.body, media_type="application/json", headers=headers)
 
 
-async def _cached(cache: PublicCache, name: str, slot: Slot, produce: Any) -> Cached:
-    """The body cached in `slot`, or `await produce()` serialised (and cached when the cache is on)."""
-    key, entry = await cache.lookup(name, slot)
+async def _cached(cache: PublicCache, name: str, slot: Slot, produce: Any, *, anonymous: bool = False) -> Cached:
+    """The body cached in `slot`, or `await produce()` serialised (and cached when the cache is on).
+    `anonymous`: the answer may come from, and goes to, this replica's copy (`PublicCache.near`)."""
+    epoch, entry = cache.near(name, slot) if anonymous else (0, None)
     if entry is not None:
         return entry
-    body: bytes = (await produce()).model_dump_json().encode()
-    return await cache.put(key, body) if key else Cached(etag_for(body), body)
+    key, entry = await cache.lookup(name, slot)
+    if entry is None:
+        body: bytes = (await produce()).model_dump_json().encode()
+        entry = await cache.put(key, body) if key else Cached(etag_for(body), body)
+    if anonymous:
+        cache.keep_near(slot, entry, epoch)
+    return entry
 
 
 def _full(course: Course) -> CourseRead:
@@ -124,7 +130,7 @@ async def list_courses(
         async with runtime.db.session() as session:
             return await service.list_published(db_session=session, query=query)
 
-    entry = await _cached(cache, "list", PublicCache.list_slot(query.cache_key()), produce)
+    entry = await _cached(cache, "list", PublicCache.list_slot(query.cache_key()), produce, anonymous=actor is None)
     return _answer(request, entry, public=actor is None, max_age=settings.public_max_age_seconds)
 
 
@@ -142,7 +148,8 @@ async def _detail(request: Request, runtime: Runtime, cache: PublicCache, max_ag
         body = (await produce()).model_dump_json().encode()
         return _answer(request, Cached(etag_for(body), body), public=False, max_age=max_age)
     slot = PublicCache.course_slot(course_id) if course_id is not None else PublicCache.slug_slot(str(slug))
-    return _answer(request, await _cached(cache, "detail", slot, produce), public=True, max_age=max_age)
+    return _answer(request, await _cached(cache, "detail", slot, produce, anonymous=True), public=True,
+                   max_age=max_age)
 
 
 async def _signed_in_detail(request: Request, runtime: Runtime, cache: PublicCache, max_age: int,
