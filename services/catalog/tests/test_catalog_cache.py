@@ -339,8 +339,8 @@ async def test_another_replicas_write_reaches_a_kept_answer_when_the_second_turn
         slot = PublicCache.course_slot(course_id)
         key, _ = await replica_b.lookup("detail", slot)
         assert key is not None
-        epoch, _ = replica_b.near("detail", slot)
-        replica_b.keep_near(slot, await replica_b.put(key, b'{"v": 1}'), epoch)
+        ticket, _ = replica_b.near("detail", slot)
+        replica_b.keep_near(slot, await replica_b.put(key, b'{"v": 1}'), ticket)
         await replica_a.invalidate({course_id})  # replica A's write
         now[0] = 1_000_000.95
         kept = replica_b.near("detail", slot)[1]
@@ -349,10 +349,15 @@ async def test_another_replicas_write_reaches_a_kept_answer_when_the_second_turn
         assert replica_b.near("detail", slot)[1] is None
         assert (await replica_b.lookup("detail", slot))[1] is None, "a new generation: the old answer is gone"
 
-        # B starts a read, B's own write lands, the read's answer must not be kept.
-        epoch, _ = replica_b.near("detail", slot)
+        # B starts a read, B's own write lands: the read's answer is not kept.
+        ticket, _ = replica_b.near("detail", slot)
         await replica_b.invalidate({course_id})
-        replica_b.keep_near(slot, Cached('"stale"', b"stale"), epoch)
+        replica_b.keep_near(slot, Cached('"stale"', b"stale"), ticket)
+        assert replica_b.near("detail", slot)[1] is None
+        # A read that started in one second and ended in the next is not kept either.
+        ticket, _ = replica_b.near("detail", slot)
+        now[0] = 1_000_002.0
+        replica_b.keep_near(slot, Cached('"late"', b"late"), ticket)
         assert replica_b.near("detail", slot)[1] is None
     finally:
         await redis_cache.close()
@@ -363,8 +368,8 @@ async def test_no_kept_answers_without_a_max_age() -> None:
     try:
         public = PublicCache(redis_cache, 60, near_seconds=0)
         slot = PublicCache.list_slot("q")
-        epoch, entry = public.near("list", slot)
-        public.keep_near(slot, Cached('"e"', b"body"), epoch)
+        ticket, entry = public.near("list", slot)
+        public.keep_near(slot, Cached('"e"', b"body"), ticket)
         assert entry is None and public.near("list", slot)[1] is None
     finally:
         await redis_cache.close()

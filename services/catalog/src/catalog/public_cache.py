@@ -59,6 +59,14 @@ class Cached:
 
 
 @dataclass(frozen=True)
+class NearTicket:
+    """When a read of the replica's copy started: the local write count and the wall-clock window."""
+
+    epoch: int
+    window: int
+
+
+@dataclass(frozen=True)
 class Slot:
     """Where an answer is cached: its generation counter and its key, `{}` standing for the generation."""
 
@@ -123,20 +131,21 @@ class PublicCache:
         etag, _, body = raw.partition(b"\n")
         return key, Cached(etag.decode(), body)
 
-    def near(self, name: str, slot: Slot) -> tuple[int, Cached | None]:
-        """This replica's copy of an anonymous answer (and the epoch to hand back to `keep_near`);
+    def near(self, name: str, slot: Slot) -> tuple[NearTicket, Cached | None]:
+        """This replica's copy of an anonymous answer, and the ticket to hand back to `keep_near`;
         a hit counts as a hit of `name`, as one from Redis does."""
-        if self._near is None:
-            return self._near_epoch, None
-        kept = self._near.get(slot.template)
-        if kept is None or kept[0] != self._window():
-            return self._near_epoch, None
+        ticket = NearTicket(self._near_epoch, self._window() if self._near is not None else 0)
+        kept = self._near.get(slot.template) if self._near is not None else None
+        if kept is None or kept[0] != ticket.window:
+            return ticket, None
         self._record(name, True)
-        return self._near_epoch, kept[1]
+        return ticket, kept[1]
 
-    def keep_near(self, slot: Slot, entry: Cached, epoch: int) -> None:
-        if self._near is not None and epoch == self._near_epoch:
-            self._near[slot.template] = (self._window(), entry)
+    def keep_near(self, slot: Slot, entry: Cached, ticket: NearTicket) -> None:
+        """Keep an answer read since `near` gave the ticket: only if no local write happened and the
+        window did not turn meanwhile (it belongs to the window its read started in, as at the edge)."""
+        if self._near is not None and ticket.epoch == self._near_epoch and ticket.window == self._window():
+            self._near[slot.template] = (ticket.window, entry)
 
     async def put(self, key: str, body: bytes) -> Cached:
         entry = Cached(etag_for(body), body)

@@ -93,15 +93,15 @@ def _answer(request: Request, entry: Cached, *, public: bool, max_age: int) -> R
 async def _cached(cache: PublicCache, name: str, slot: Slot, produce: Any, *, anonymous: bool = False) -> Cached:
     """The body cached in `slot`, or `await produce()` serialised (and cached when the cache is on).
     `anonymous`: the answer may come from, and goes to, this replica's copy (`PublicCache.near`)."""
-    epoch, entry = cache.near(name, slot) if anonymous else (0, None)
+    ticket, entry = cache.near(name, slot) if anonymous else (None, None)
     if entry is not None:
         return entry
     key, entry = await cache.lookup(name, slot)
     if entry is None:
         body: bytes = (await produce()).model_dump_json().encode()
         entry = await cache.put(key, body) if key else Cached(etag_for(body), body)
-    if anonymous:
-        cache.keep_near(slot, entry, epoch)
+    if ticket is not None:
+        cache.keep_near(slot, entry, ticket)
     return entry
 
 
