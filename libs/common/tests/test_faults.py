@@ -321,8 +321,8 @@ async def test_a_pooled_connection_cut_while_idle_is_replaced_before_use(
     await proxy.start()
     db = Database(f"postgresql+psycopg://{credentials}@127.0.0.1:{proxy.port}/{name}", "svc", pool_size=2)
 
-    async def read(*, autocommit: bool) -> int:
-        async with db.session(autocommit=autocommit) as session:
+    async def read() -> int:
+        async with db.session() as session:
             return int(await session.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0)
 
     async def bare_read() -> int:  # Database.statements(): the hot paths' bare connections
@@ -330,17 +330,17 @@ async def test_a_pooled_connection_cut_while_idle_is_replaced_before_use(
             return int(await connection.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0)
 
     try:
-        assert await read(autocommit=True) == 0 and await read(autocommit=False) == 0
+        assert await bare_read() == 0 and await read() == 0
         await proxy.set_mode("cut")  # drops the pooled connection
         await proxy.set_mode("up")
         monkeypatch.setattr(common_db, "PING_AFTER_IDLE_SECONDS", 0.0)  # the connection counts as idle
-        assert await read(autocommit=True) == 0
+        assert await bare_read() == 0
         await proxy.set_mode("cut")
         await proxy.set_mode("up")
         assert await bare_read() == 0
         async with db.transaction() as session:
             await session.execute(sa.select(1))
-        assert await read(autocommit=False) == 0
+        assert await read() == 0
     finally:
         await db.dispose()
         await proxy.close()

@@ -241,7 +241,6 @@ class Database:
         # SQLite keeps its transactions (there BEGIN is not a round trip). Same pool as `engine`.
         self._statements_engine: AsyncEngine = (
             self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
-        self._autocommit_sessionmaker = async_sessionmaker(self._statements_engine, expire_on_commit=False)
         self._after_commit_hooks: list[Callable[[AsyncSession], None]] = []
 
     def on_commit(self, hook: Callable[[AsyncSession], None]) -> None:
@@ -269,21 +268,16 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def session(self, *, autocommit: bool = False) -> AsyncIterator[AsyncSession]:
-        """A read-only style session; callers commit explicitly if they write.
-
-        `autocommit`: its statements run outside a transaction on PostgreSQL (as `statements()`),
-        so a read of one statement costs that statement's round trip only, no BEGIN and ROLLBACK
-        around it. Only for sessions that write nothing or whose every write is whole on its own.
-        """
-        async with (self._autocommit_sessionmaker if autocommit else self.sessionmaker)() as session:
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A read-only style session; callers commit explicitly if they write."""
+        async with self.sessionmaker() as session:
             yield session
 
     @asynccontextmanager
     async def statements(self) -> AsyncIterator[AsyncConnection]:
         """A bare connection for hot statements that are each whole on their own (reads, or one
         write that commits as it completes): no ORM session around them, and on PostgreSQL no
-        transaction either (as `session(autocommit=True)` gives an ORM session). On SQLite the
+        transaction either (no BEGIN and ROLLBACK round trips around a read). On SQLite the
         connection's transaction is rolled back at the end: write there through `transaction()`."""
         async with self._statements_engine.connect() as connection:
             yield connection

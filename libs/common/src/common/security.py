@@ -130,8 +130,7 @@ class JWKSVerifier:
                 self._fetched_at = time.monotonic()
 
     async def _key_for(self, kid: str) -> jwt.PyJWK:
-        if not self._keys or time.monotonic() - self._fetched_at > self.cache_seconds:
-            await self._refresh(force=False)
+        """The key of a kid; one unknown after the keys were refreshed (`verify`) forces a refetch."""
         key = self._keys.get(kid)
         if key is None:
             await self._refresh(force=True)
@@ -142,8 +141,8 @@ class JWKSVerifier:
 
     async def verify(self, token: str, audience: str | list[str]) -> dict[str, Any]:
         audiences = (audience,) if isinstance(audience, str) else tuple(audience)
-        if time.monotonic() - self._fetched_at > self.cache_seconds:  # keys first: a removed one clears
-            await self._refresh(force=False)
+        if not self._keys or time.monotonic() - self._fetched_at > self.cache_seconds:
+            await self._refresh(force=False)  # keys first: a key that left clears the verified tokens
         cached = self.verified.get(token, *audiences)
         if cached is not None:
             return cached

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.cache import Cache
@@ -27,21 +27,22 @@ from .playlists import TEMPLATE_CACHE_ENTRIES
 log = logging.getLogger(__name__)
 
 
-# (media root, asset) -> (monotonic expiry, duration): a packaged asset's length never changes, so
-# each process keeps it too and a token costs no cache round trip for it.
-_DURATIONS: dict[tuple[str, uuid.UUID], tuple[float, float]] = {}
+# (media root, asset) -> duration: a packaged asset's length never changes, so each process keeps
+# it too and a token costs no cache round trip for it.
+_DURATIONS: TTLCache[tuple[str, uuid.UUID], float] = TTLCache(maxsize=TEMPLATE_CACHE_ENTRIES,
+                                                              ttl=ASSET_DURATION_CACHE_SECONDS)
 
 
 async def asset_duration(*, store: LocalMediaStore, cache: Cache, asset_id: uuid.UUID) -> float | None:
     """The media length of an asset (its first rendition's EXTINF sum), cached; None while unreadable."""
-    local_key, now = (str(store.root), asset_id), time.monotonic()
+    local_key = (str(store.root), asset_id)
     hit = _DURATIONS.get(local_key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    if hit is not None:
+        return hit
     key = f"playback:asset-duration:{asset_id}"
     cached = await cache.get(key)
     if cached is not None:
-        _remember_duration(local_key, float(cached))
+        _DURATIONS[local_key] = float(cached)
         return float(cached)
     duration: float | None = None
     master = await store.read_text(str(asset_id), "master.m3u8")
@@ -55,14 +56,8 @@ async def asset_duration(*, store: LocalMediaStore, cache: Cache, asset_id: uuid
         log.warning("unreadable playlist", extra={"asset_id": str(asset_id)})
     if duration:  # an asset still processing is looked at again next time
         await cache.set(key, str(duration).encode(), ASSET_DURATION_CACHE_SECONDS)
-        _remember_duration(local_key, duration)
+        _DURATIONS[local_key] = duration
     return duration
-
-
-def _remember_duration(key: tuple[str, uuid.UUID], duration: float) -> None:
-    if len(_DURATIONS) >= TEMPLATE_CACHE_ENTRIES:
-        _DURATIONS.clear()
-    _DURATIONS[key] = (time.monotonic() + ASSET_DURATION_CACHE_SECONDS, duration)
 
 
 async def course_progress(*, db: Database, course: CourseLessons, store: LocalMediaStore,
